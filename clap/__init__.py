@@ -1,0 +1,27 @@
+"""clap: CLAP content-disentanglement adapters on top of frozen CLIP-like models."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_backbone": "clap.backbones.loading",
+    "Backbone": "clap.backbones.base",
+    "BackboneIdentity": "clap.backbones.base",
+    "Disentangler": "clap.adapter.disentangler",
+    "AdapterConfig": "clap.adapter.config",
+    "convert_reference": "clap.adapter.reference",
+    "CLAPModel": "clap.model",
+    "ClapError": "clap.errors",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that `clap --help` and light tools do not pay for torch.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clap' has no attribute {name!r}")

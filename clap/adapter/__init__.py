@@ -1,0 +1,1 @@
+"""The disentangler adapter, its config and its files."""

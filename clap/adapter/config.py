@@ -1,0 +1,67 @@
+"""`AdapterConfig`: everything needed to rebuild and check a trained disentangler."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from clap.errors import ClapError
+
+ACTIVATIONS = ("silu", "gelu", "relu")
+ROUTES = ("text", "image")
+FORMAT_VERSION = 1
+
+
+def _meta(help_text: str) -> dict[str, str]:
+    return {"help": help_text}
+
+
+@dataclass
+class AdapterConfig:
+    """Written as adapter_config.json beside adapter_model.safetensors."""
+
+    in_dim: int = field(metadata=_meta("feature size of the frozen encoder (input of the adapter)"))
+    latent_dim: int | None = field(default=None, metadata=_meta("hidden size; defaults to in_dim"))
+    out_dim: int | None = field(default=None, metadata=_meta("output size; defaults to in_dim"))
+    activation: str = field(default="silu", metadata=_meta(f"first layer of the main branch: {ACTIVATIONS}"))
+    alpha: float = field(default=1.0, metadata=_meta("default inference weight of the residual branch"))
+    route: str = field(default="text", metadata=_meta("modality it was trained on: 'text' (CLAP) or 'image' (Im.Aug)"))
+    backbone: dict[str, Any] | None = field(default=None, metadata=_meta("identity of the frozen backbone"))
+    classes: list[str] = field(default_factory=list, metadata=_meta("class names of the training prompts"))
+    dataset: str | None = field(default=None, metadata=_meta("name of the dataset the adapter was trained for"))
+    training: dict[str, Any] = field(default_factory=dict, metadata=_meta("training hyperparameters"))
+    package_version: str | None = field(default=None, metadata=_meta("clap version that wrote the file"))
+    format_version: int = field(default=FORMAT_VERSION, metadata=_meta("version of this file's layout"))
+
+    def __post_init__(self) -> None:
+        self.latent_dim = self.in_dim if self.latent_dim is None else self.latent_dim
+        self.out_dim = self.in_dim if self.out_dim is None else self.out_dim
+        for name in ("in_dim", "latent_dim", "out_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ClapError(f"adapter {name} must be a positive integer, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ClapError(f"unknown adapter activation '{self.activation}'; use one of {', '.join(ACTIVATIONS)}")
+        if self.route not in ROUTES:
+            raise ClapError(f"unknown adapter route '{self.route}'; use 'text' or 'image'")
+        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+            raise ClapError(f"adapter alpha must be a finite number, got {self.alpha!r}")
+        if self.format_version > FORMAT_VERSION:
+            raise ClapError(f"adapter format {self.format_version} is newer than this clap understands "
+                            f"({FORMAT_VERSION}); upgrade clap")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "adapter config") -> "AdapterConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ClapError(f"{source} has unknown keys {unknown}; was it written by a newer clap?")
+        if "in_dim" not in data:
+            raise ClapError(f"{source} lacks 'in_dim'")
+        return cls(**data)

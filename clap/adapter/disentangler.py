@@ -1,0 +1,149 @@
+"""The disentangler: the method's zero-initialised residual MLP on frozen CLIP features."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from clap.adapter.config import AdapterConfig
+from clap.errors import ClapError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+_ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class Disentangler(nn.Module):
+    """`shortcut(z) + alpha * projection(linear(act(z)))`, the identity at initialisation.
+
+    The projection is zero-initialised (ControlNet's zero-conv idea); the shortcut is `z` itself, or
+    `z` resized to `out_dim` by nearest-neighbour interpolation. `alpha` is 1 in training and a
+    user weight at inference.
+    """
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.act = _ACTIVATIONS[config.activation]()
+        self.linear = nn.Linear(config.in_dim, config.latent_dim, bias=True)
+        self.projection = nn.Linear(config.latent_dim, config.out_dim, bias=False)
+        nn.init.zeros_(self.projection.weight)
+        self.alpha = 1.0
+
+    @classmethod
+    def create(cls, in_dim: int, latent_dim: int | None = None, out_dim: int | None = None, **config) -> "Disentangler":
+        """A fresh (identity) adapter; extra keywords go to `AdapterConfig`."""
+        return cls(AdapterConfig(in_dim=in_dim, latent_dim=latent_dim, out_dim=out_dim, **config))
+
+    def shortcut(self, z: torch.Tensor) -> torch.Tensor:
+        if self.config.out_dim == self.config.in_dim:
+            return z
+        flat = z.reshape(-1, 1, z.shape[-1])
+        return F.interpolate(flat, size=self.config.out_dim, mode="nearest").reshape(*z.shape[:-1], -1)
+
+    def residual(self, z: torch.Tensor) -> torch.Tensor:
+        """The main branch, before alpha scaling."""
+        return self.projection(self.linear(self.act(z)))
+
+    def forward(self, z: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
+        if z.shape[-1] != self.config.in_dim:
+            raise ClapError(f"adapter expects {self.config.in_dim}-d features, got {z.shape[-1]}-d")
+        weight = self.alpha if alpha is None else alpha
+        return self.shortcut(z) + weight * self.residual(z.to(self.linear.weight.dtype)).to(z.dtype)
+
+    def is_identity(self) -> bool:
+        """True while the output projection is all zeros (untrained)."""
+        return bool((self.projection.weight == 0).all())
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write adapter_config.json + adapter_model.safetensors atomically; returns the folder."""
+        from clap import __version__
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.package_version = __version__
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
+            save_file(state, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
+            Path(tmp, CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
+            os.replace(os.path.join(tmp, WEIGHTS_NAME), directory / WEIGHTS_NAME)
+            os.replace(os.path.join(tmp, CONFIG_NAME), directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, revision: str | None = None,
+                        cache_dir: str | None = None) -> "Disentangler":
+        """Load from a local folder, or else from a Hugging Face hub repo id; strictly."""
+        folder = _resolve(str(name), revision, cache_dir)
+        config = _read_config(folder / CONFIG_NAME)
+        adapter = cls(config)
+        try:
+            state = load_file(str(folder / WEIGHTS_NAME))
+        except (SafetensorError, OSError) as e:
+            raise ClapError(f"cannot read {folder / WEIGHTS_NAME}: {e}") from None
+        adapter.load_strict(state, source=str(folder))
+        return adapter
+
+    def load_strict(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load a state dict whose keys and shapes match exactly, or fail with what differs."""
+        expected = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in state.items()}
+        if expected != got:
+            missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+            wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+            raise ClapError(f"{source} does not match its config: missing {missing}, unexpected {extra}, "
+                            f"wrong shapes {[(k, got[k], expected[k]) for k in wrong]}")
+        self.load_state_dict(state, strict=True)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload CLAP adapter") -> str:
+        """Create (if needed) the hub repo and upload the two adapter files; returns the commit URL."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        return str(info)
+
+
+def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / n).is_file()]
+        if missing:
+            raise ClapError(f"adapter folder {folder} lacks {', '.join(missing)}")
+        return folder
+    if folder.suffix or name.count("/") != 1:
+        raise ClapError(f"adapter '{name}' is neither an existing folder nor a hub repo id (owner/name)")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        paths = [hf_hub_download(name, n, revision=revision, cache_dir=cache_dir) for n in (CONFIG_NAME, WEIGHTS_NAME)]
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        raise ClapError(f"cannot fetch adapter '{name}' from the hub ({type(e).__name__}); "
+                        "pass a local folder with adapter_config.json and adapter_model.safetensors") from None
+    return Path(paths[0]).parent
+
+
+def _read_config(path: Path) -> AdapterConfig:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ClapError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ClapError(f"{path} must hold a JSON object")
+    return AdapterConfig.from_dict(data, source=str(path))

@@ -1,0 +1,84 @@
+"""Import the authors' released checkpoints (torch state dicts) as clap adapters."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from clap.adapter.config import AdapterConfig
+from clap.adapter.disentangler import Disentangler
+from clap.errors import ClapError
+
+PREFIXES = {"text": "network_beta.", "image": "network_psi."}
+KEYS = ("linear.weight", "linear.bias", "projection.weight")
+
+
+def load_reference_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, unpickled with weights_only=True (no arbitrary code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClapError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
+        if found is None:
+            raise ClapError(f"cannot read {path} as a torch checkpoint (not a valid pickle)") from None
+        raise ClapError(f"{path} holds non-tensor Python objects ({found.group(1)}) and was refused "
+                        "(weights_only=True); re-save it as a plain state dict of tensors") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ClapError(f"cannot read {path} as a torch checkpoint: {str(e).splitlines()[0]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ClapError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _routes_present(state: dict, path: Path) -> list[str]:
+    present = [r for r, p in PREFIXES.items() if all(p + k in state for k in KEYS)]
+    if not present:
+        raise ClapError(f"{path} has no reference adapter weights: expected keys "
+                        f"{', '.join('network_beta.' + k for k in KEYS)} (or network_psi.*)")
+    return present
+
+
+def pick_route(state: dict[str, torch.Tensor], path: Path, route: str | None) -> str:
+    """The trained sub-network: the one whose output projection is non-zero, unless `route` says."""
+    present = _routes_present(state, path)
+    if route is not None:
+        if route not in present:
+            raise ClapError(f"{path} has no '{route}' route weights; it has {', '.join(present)}")
+        return route
+    trained = [r for r in present if bool(state[PREFIXES[r] + "projection.weight"].abs().sum() > 0)]
+    if len(trained) == 1:
+        return trained[0]
+    what = "both sub-networks are trained" if trained else "no sub-network is trained (all-zero projections)"
+    raise ClapError(f"{path}: {what}; choose one with --route text|image")
+
+
+def convert_reference(path: str | Path, route: str | None = None, alpha: float = 1.0,
+                      backbone: dict | None = None, classes: list[str] | None = None,
+                      dataset: str | None = None) -> Disentangler:
+    """A Disentangler holding the reference checkpoint's weights (dims read from the shapes)."""
+    path = Path(path)
+    state = load_reference_state(path)
+    route = pick_route(state, path, route)
+    prefix = PREFIXES[route]
+    weights = {k: state[prefix + k] for k in KEYS}
+    for key, value in weights.items():
+        if not isinstance(value, torch.Tensor):
+            raise ClapError(f"{path}: {prefix + key} is a {type(value).__name__}, not a tensor")
+    latent, in_dim = weights["linear.weight"].shape
+    out_dim, latent_p = weights["projection.weight"].shape
+    if latent_p != latent or weights["linear.bias"].shape != (latent,):
+        raise ClapError(f"{path}: inconsistent shapes {[tuple(v.shape) for v in weights.values()]}")
+    config = AdapterConfig(in_dim=int(in_dim), latent_dim=int(latent), out_dim=int(out_dim), alpha=alpha,
+                           route=route, backbone=backbone, classes=list(classes or []), dataset=dataset,
+                           training={"source": f"converted from reference checkpoint {path.name}"})
+    adapter = Disentangler(config)
+    adapter.load_strict({k: v.float() for k, v in weights.items()}, source=str(path))
+    return adapter

@@ -1,0 +1,1 @@
+"""Frozen CLIP-like backbones (open_clip first, Hugging Face CLIP second) behind one interface."""

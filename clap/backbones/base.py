@@ -1,0 +1,174 @@
+"""One small interface for a frozen CLIP-like model, whatever library it comes from."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import torch
+from torch import nn
+
+NoisePosition = Literal["front", "middle", "end", "random"]
+NOISE_POSITIONS = ("front", "middle", "end")
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    """What a backbone is: recorded in adapters and checked when they are applied."""
+
+    family: str
+    model: str
+    pretrained: str | None = None
+    checksum: str | None = None
+    embed_dim: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BackboneIdentity":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def describe(self) -> str:
+        weights = self.pretrained or (f"sha256:{self.checksum}" if self.checksum else "random init")
+        return f"{self.family} {self.model} ({weights})"
+
+    def matches(self, other: "BackboneIdentity") -> bool:
+        """Same family, model, weights and feature size (checksum compared when both have one)."""
+        same = (self.family, self.model, self.embed_dim) == (other.family, other.model, other.embed_dim)
+        if self.checksum and other.checksum:
+            return same and self.checksum == other.checksum
+        return same and self.pretrained == other.pretrained
+
+
+def insertion_index(eot: torch.Tensor, position: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Where noise goes per sequence: after the start token, at the middle, or before end-of-text."""
+    front = torch.ones_like(eot)
+    middle = 1 + (eot - 1) // 2
+    choices = torch.stack([front, middle, eot], dim=1)
+    if position == "random":
+        pick = torch.randint(0, 3, (eot.shape[0],), generator=generator, device="cpu").to(eot.device)
+    elif position in NOISE_POSITIONS:
+        pick = torch.full_like(eot, NOISE_POSITIONS.index(position))
+    else:
+        raise ValueError(f"unknown noise position '{position}'; use front, middle, end or random")
+    return choices.gather(1, pick[:, None]).squeeze(1)
+
+
+def insert_embeddings(x: torch.Tensor, eot: torch.Tensor, extra: torch.Tensor, at: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Insert `extra` [B, n, D] into `x` [B, L, D] before index `at` per row; returns the new EOT index."""
+    batch, length, _ = x.shape
+    n = extra.shape[1]
+    j = torch.arange(length + n, device=x.device)[None, :]
+    at = at[:, None]
+    source = torch.where(j < at, j, torch.where(j < at + n, length + (j - at), j - n))
+    merged = torch.cat([x, extra.to(x.dtype)], dim=1)
+    index = source[..., None].expand(batch, length + n, x.shape[2])
+    return merged.gather(1, index), eot + n
+
+
+class Backbone(nn.Module, abc.ABC):
+    """A frozen CLIP-like model.
+
+    `encode_image` takes pixels in [0, 1] (as made by `eval_transform`) and normalises inside, so
+    that attacks can work in pixel space; `encode_text` takes strings or token tensors.
+    Subclasses provide the tower-specific pieces: `_encode_pixels`, `_token_embeddings`,
+    `_encode_embeddings`, `tokenize` and the transforms.
+    """
+
+    identity: BackboneIdentity
+    eval_transform: Callable
+    train_transform: Callable
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], image_size: int, embed_dim: int,
+                 context_length: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.image_size = image_size
+        self.embed_dim = embed_dim
+        self.context_length = context_length
+        self.use_autocast = False
+
+    def freeze(self) -> "Backbone":
+        """Eval mode and no gradients into the weights (inputs can still get gradients)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> "Backbone":
+        """A frozen backbone stays in eval mode (no dropout, fixed norms) whatever its parent does."""
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def _autocast(self):
+        if self.use_autocast and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] -> the model's normalised input."""
+        return (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image features [B, D] from pixels [B, 3, H, W] in [0, 1]."""
+        with self._autocast():
+            return self._encode_pixels(self.normalize(pixels.to(self.device))).float()
+
+    def _as_tokens(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
+        if isinstance(texts, str):
+            raise TypeError("encode_text expects a list of strings, not one string; wrap it in a list")
+        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(list(texts))
+        return tokens.to(self.device)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
+        """Text features [B, D], computed only up to the longest real token sequence."""
+        with self._autocast():
+            x, eot = self._token_embeddings(self._as_tokens(texts))
+            return self._encode_embeddings(x, eot).float()
+
+    def encode_text_full(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
+        """Text features through the library's own full-context forward (reference path)."""
+        with self._autocast():
+            return self._encode_tokens_full(self._as_tokens(texts)).float()
+
+    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = 4, std: float = 0.02,
+                               position: NoisePosition = "random",
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Text features with `n_tokens` N(0, std^2) embeddings inserted before the transformer (IGN)."""
+        if n_tokens < 0 or std < 0:
+            raise ValueError(f"noise needs n_tokens >= 0 and std >= 0, got {n_tokens} and {std}")
+        with self._autocast():
+            x, eot = self._token_embeddings(self._as_tokens(texts))
+            at = insertion_index(eot, position, generator)
+            noise = torch.randn(x.shape[0], n_tokens, x.shape[2], generator=generator) * std
+            x, eot = insert_embeddings(x, eot, noise.to(x.device), at)
+            return self._encode_embeddings(x, eot).float()
+
+    @abc.abstractmethod
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids [B, context_length]."""
+
+    @abc.abstractmethod
+    def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image tower on normalised pixels."""
+
+    @abc.abstractmethod
+    def _token_embeddings(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings cut to the longest real sequence, and the pooling (EOT) index."""
+
+    @abc.abstractmethod
+    def _encode_embeddings(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """Text tower from token embeddings (positions added here), pooled at `eot`, projected."""
+
+    @abc.abstractmethod
+    def _encode_tokens_full(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The library's own text forward over the full context."""

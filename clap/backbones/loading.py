@@ -1,0 +1,248 @@
+"""`load_backbone`: one entry point for every way of naming a frozen CLIP-like model.
+
+    load_backbone()                                   the embedded tiny CLIP (offline, shipped)
+    load_backbone("ViT-B-16", "openai")               open_clip name + pretrained tag
+    load_backbone("ViT-B-16", "/path/weights.pt")     open_clip name + local checkpoint file
+    load_backbone("my-arch.json", "weights.safetensors")  open_clip model-config JSON + weights
+    load_backbone("/path/open_clip_folder")           folder with open_clip_config.json + weights
+    load_backbone("hf:openai/clip-vit-base-patch16")  transformers CLIPModel (hub id or folder)
+    load_backbone("/path/hf_clip_folder")             folder with a transformers config.json
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from clap.backbones.base import Backbone, BackboneIdentity
+from clap.errors import ClapError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_NAME = "tiny-clip-world"
+RANDOM_INIT = "random"
+WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors",
+                "pytorch_model.bin")
+HUB_HOST = "huggingface.co"
+REACH_TIMEOUT_S = 3.0
+
+
+def embedded_dir() -> Path:
+    """Folder of the shipped tiny CLIP (open_clip_config.json + open_clip_model.safetensors)."""
+    return Path(str(resources.files("clap") / "assets" / "tiny_clip_world"))
+
+
+def file_checksum(path: str | Path) -> str:
+    """First 16 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for no network."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def reachable(host: str, timeout: float = REACH_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to host:443 opens within `timeout` seconds (DNS included)."""
+    def attempt() -> bool:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(attempt).result(timeout=timeout)
+    except Exception:
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _require_network(what: str, host: str, how_local: str) -> None:
+    if hub_offline():
+        raise ClapError(f"{what} is not in the local cache and HF_HUB_OFFLINE is set; {how_local}")
+    if not reachable(host):
+        raise ClapError(f"{what} is not in the local cache and {host} cannot be reached; {how_local}")
+
+
+def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
+                  cache_dir: str | None = None) -> Backbone:
+    """A frozen backbone on `device`; see the module docstring for the accepted forms."""
+    backbone = _build(model, pretrained, cache_dir)
+    backbone = backbone.to(device)
+    backbone.use_autocast = torch.device(device).type == "cuda"
+    logger.info("loaded backbone %s", backbone.identity.describe())
+    return backbone
+
+
+def _build(model: str | None, pretrained: str | None, cache_dir: str | None) -> Backbone:
+    if model is None:
+        return _open_clip_folder(embedded_dir(), EMBEDDED_NAME, "embedded")
+    if model.startswith("hf:"):
+        return _hf_clip(model[3:], pretrained, cache_dir)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "open_clip_config.json").is_file():
+            return _open_clip_folder(path, path.name, pretrained)
+        if (path / "config.json").is_file():
+            return _hf_clip(str(path), pretrained, cache_dir)
+        raise ClapError(f"folder {path} holds neither open_clip_config.json (open_clip) nor config.json "
+                        "(transformers CLIPModel)")
+    if model.endswith(".json"):
+        return _open_clip_config_file(path, pretrained)
+    return _open_clip_named(model, pretrained, cache_dir)
+
+
+def _open_clip_folder(folder: Path, name: str, tag: str | None) -> Backbone:
+    import open_clip
+
+    from clap.backbones.open_clip_backbone import OpenClipBackbone
+
+    weights = next((folder / n for n in WEIGHT_NAMES if (folder / n).is_file()), None)
+    if weights is None:
+        raise ClapError(f"no weights in {folder}: expected one of {', '.join(WEIGHT_NAMES)} "
+                        "beside open_clip_config.json")
+    model = open_clip.create_model(f"local-dir:{folder}", weights_only=True)
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    identity = BackboneIdentity("open_clip", name, tag, file_checksum(weights))
+    return OpenClipBackbone(model, tokenizer, identity)
+
+
+def _open_clip_config_file(config: Path, weights: str | None) -> Backbone:
+    import open_clip
+
+    from clap.backbones.open_clip_backbone import OpenClipBackbone
+
+    if not config.is_file():
+        raise ClapError(f"model config {config} does not exist")
+    if weights is None:
+        raise ClapError(f"a model config ({config.name}) needs its weights: pass pretrained=PATH "
+                        "(or pretrained='random' for a randomly initialised model)")
+    try:
+        json.loads(config.read_text())
+    except json.JSONDecodeError as e:
+        raise ClapError(f"model config {config} is not valid JSON: {e}") from None
+    open_clip.add_model_config(config)
+    name = config.stem
+    if weights == RANDOM_INIT:
+        model = open_clip.create_model(name)
+        identity = BackboneIdentity("open_clip", name, RANDOM_INIT)
+    else:
+        _check_file(weights, name)
+        model = open_clip.create_model(name, pretrained=weights, weights_only=True)
+        identity = BackboneIdentity("open_clip", name, Path(weights).name, file_checksum(weights))
+    return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
+
+
+def _check_file(weights: str, model: str) -> None:
+    if not Path(weights).is_file():
+        raise ClapError(f"weights file {weights} for {model} does not exist; give an existing checkpoint "
+                        "(.safetensors, .pt or .bin)")
+
+
+def _open_clip_named(name: str, pretrained: str | None, cache_dir: str | None) -> Backbone:
+    import open_clip
+
+    from clap.backbones.open_clip_backbone import OpenClipBackbone
+
+    if name not in open_clip.list_models():
+        raise ClapError(f"unknown model '{name}': not an open_clip model name (see `clap info`), an existing "
+                        "folder, a model-config .json, or an 'hf:' transformers id")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained is None:
+        raise ClapError(f"{name} needs pretrained weights: a tag ({', '.join(tags) or 'none known'}), a local "
+                        "checkpoint file, or 'random' for a randomly initialised model")
+    if pretrained == RANDOM_INIT:
+        model = open_clip.create_model(name)
+        identity = BackboneIdentity("open_clip", name, RANDOM_INIT)
+    elif pretrained in tags:
+        model = _open_clip_tag(name, pretrained, cache_dir)
+        identity = BackboneIdentity("open_clip", name, pretrained)
+    else:
+        if not Path(pretrained).is_file():
+            raise ClapError(f"pretrained '{pretrained}' for {name} is neither a known tag "
+                            f"({', '.join(tags) or 'none'}) nor an existing file")
+        model = open_clip.create_model(name, pretrained=pretrained, weights_only=True)
+        identity = BackboneIdentity("open_clip", name, Path(pretrained).name, file_checksum(pretrained))
+    return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
+
+
+def _tag_cache_file(cfg: dict, cache_dir: str | None) -> str | None:
+    """The tag's weights file if it is already cached (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])  # open_clip's 'org/repo/[file]' convention
+        names = [filename] if filename else list(WEIGHT_NAMES[:2])
+        names = [n.replace(".bin", ".safetensors") for n in names] + names
+        for n in names:
+            found = try_to_load_from_cache(repo, n, cache_dir=cache_dir)
+            if isinstance(found, str):
+                return found
+    if cfg.get("url"):
+        path = Path(cache_dir or "~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def _open_clip_tag(name: str, tag: str, cache_dir: str | None):
+    """Weights of a pretrained tag from the cache, or downloaded when the network allows it."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    cached = _tag_cache_file(cfg, cache_dir)
+    if cached:
+        # A file path loses the tag's flags: pass QuickGELU and mean/std explicitly (open_clip #771).
+        preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+        return open_clip.create_model(name, pretrained=cached, force_quick_gelu=bool(cfg.get("quick_gelu")),
+                                      force_preprocess_cfg=preprocess, weights_only=True)
+    host = HUB_HOST if cfg.get("hf_hub") else urlparse(cfg.get("url", "")).hostname or HUB_HOST
+    _require_network(f"open_clip weights {name} / {tag}", host,
+                     f"download them elsewhere and pass the file: load_backbone('{name}', '/path/to/weights') "
+                     f"or `--model {name} --pretrained /path/to/weights`")
+    return open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, weights_only=True)
+
+
+def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone:
+    from transformers import AutoProcessor, AutoTokenizer, CLIPModel
+
+    from clap.backbones.hf_clip_backbone import HFClipBackbone
+
+    local = Path(name).expanduser().is_dir()
+    how = (f"download the model folder elsewhere and pass it: load_backbone('/path/to/folder') "
+           f"or `--model /path/to/folder`")
+
+    def load(local_only: bool):
+        kw = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_only)
+        model = CLIPModel.from_pretrained(name, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(name, **kw)
+        try:
+            processor = AutoProcessor.from_pretrained(name, **kw).image_processor
+        except (OSError, ValueError, AttributeError):
+            processor = None
+        return model, tokenizer, processor
+
+    try:
+        model, tokenizer, processor = load(local_only=True)
+    except OSError as e:
+        if local:
+            raise ClapError(f"cannot load a transformers CLIPModel from {name}: {str(e).splitlines()[0]}") from None
+        _require_network(f"transformers model {name}", HUB_HOST, how)
+        model, tokenizer, processor = load(local_only=False)
+    weights = Path(name) / "model.safetensors"
+    checksum = file_checksum(weights) if local and weights.is_file() else None
+    identity = BackboneIdentity("hf_clip", Path(name).name if local else name, revision, checksum)
+    return HFClipBackbone(model.eval(), tokenizer, processor, identity)

@@ -1,0 +1,36 @@
+"""`clap convert-reference`: import an authors' checkpoint (.pth) as a clap adapter folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("convert-reference", help="import an authors' released checkpoint as an adapter",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="torch state dict with network_beta.* / network_psi.* keys")
+    p.add_argument("out_dir", help="folder to write adapter_config.json + adapter_model.safetensors")
+    p.add_argument("--route", choices=("text", "image"), default=None,
+                   help="which sub-network to import (default: the one with a non-zero output projection)")
+    p.add_argument("--alpha", type=float, default=1.0, help="default inference alpha to record")
+    p.add_argument("--model", default=None, help="backbone the checkpoint was trained on (recorded and checked)")
+    p.add_argument("--pretrained", default=None, help="its pretrained tag or weights file")
+    p.add_argument("--dataset", default=None, help="dataset name to record")
+    p.add_argument("--classes", nargs="*", default=None, help="class names to record")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clap.adapter.reference import convert_reference
+
+    backbone = None
+    if args.model:
+        from clap.backbones.loading import load_backbone
+
+        backbone = load_backbone(args.model, args.pretrained).identity.to_dict()
+    adapter = convert_reference(args.checkpoint, route=args.route, alpha=args.alpha, backbone=backbone,
+                                classes=args.classes, dataset=args.dataset)
+    out = adapter.save_pretrained(args.out_dir)
+    cfg = adapter.config
+    print(f"wrote {cfg.route}-route adapter {cfg.in_dim}->{cfg.latent_dim}->{cfg.out_dim} to {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation protocols: zero-shot, few-shot probes, adversarial robustness, disentanglement."""

@@ -1,0 +1,92 @@
+"""`CLAPModel`: a frozen backbone with the adapter applied after both encoders."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from clap.adapter.disentangler import Disentangler
+from clap.backbones.base import Backbone, BackboneIdentity, NoisePosition
+from clap.errors import ClapError
+
+logger = logging.getLogger(__name__)
+
+
+def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
+    """Refuse an adapter built for other features or another backbone."""
+    if adapter.config.in_dim != backbone.embed_dim:
+        raise ClapError(f"adapter expects {adapter.config.in_dim}-d features but {backbone.identity.describe()} "
+                        f"gives {backbone.embed_dim}-d; use the backbone the adapter was trained on")
+    recorded = adapter.config.backbone
+    if recorded is None:
+        logger.warning("adapter records no backbone identity; only its dimensions were checked")
+        return
+    trained_on = BackboneIdentity.from_dict(recorded)
+    if not trained_on.matches(backbone.identity):
+        raise ClapError(f"adapter was trained on {trained_on.describe()}, not on {backbone.identity.describe()}; "
+                        "load that backbone (or retrain the adapter)")
+
+
+class CLAPModel(nn.Module):
+    """Frozen encoders + disentangler, with open_clip's `encode_image` / `encode_text` interface.
+
+    The adapter is applied to the raw encoder outputs (before L2 normalisation); `alpha` weighs
+    its residual branch (default: the adapter's recorded inference alpha). Without an adapter this
+    is the plain backbone (the CLIP baseline).
+    """
+
+    def __init__(self, backbone: Backbone, adapter: Disentangler | None = None, alpha: float | None = None) -> None:
+        super().__init__()
+        if adapter is not None:
+            check_compatible(backbone, adapter)
+            adapter = adapter.to(backbone.device).eval()
+        self.backbone = backbone
+        self.adapter = adapter
+        self.alpha = alpha if alpha is not None else (adapter.config.alpha if adapter is not None else 0.0)
+        self.logit_scale = nn.Parameter(torch.tensor(100.0).log(), requires_grad=False)
+
+    @property
+    def eval_transform(self):
+        return self.backbone.eval_transform
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.backbone.tokenize(texts)
+
+    def adapt(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Apply the adapter at this model's alpha to raw encoder features."""
+        if self.adapter is not None:
+            features = self.adapter(features, alpha=self.alpha)
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Adapted image features from pixels in [0, 1]."""
+        return self.adapt(self.backbone.encode_image(pixels), normalize)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """Adapted text features from strings or token ids."""
+        return self.adapt(self.backbone.encode_text(texts), normalize)
+
+    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = 4, std: float = 0.02,
+                               position: NoisePosition = "random", generator: torch.Generator | None = None,
+                               normalize: bool = False) -> torch.Tensor:
+        """Adapted features of texts with Gaussian token embeddings inserted (the method's IGN / ZS(NC))."""
+        raw = self.backbone.encode_text_with_noise(texts, n_tokens, std, position, generator)
+        return self.adapt(raw, normalize)
+
+    @torch.no_grad()
+    def zero_shot_classifier(self, classnames: Sequence[str], templates: Sequence[str] = ("{}",),
+                             batch_size: int = 256) -> torch.Tensor:
+        """Class weights [D, C]: per class, the renormalised mean of its normalised template features."""
+        if not classnames:
+            raise ClapError("zero-shot classifier needs at least one class name")
+        if not templates or any("{}" not in t and "{c}" not in t for t in templates):
+            raise ClapError("each template needs a '{}' (or '{c}') where the class name goes")
+        texts = [t.replace("{c}", "{}").format(c) for c in classnames for t in templates]
+        feats = torch.cat([self.encode_text(texts[i:i + batch_size], normalize=True)
+                           for i in range(0, len(texts), batch_size)])
+        feats = feats.view(len(classnames), len(templates), -1).mean(dim=1)
+        return F.normalize(feats, dim=-1).T.contiguous()

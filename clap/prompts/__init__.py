@@ -1,0 +1,1 @@
+"""Attribute vocabularies, templated prompts and prompt augmenters."""

@@ -1,0 +1,1 @@
+"""Producers of training data: the rendered content/style world and Stable Diffusion synthesis."""

@@ -1,0 +1,153 @@
+"""Write rendered worlds to disk in the layouts the rest of the package reads.
+
+- domains:     root/<image type>/<class>/<n>.png       (a PACS-shaped domain dataset, for evaluation)
+- captions:    root/images/<n>.png + captions.jsonl      (image-caption pairs, for pretraining)
+- image-route: root/<class>/<prompt>/<n>.png            (the layout of the SD generator, for Im.Aug)
+
+Each layout writes world.json (what was asked) and a JSONL manifest with every image's attributes.
+Writes are atomic and existing images are kept, so an interrupted render resumes; a folder that
+holds a different render is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from clap.errors import ClapError
+from data_gen.world.captions import caption
+from data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
+
+LAYOUTS = ("domains", "captions", "image-route")
+WORLD_FILE = "world.json"
+MANIFESTS = {"domains": "attributes.jsonl", "captions": "captions.jsonl", "image-route": "manifest.jsonl"}
+
+
+def folder_name(text: str) -> str:
+    """A class, domain or prompt as a folder name (spaces to underscores)."""
+    return text.replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to render: where it goes and how it is drawn."""
+
+    relpath: str
+    index: int
+    fixed: dict[str, str]
+
+
+def _domain_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
+    for d, itype in enumerate(spec.image_types):
+        for c, name in enumerate(spec.classes):
+            for k in range(per_class):
+                index = (d * len(spec.classes) + c) * per_class + k
+                yield Item(f"{folder_name(itype)}/{folder_name(name)}/{k:05d}.png", index,
+                           {"image_type": itype, "class_name": name})
+
+
+def _caption_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
+    for c, name in enumerate(spec.classes):
+        for k in range(per_class):
+            index = c * per_class + k
+            yield Item(f"images/{index:06d}.png", index, {"class_name": name})
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step (never a half-written file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _claim_folder(root: Path, request: dict) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise ClapError(f"output folder {root} is not writable; choose another --out")
+    marker = root / WORLD_FILE
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        if previous != request:
+            changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
+            raise ClapError(f"{root} already holds a different render (differs in {', '.join(changed)}); "
+                            "choose another --out or repeat the same request to resume it")
+        return
+    if any(p.name != WORLD_FILE for p in root.iterdir()):
+        raise ClapError(f"{root} is not empty and holds no world render; choose an empty or new --out")
+    write_text_atomic(marker, json.dumps(request, indent=2, sort_keys=True) + "\n")
+
+
+def _render_items(root: Path, spec: WorldSpec, seed: int, items: list[Item],
+                  record: Callable[[WorldAttributes, np.random.Generator], dict],
+                  relpath: Callable[[Item, WorldAttributes], str], progress: bool) -> list[dict]:
+    rows = []
+    for item in tqdm(items, desc=f"rendering {root.name}", unit="img", disable=not progress):
+        rng = image_rng(seed, item.index)
+        attrs = spec.sample(rng, **item.fixed)
+        row = {"path": relpath(item, attrs), **attrs.to_dict(), "index": item.index}
+        row.update(record(attrs, np.random.default_rng([seed, item.index, 1])))
+        target = root / row["path"]
+        if not target.is_file():  # resuming: images already written are kept as they are
+            _write_png(target, render_image(attrs, rng, spec.image_size))
+        rows.append(row)
+    return rows
+
+
+def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
+                 spec: WorldSpec | None = None, progress: bool = True) -> Path:
+    """Render one layout of the world into `out`; returns the manifest path."""
+    if layout not in LAYOUTS:
+        raise ClapError(f"unknown layout '{layout}'; use one of {', '.join(LAYOUTS)}")
+    if images_per_class < 1:
+        raise ClapError(f"images per class must be at least 1, got {images_per_class}")
+    spec = spec or WorldSpec()
+    root = Path(out)
+    request = {"layout": layout, "images_per_class": images_per_class, "seed": seed,
+               "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}}
+    _claim_folder(root, request)
+    items, record, relpath = _LAYOUT_PARTS[layout]
+    rows = _render_items(root, spec, seed, list(items(spec, images_per_class)), record, relpath, progress)
+    manifest = root / MANIFESTS[layout]
+    write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return manifest
+
+
+def _image_route_path(item: Item, attrs: WorldAttributes) -> str:
+    prompt = attrs.prompt().text()
+    return f"{folder_name(attrs.class_name)}/{folder_name(prompt)}/{item.index:06d}.png"
+
+
+def _item_path(item: Item, attrs: WorldAttributes) -> str:
+    return item.relpath
+
+
+_LAYOUT_PARTS = {
+    "domains": (_domain_items, lambda attrs, rng: {}, _item_path),
+    "captions": (_caption_items, lambda attrs, rng: {"caption": caption(attrs, rng)}, _item_path),
+    "image-route": (_caption_items, lambda attrs, rng: {"prompt": attrs.prompt().text()}, _image_route_path),
+}

@@ -1,0 +1,149 @@
+"""Train the embedded tiny CLIP on the rendered world, from a seed, on the CPU.
+
+Images are rendered on the fly (fresh every step). Each batch is built of groups that share one
+style (colour, size, image type, art style) over distinct classes, so that style words alone
+cannot tell a batch's captions apart and content has to be learned. Loss: open_clip's ClipLoss.
+
+    python experiments/tiny_clip/train_tiny_clip.py --out clap/assets/tiny_clip_world
+
+writes open_clip_config.json + open_clip_model.safetensors (fp16) + train_log.json there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from safetensors.torch import save_file
+from torch.nn import functional as F
+
+from clap.backbones.open_clip_text import encode_tokens
+
+from data_gen.world.captions import caption
+from data_gen.world.render import WorldSpec, render_image, render_samples
+
+HERE = Path(__file__).resolve().parent
+EVAL_SEED = 999_999
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config-dir", type=Path, default=HERE, help="folder with open_clip_config.json")
+    p.add_argument("--out", type=Path, required=True, help="folder for the trained weights")
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--groups", type=int, default=8, help="style groups per batch")
+    p.add_argument("--classes-per-group", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-every", type=int, default=250)
+    return p.parse_args()
+
+
+def to_tensor(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - mean) / std
+
+
+def sample_batch(spec: WorldSpec, rng: np.random.Generator, groups: int, per_group: int):
+    """`groups` groups of `per_group` images; each group shares one style over distinct classes."""
+    images, captions = [], []
+    for g in range(groups):
+        style = spec.sample(rng)
+        classes = rng.choice(len(spec.classes), per_group, replace=False)
+        for ci in classes:
+            attrs = dataclasses.replace(style, class_name=spec.classes[ci])
+            images.append(render_image(attrs, rng, spec.image_size))
+            captions.append(caption(attrs, rng))
+    return np.stack(images), captions
+
+
+@torch.no_grad()
+def zero_shot(model, tokenizer, spec: WorldSpec, mean, std, per_type: int = 60) -> dict[str, float]:
+    model.eval()
+    text = encode_tokens(model, tokenizer([f"a photo of a {c}" for c in spec.classes]))
+    text = torch.nn.functional.normalize(text, dim=-1)
+    accs = {}
+    for t, itype in enumerate(spec.image_types):
+        pairs = list(render_samples(spec, EVAL_SEED + t, range(per_type), image_type=itype))
+        x = to_tensor(np.stack([p[0] for p in pairs]), mean, std)
+        y = torch.tensor([spec.classes.index(p[1].class_name) for p in pairs])
+        feats = torch.nn.functional.normalize(model.encode_image(x), dim=-1)
+        accs[itype] = float(((feats @ text.T).argmax(1) == y).float().mean())
+    model.train()
+    accs["mean"] = float(np.mean(list(accs.values())))
+    return accs
+
+
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return 0.5 * args.lr * (1 + math.cos(math.pi * progress))
+
+
+def save(model, args, log) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tmp = args.out / "open_clip_model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(args.out / "open_clip_model.safetensors")
+    shutil.copyfile(args.config_dir / "open_clip_config.json", args.out / "open_clip_config.json")
+    (args.out / "train_log.json").write_text(json.dumps(log, indent=2))
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    name = f"local-dir:{args.config_dir}"
+    model = open_clip.create_model(name, load_weights=False)
+    tokenizer = open_clip.get_tokenizer(name)
+    cfg = json.loads((args.config_dir / "open_clip_config.json").read_text())["preprocess_cfg"]
+    mean, std = (torch.tensor(cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    spec = WorldSpec(image_size=cfg["size"])
+    loss_fn = open_clip.ClipLoss()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    log = {"args": {k: str(v) for k, v in vars(args).items()}, "evals": []}
+    start = time.time()
+    model.train()
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args)
+        images, captions = sample_batch(spec, rng, args.groups, args.classes_per_group)
+        img_f = F.normalize(model.encode_image(to_tensor(images, mean, std)), dim=-1)
+        txt_f = F.normalize(encode_tokens(model, tokenizer(captions)), dim=-1)
+        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            accs = zero_shot(model, tokenizer, spec, mean, std)
+            entry = {"step": step + 1, "loss": loss.item(), "minutes": (time.time() - start) / 60, **accs}
+            log["evals"].append(entry)
+            logging.info(json.dumps(entry))
+            save(model, args, log)
+    log["train_minutes"] = (time.time() - start) / 60
+    save(model, args, log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Tiny randomly initialised models built from configs, offline, shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_OPEN_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip_files(tmp_path_factory):
+    """(config JSON path, weights path) of a tiny random open_clip ViT with a 77-token context."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny_open_clip")
+    config = folder / "tiny-test-vit.json"
+    config.write_text(json.dumps(TINY_OPEN_CLIP))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-test-vit")
+    weights = folder / "tiny-test-vit.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return config, weights
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip(tiny_open_clip_files):
+    from clap.backbones.loading import load_backbone
+
+    config, weights = tiny_open_clip_files
+    return load_backbone(str(config), str(weights))
+
+
+def _tiny_tokenizer_files(folder):
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in letters:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return folder / "vocab.json", folder / "merges.txt", len(vocab)
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip_dir(tmp_path_factory):
+    """A folder holding a tiny random transformers CLIPModel, its tokenizer and image processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_hf_clip")
+    vocab, merges, size = _tiny_tokenizer_files(folder)
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>")
+    config = CLIPConfig(
+        text_config={"vocab_size": size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "max_position_embeddings": 77, "eos_token_id": 1,
+                     "bos_token_id": 0, "pad_token_id": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=24,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    processor = CLIPProcessor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                              tokenizer)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip(tiny_hf_clip_dir):
+    from clap.backbones.loading import load_backbone
+
+    return load_backbone(str(tiny_hf_clip_dir))
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    from clap.backbones.loading import load_backbone
+
+    return load_backbone()

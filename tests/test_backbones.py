@@ -1,0 +1,204 @@
+"""Backbones: loading forms, fast text path, noise insertion (IGN), freezing, offline errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from clap.backbones import loading
+from clap.backbones.base import insert_embeddings, insertion_index
+from clap.backbones.loading import load_backbone
+from clap.errors import ClapError
+
+PROMPTS = [
+    "a photo of a star",
+    "an impressionistic photograph of a large multicolored hexagon",
+    "heart",
+    "a small red cross in a realistic sketch style",
+]
+
+
+@pytest.fixture(params=["tiny_open_clip", "tiny_hf_clip", "embedded"])
+def backbone(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_fast_text_path_equals_full_context_forward(backbone):
+    with torch.no_grad():
+        fast = backbone.encode_text(PROMPTS)
+        full = backbone.encode_text_full(PROMPTS)
+    assert fast.shape == (len(PROMPTS), backbone.embed_dim)
+    assert torch.allclose(fast, full, atol=1e-5)
+
+
+def test_fast_path_really_cuts_the_sequence(tiny_open_clip):
+    tokens = tiny_open_clip.tokenize(["a star"])
+    x, eot = tiny_open_clip._token_embeddings(tokens)
+    assert tokens.shape[1] == 77
+    assert x.shape[1] == int(eot[0]) + 1 < 10
+
+
+def test_encode_text_accepts_token_tensors_and_rejects_a_bare_string(tiny_open_clip):
+    with torch.no_grad():
+        from_tokens = tiny_open_clip.encode_text(tiny_open_clip.tokenize(PROMPTS))
+        from_strings = tiny_open_clip.encode_text(PROMPTS)
+    assert torch.equal(from_tokens, from_strings)
+    with pytest.raises(TypeError, match="list of strings"):
+        tiny_open_clip.encode_text("a star")
+
+
+def test_insert_embeddings_places_noise_and_shifts_eot():
+    x = torch.arange(2 * 5 * 1, dtype=torch.float32).view(2, 5, 1)  # rows [0..4], [5..9]
+    eot = torch.tensor([4, 2])
+    extra = -torch.ones(2, 2, 1)
+    out, new_eot = insert_embeddings(x, eot, extra, torch.tensor([1, 2]))
+    assert out[0, :, 0].tolist() == [0, -1, -1, 1, 2, 3, 4]
+    assert out[1, :, 0].tolist() == [5, 6, -1, -1, 7, 8, 9]
+    assert new_eot.tolist() == [6, 4]
+    assert out[0, 6, 0] == x[0, 4, 0] and out[1, 4, 0] == x[1, 2, 0]  # EOT embedding moved with its index
+
+
+def test_insertion_positions():
+    eot = torch.tensor([9, 5])
+    assert insertion_index(eot, "front", None).tolist() == [1, 1]
+    assert insertion_index(eot, "middle", None).tolist() == [5, 3]
+    assert insertion_index(eot, "end", None).tolist() == [9, 5]
+    gen = torch.Generator().manual_seed(0)
+    seen = {int(insertion_index(torch.tensor([9]), "random", gen)) for _ in range(60)}
+    assert seen == {1, 5, 9}
+    with pytest.raises(ValueError, match="noise position"):
+        insertion_index(eot, "sideways", None)
+
+
+def test_noise_encoding_is_seeded_and_changes_features(backbone):
+    with torch.no_grad():
+        plain = backbone.encode_text(PROMPTS)
+        a = backbone.encode_text_with_noise(PROMPTS, generator=torch.Generator().manual_seed(1))
+        b = backbone.encode_text_with_noise(PROMPTS, generator=torch.Generator().manual_seed(1))
+        c = backbone.encode_text_with_noise(PROMPTS, generator=torch.Generator().manual_seed(2))
+        none = backbone.encode_text_with_noise(PROMPTS, n_tokens=0)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert not torch.allclose(a, plain, atol=1e-4)
+    assert torch.allclose(none, plain, atol=1e-6)
+
+
+def test_zero_std_noise_equals_explicit_zero_embeddings(tiny_open_clip):
+    """With std 0 the inserted vectors are zeros: compare with inserting zeros by hand."""
+    with torch.no_grad():
+        got = tiny_open_clip.encode_text_with_noise(PROMPTS, n_tokens=3, std=0.0, position="end")
+        x, eot = tiny_open_clip._token_embeddings(tiny_open_clip.tokenize(PROMPTS))
+        x2, eot2 = insert_embeddings(x, eot, torch.zeros(len(PROMPTS), 3, x.shape[2]), eot)
+        want = tiny_open_clip._encode_embeddings(x2, eot2)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_backbone_is_frozen_but_passes_input_gradients(tiny_open_clip):
+    tiny_open_clip.train()
+    assert not tiny_open_clip.training and not tiny_open_clip.model.training
+    assert all(not p.requires_grad for p in tiny_open_clip.parameters())
+    pixels = torch.rand(2, 3, 32, 32, requires_grad=True)
+    tiny_open_clip.encode_image(pixels).sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tiny_open_clip.parameters())
+
+
+def test_encode_image_normalises_inside(tiny_open_clip):
+    pixels = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        got = tiny_open_clip.encode_image(pixels)
+        want = tiny_open_clip.model.encode_image((pixels - tiny_open_clip.mean) / tiny_open_clip.std)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_identity_records_checksum_and_dims(tiny_open_clip, tiny_open_clip_files, embedded):
+    _, weights = tiny_open_clip_files
+    ident = tiny_open_clip.identity
+    assert (ident.family, ident.model, ident.embed_dim) == ("open_clip", "tiny-test-vit", 32)
+    assert ident.checksum == loading.file_checksum(weights)
+    assert embedded.identity.model == loading.EMBEDDED_NAME and embedded.identity.pretrained == "embedded"
+
+
+def test_loading_forms_agree(tiny_open_clip, tiny_open_clip_files, tmp_path):
+    """Config JSON + weights, and a folder with open_clip_config.json, give the same model."""
+    import json
+    import shutil
+
+    config, weights = tiny_open_clip_files
+    folder = tmp_path / "oc"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": json.loads(config.read_text())}))
+    shutil.copy(weights, folder / "open_clip_model.safetensors")
+    other = load_backbone(str(folder))
+    with torch.no_grad():
+        assert torch.allclose(other.encode_text(PROMPTS), tiny_open_clip.encode_text(PROMPTS), atol=1e-6)
+    assert other.identity.checksum == tiny_open_clip.identity.checksum
+
+
+def test_transforms_make_unnormalised_pixels(embedded):
+    from PIL import Image
+
+    image = Image.new("RGB", (100, 80), (255, 0, 0))
+    pixels = embedded.eval_transform(image)
+    assert pixels.shape == (3, embedded.image_size, embedded.image_size)
+    assert pixels.min() >= 0 and pixels.max() <= 1 and pixels[0].mean() > 0.99
+    assert embedded.train_transform(image).shape == pixels.shape
+
+
+@pytest.mark.parametrize("model, pretrained, message", [
+    ("no-such-model", None, "unknown model 'no-such-model'"),
+    ("ViT-B-16", None, "needs pretrained weights"),
+    ("ViT-B-16", "/no/such/file.pt", "neither a known tag"),
+    ("missing.json", "w.pt", "does not exist"),
+    ("hf:/", None, "cannot"),
+])
+def test_bad_backbone_requests_get_clear_errors(model, pretrained, message):
+    with pytest.raises(ClapError, match=message):
+        load_backbone(model, pretrained)
+
+
+def test_config_json_without_weights_or_with_missing_file(tiny_open_clip_files):
+    config, _ = tiny_open_clip_files
+    with pytest.raises(ClapError, match="needs its weights"):
+        load_backbone(str(config))
+    with pytest.raises(ClapError, match="does not exist"):
+        load_backbone(str(config), "/no/weights.safetensors")
+
+
+def test_folder_without_weights_is_refused(tmp_path):
+    (tmp_path / "open_clip_config.json").write_text("{}")
+    with pytest.raises(ClapError, match="no weights"):
+        load_backbone(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ClapError, match="neither open_clip_config.json"):
+        load_backbone(str(empty))
+
+
+@pytest.mark.parametrize("offline_env", ["1", ""])
+def test_uncached_tag_fails_fast_offline(monkeypatch, tmp_path, offline_env):
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline_env)
+    monkeypatch.setattr(loading, "reachable", lambda host, timeout=loading.REACH_TIMEOUT_S: False)
+    start = time.monotonic()
+    with pytest.raises(ClapError, match=r"ViT-B-16 / openai.*--pretrained /path/to/weights"):
+        load_backbone("ViT-B-16", "openai", cache_dir=str(tmp_path))
+    assert time.monotonic() - start < 5
+
+
+def test_uncached_hf_hub_id_fails_fast_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(ClapError, match="openai/clip-vit-base-patch16.*HF_HUB_OFFLINE"):
+        load_backbone("hf:openai/clip-vit-base-patch16", cache_dir=str(tmp_path))
+    assert time.monotonic() - start < 5
+
+
+def test_reachable_is_false_for_an_unresolvable_host():
+    assert loading.reachable("host.invalid", timeout=2) is False
+
+
+def test_random_init_named_model_is_explicit():
+    backbone = load_backbone("RN50", "random")
+    assert backbone.identity.pretrained == "random" and backbone.embed_dim == 1024

@@ -1,0 +1,46 @@
+"""The command line: help, info, one-line errors with exit 2, --debug tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from clap.cli.main import main
+
+
+def test_console_script_help_runs():
+    out = subprocess.run([sys.executable, "-m", "clap.cli.main", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("info", "world", "convert-reference", "demo"):
+        assert command in out.stdout
+
+
+def test_info_lists_backbones_and_weight_locations(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-clip-world" in out and "weights present" in out
+    assert "Hugging Face hub cache" in out and "HF_HUB_OFFLINE" in out and "hf:ORG/NAME" in out
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys):
+    code = main(["world", "render", "--out", str(tmp_path / "w"), "--classes", "dragon"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "clap: error: unknown class 'dragon' for the rendered world; choose from: " \
+        "circle, square, triangle, star, cross, heart, crescent, hexagon, arrow, ring\n"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from clap.errors import ClapError
+
+    with pytest.raises(ClapError):
+        main(["--debug", "world", "render", "--out", str(tmp_path / "w"), "--image-size", "4"])
+
+
+def test_subprocess_error_has_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "clap.cli.main", "convert-reference", str(tmp_path / "x.pth"),
+                          str(tmp_path / "o")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1

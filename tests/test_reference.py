@@ -1,0 +1,107 @@
+"""Importing the authors' checkpoints: layout, route choice, safe unpickling, CLI."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+from clap.adapter.reference import convert_reference
+from clap.cli.main import main
+from clap.errors import ClapError
+
+
+def reference_state(in_dim=12, latent=6, out=12, trained=("text",), seed=0):
+    torch.manual_seed(seed)
+    state = collections.OrderedDict()
+    for route, prefix in (("text", "network_beta."), ("image", "network_psi.")):
+        state[prefix + "linear.weight"] = torch.randn(latent, in_dim)
+        state[prefix + "linear.bias"] = torch.randn(latent)
+        proj = torch.randn(out, latent) if route in trained else torch.zeros(out, latent)
+        state[prefix + "projection.weight"] = proj
+    return state
+
+
+def manual(state, prefix, z, alpha=1.0):
+    """The method's forward with the reference weights placed by hand."""
+    h = torch.nn.functional.silu(z) @ state[prefix + "linear.weight"].T + state[prefix + "linear.bias"]
+    return z + alpha * h @ state[prefix + "projection.weight"].T
+
+
+def test_converted_adapter_matches_weights_placed_by_hand(tmp_path):
+    state = reference_state()
+    torch.save(state, tmp_path / "ckpt.pth")
+    adapter = convert_reference(tmp_path / "ckpt.pth")
+    assert adapter.config.route == "text" and (adapter.config.in_dim, adapter.config.latent_dim) == (12, 6)
+    z = torch.randn(4, 12)
+    assert torch.allclose(adapter(z), manual(state, "network_beta.", z), atol=1e-6)
+    assert torch.allclose(adapter(z, alpha=0.1), manual(state, "network_beta.", z, 0.1), atol=1e-6)
+
+
+def test_image_route_is_picked_when_it_is_the_trained_one(tmp_path):
+    state = reference_state(trained=("image",))
+    torch.save({"state_dict": state}, tmp_path / "ckpt.pth")
+    adapter = convert_reference(tmp_path / "ckpt.pth")
+    z = torch.randn(2, 12)
+    assert adapter.config.route == "image"
+    assert torch.allclose(adapter(z), manual(state, "network_psi.", z), atol=1e-6)
+
+
+def test_ambiguous_routes_need_a_choice(tmp_path):
+    torch.save(reference_state(trained=("text", "image")), tmp_path / "both.pth")
+    with pytest.raises(ClapError, match="both sub-networks are trained"):
+        convert_reference(tmp_path / "both.pth")
+    assert convert_reference(tmp_path / "both.pth", route="image").config.route == "image"
+    torch.save(reference_state(trained=()), tmp_path / "none.pth")
+    with pytest.raises(ClapError, match="no sub-network is trained"):
+        convert_reference(tmp_path / "none.pth")
+
+
+def test_dims_are_read_from_shapes(tmp_path):
+    torch.save(reference_state(in_dim=10, latent=4, out=14), tmp_path / "c.pth")
+    cfg = convert_reference(tmp_path / "c.pth").config
+    assert (cfg.in_dim, cfg.latent_dim, cfg.out_dim) == (10, 4, 14)
+
+
+class Payload:
+    """A non-tensor object: weights_only unpickling must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickles_with_python_objects_are_refused(tmp_path, capsys):
+    state = reference_state()
+    state["evil"] = Payload()
+    torch.save(state, tmp_path / "evil.pth")
+    with pytest.raises(ClapError, match="non-tensor Python objects"):
+        convert_reference(tmp_path / "evil.pth")
+    assert "this must never run" not in capsys.readouterr().out
+
+
+def test_wrong_files(tmp_path):
+    with pytest.raises(ClapError, match="does not exist"):
+        convert_reference(tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ClapError, match="cannot read"):
+        convert_reference(tmp_path / "junk.pth")
+    torch.save({"other.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ClapError, match="no reference adapter weights"):
+        convert_reference(tmp_path / "other.pth")
+
+
+def test_cli_convert_reference(tmp_path, capsys):
+    torch.save(reference_state(), tmp_path / "ckpt.pth")
+    assert main(["convert-reference", str(tmp_path / "ckpt.pth"), str(tmp_path / "out"), "--alpha", "0.056"]) == 0
+    assert "text-route adapter 12->6->12" in capsys.readouterr().out
+    from clap.adapter.disentangler import Disentangler
+
+    assert Disentangler.from_pretrained(tmp_path / "out").config.alpha == 0.056
+
+
+def test_cli_convert_reference_error_is_one_line(tmp_path, capsys):
+    assert main(["convert-reference", str(tmp_path / "missing.pth"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("clap: error: checkpoint") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

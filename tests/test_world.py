@@ -1,0 +1,173 @@
+"""The rendered world: attributes, determinism, distinct styles, export layouts, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from clap.cli.main import main
+from clap.errors import ClapError
+from data_gen.world.captions import caption
+from data_gen.world.export import render_world
+from data_gen.world.render import WorldAttributes, WorldSpec, render_arrays, render_image
+from data_gen.world.shapes import SHAPES
+from data_gen.world.styles import IMAGE_TYPES
+
+SPEC = WorldSpec()
+
+
+def test_world_covers_the_method_vocabulary():
+    from clap.prompts.templates import AttributeVocab
+
+    vocab = AttributeVocab.default()
+    assert len(SHAPES) == 10
+    assert (SPEC.colours, SPEC.sizes, SPEC.image_types, SPEC.art_styles) == (
+        vocab.colour, vocab.size, vocab.image_type, vocab.art_style)
+    assert set(IMAGE_TYPES) == set(vocab.image_type)
+
+
+def test_same_seed_same_pixels_and_records():
+    a, ra = render_arrays(SPEC, seed=3, n=20)
+    b, rb = render_arrays(SPEC, seed=3, n=20)
+    c, _ = render_arrays(SPEC, seed=4, n=20)
+    assert np.array_equal(a, b) and ra == rb
+    assert not np.array_equal(a, c)
+    assert a.shape == (20, 64, 64, 3) and a.dtype == np.uint8
+
+
+def test_image_i_does_not_depend_on_the_batch_it_is_rendered_in():
+    whole, _ = render_arrays(SPEC, seed=5, n=10)
+    tail, _ = render_arrays(SPEC, seed=5, n=4, start=6)
+    assert np.array_equal(whole[6:], tail)
+
+
+@pytest.mark.parametrize("itype", list(IMAGE_TYPES))
+def test_every_image_type_and_style_renders(itype):
+    rng = np.random.default_rng(0)
+    for style in SPEC.art_styles:
+        for colour in SPEC.colours:
+            img = render_image(WorldAttributes("star", colour, "large", itype, style), rng)
+            assert img.shape == (64, 64, 3) and img.std() > 5
+
+
+def test_image_types_look_different():
+    """Mean image statistics differ between types: a style that is actually rendered."""
+    means = {}
+    for itype in IMAGE_TYPES:
+        imgs, _ = render_arrays(SPEC, seed=1, n=30, image_type=itype)
+        means[itype] = np.array([imgs.mean(), imgs.std(), np.abs(np.diff(imgs.astype(float), axis=2)).mean()])
+    names = list(means)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert np.abs(means[a] - means[b]).max() > 1.0, (a, b)
+
+
+def test_colour_is_visible_in_the_object():
+    rng = np.random.default_rng(0)
+    red = render_image(WorldAttributes("square", "red", "large", "clipart", "realistic"), rng).astype(int)
+    blue = render_image(WorldAttributes("square", "blue", "large", "clipart", "realistic"), rng).astype(int)
+    assert (red[..., 0] - red[..., 2] > 150).mean() > 0.2
+    assert (blue[..., 2] - blue[..., 0] > 150).mean() > 0.2
+
+
+def test_sizes_scale_the_object():
+    areas = {}
+    for size in SPEC.sizes:
+        rng = np.random.default_rng(0)
+        img = render_image(WorldAttributes("square", "black", size, "clipart", "realistic"), rng)
+        areas[size] = (img.mean(axis=2) < 60).mean()
+    assert areas["small"] < areas["normal sized"] < areas["large"]
+
+
+def test_rendering_speed_is_reasonable():
+    start = time.perf_counter()
+    render_arrays(SPEC, seed=0, n=100)
+    assert time.perf_counter() - start < 5  # loose sanity bound; the real number is in benchmarks/
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"classes": ("dragon",)}, "unknown class 'dragon'"),
+    ({"colours": ("teal",)}, "unknown colour 'teal'"),
+    ({"image_types": ("photo",)}, "unknown image type 'photo'"),
+    ({"image_size": 8}, "impossible"),
+    ({"classes": ()}, "no classes"),
+])
+def test_bad_specs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WorldSpec(**kwargs)
+
+
+def test_captions_mix_forms_and_always_name_the_class():
+    rng = np.random.default_rng(0)
+    attrs = WorldAttributes("hexagon", "orange", "small", "photograph", "impressionistic")
+    texts = [caption(attrs, rng) for _ in range(400)]
+    assert all("hexagon" in t for t in texts)
+    assert "a photo of a hexagon" in texts and "hexagon" in texts
+    assert "an impressionistic photograph of a small orange hexagon" in texts
+    assert any(t.endswith("style") for t in texts)
+    short = sum(len(t.split()) <= 5 for t in texts) / len(texts)
+    assert 0.5 < short < 0.95
+
+
+def test_domains_layout(tmp_path):
+    spec = WorldSpec(classes=("star", "ring"), image_types=("sketch", "mosaic art"))
+    manifest = render_world(tmp_path, "domains", 3, seed=1, spec=spec, progress=False)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3
+    assert (tmp_path / "mosaic_art" / "star" / "00002.png").is_file()
+    assert all(r["path"].split("/")[0] == r["image_type"].replace(" ", "_") for r in rows)
+    assert all(r["path"].split("/")[1] == r["class_name"] for r in rows)
+
+
+def test_captions_and_image_route_layouts(tmp_path):
+    spec = WorldSpec(classes=("star", "ring"))
+    caps = render_world(tmp_path / "c", "captions", 2, seed=1, spec=spec, progress=False)
+    rows = [json.loads(line) for line in caps.read_text().splitlines()]
+    assert len(rows) == 4 and all(r["class_name"] in r["caption"] for r in rows)
+    route = render_world(tmp_path / "r", "image-route", 2, seed=1, spec=spec, progress=False)
+    for row in (json.loads(line) for line in route.read_text().splitlines()):
+        cls, prompt, _ = row["path"].split("/")
+        assert cls == row["class_name"] and prompt == row["prompt"].replace(" ", "_")
+        assert (tmp_path / "r" / row["path"]).is_file()
+
+
+def test_rerender_resumes_and_never_mixes(tmp_path):
+    spec = WorldSpec(classes=("star",), image_types=("clipart",))
+    render_world(tmp_path, "domains", 4, seed=2, spec=spec, progress=False)
+    files = sorted((tmp_path / "clipart" / "star").iterdir())
+    original = files[1].read_bytes()
+    files[1].unlink()
+    files[2].write_bytes(b"user edit kept")
+    render_world(tmp_path, "domains", 4, seed=2, spec=spec, progress=False)
+    assert files[1].read_bytes() == original
+    assert files[2].read_bytes() == b"user edit kept"
+    with pytest.raises(ClapError, match="differs in seed"):
+        render_world(tmp_path, "domains", 4, seed=3, spec=spec, progress=False)
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_non_empty_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(ClapError, match="not empty"):
+        render_world(tmp_path, "domains", 1, seed=0, progress=False)
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ClapError, match="cannot create output folder"):
+        render_world(blocker / "sub", "domains", 1, seed=0, progress=False)
+
+
+def test_cli_render_all_layouts(tmp_path, capsys):
+    code = main(["world", "render", "--out", str(tmp_path), "--images-per-class", "1", "--seed", "7",
+                 "--classes", "star", "heart", "--image-types", "sketch", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for layout in ("domains", "captions", "image-route"):
+        assert f"{layout}: " in out and (tmp_path / layout / "world.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "domains" / "sketch").iterdir()) == ["heart", "star"]
