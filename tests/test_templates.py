@@ -34,10 +34,10 @@ def test_article(word, expected):
 def test_standard_and_swapped_forms():
     parts = PromptParts("elephant", "orange", "large", "infograph", "impressionistic")
     assert parts.text() == "an impressionistic infograph of a large orange elephant"
-    assert parts.text(swapped=True) == "a large orange elephant in an impressionistic infograph style"
+    assert parts.swap().text() == "a large orange elephant in an impressionistic infograph style"
     assert parts.without("size", "colour").text() == "an impressionistic infograph of an elephant"
     assert parts.without("image_type").text() == "an impressionistic large orange elephant"
-    assert parts.without("image_type", "art_style").text(swapped=True) == "a large orange elephant"
+    assert parts.without("image_type", "art_style").swap().text() == "a large orange elephant"
 
 
 def test_vocab_from_folder_and_errors(tmp_path):

@@ -8,10 +8,10 @@ import sys
 from typing import Sequence
 
 from clap import __version__
-from clap.cli import convert, demo, info, world
+from clap.cli import convert, demo, info, prompts, world
 from clap.errors import ClapError
 
-SUBCOMMANDS = (info, world, convert, demo)
+SUBCOMMANDS = (info, prompts, world, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 

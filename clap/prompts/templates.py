@@ -77,13 +77,18 @@ def _with_article(words: str) -> str:
 
 @dataclass(frozen=True)
 class PromptParts:
-    """A prompt as structured attributes; a deleted attribute is None."""
+    """A prompt as structured attributes; a deleted attribute is None, `swapped` puts the object first."""
 
     class_name: str
     colour: str | None = None
     size: str | None = None
     image_type: str | None = None
     art_style: str | None = None
+    swapped: bool = False
+
+    def __post_init__(self) -> None:
+        if self.swapped and not self.image_type:  # nothing to swap: keep one structure per sentence
+            object.__setattr__(self, "swapped", False)
 
     def without(self, *fields: str) -> "PromptParts":
         """The same prompt with the named attributes deleted."""
@@ -99,8 +104,12 @@ class PromptParts:
             return None
         return " ".join(w for w in (self.art_style, self.image_type) if w)
 
-    def text(self, swapped: bool = False) -> str:
-        """The template sentence; `swapped` puts the object first (the method's SPO form).
+    def swap(self) -> "PromptParts":
+        """The same prompt in the method's swapped order (SPO)."""
+        return dataclasses.replace(self, swapped=True)
+
+    def text(self) -> str:
+        """The template sentence; swapped prompts put the object first (the method's SPO form).
 
         Standard: "a/an [art style] [image type] of a/an [size] [colour] [class]".
         Swapped:  "a/an [size] [colour] [class] in a/an [art style] [image type] style".
@@ -109,7 +118,7 @@ class PromptParts:
         image = self.image_phrase()
         if image is None:
             return _with_article(" ".join(w for w in (self.art_style, self.object_phrase()) if w))
-        if swapped:
+        if self.swapped:
             return f"{_with_article(self.object_phrase())} in {_with_article(image)} style"
         return f"{_with_article(image)} of {_with_article(self.object_phrase())}"
 

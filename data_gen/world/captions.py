@@ -7,6 +7,8 @@ distribution; the rest are the full attribute template, in standard or swapped o
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from clap.prompts.templates import PromptParts, article
@@ -21,7 +23,7 @@ STYLE_FIELDS = ("colour", "size", "image_type", "art_style")
 
 def _photo_word(parts: PromptParts, rng: np.random.Generator) -> PromptParts:
     if parts.image_type == "photograph" and rng.random() < 0.5:
-        return PromptParts(parts.class_name, parts.colour, parts.size, "photo", parts.art_style)
+        return dataclasses.replace(parts, image_type="photo")
     return parts
 
 
@@ -40,4 +42,5 @@ def caption(attrs: WorldAttributes, rng: np.random.Generator,
     if u >= p_generic + p_full:
         dropped = [f for f in STYLE_FIELDS if rng.random() >= p_keep]
         parts = parts.without(*dropped)
-    return _photo_word(parts, rng).text(swapped=bool(rng.random() < 0.3))
+    parts = _photo_word(parts, rng)
+    return (parts.swap() if rng.random() < 0.3 else parts).text()

@@ -1,0 +1,60 @@
+"""Class lists: from names, a text file, a dataset folder, or a built-in preset."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from clap.data.domains import class_name_from_folder
+from clap.errors import ClapError
+
+PRESETS = ("pacs", "vlcs", "officehome", "domainnet")
+
+
+def preset_classes(name: str) -> list[str]:
+    """The class names of PACS, VLCS, OfficeHome or DomainNet (folder names, normalised)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in PRESETS:
+        raise ClapError(f"unknown class preset '{name}'; choose from {', '.join(PRESETS)}")
+    text = (resources.files("clap.prompts") / "presets" / f"{key}.txt").read_text(encoding="utf-8")
+    return [class_name_from_folder(line) for line in text.splitlines() if line.strip()]
+
+
+def folder_classes(root: str | Path) -> list[str]:
+    """Class names of a root/domain/class/image dataset (union over domains)."""
+    from clap.data.domains import scan_domain_dataset
+
+    return scan_domain_dataset(root).classes
+
+
+def file_classes(path: str | Path) -> list[str]:
+    """One class name per line; blank lines and '#' comments ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClapError(f"cannot read class list {path}: {e}") from None
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def load_classes(source: str | Sequence[str]) -> list[str]:
+    """Class names from a preset name, a text file, a dataset folder, or a list of names."""
+    if isinstance(source, str):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            names = folder_classes(path)
+        elif path.is_file():
+            names = file_classes(path)
+        elif source.lower().replace("-", "").replace("_", "") in PRESETS:
+            names = preset_classes(source)
+        else:
+            raise ClapError(f"'{source}' is neither a preset ({', '.join(PRESETS)}), a class-list file nor "
+                            "a dataset folder")
+    else:
+        names = [n.strip() for n in source if n and n.strip()]
+    if not names:
+        raise ClapError(f"the class list from {source!r} is empty; give at least one class name")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ClapError(f"the class list repeats {duplicates}")
+    return names
