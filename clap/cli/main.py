@@ -8,10 +8,10 @@ import sys
 from typing import Sequence
 
 from clap import __version__
-from clap.cli import convert, demo, info, prompts, world
+from clap.cli import convert, demo, generate, info, prompts, splits, world
 from clap.errors import ClapError
 
-SUBCOMMANDS = (info, prompts, world, convert, demo)
+SUBCOMMANDS = (info, prompts, generate, world, splits, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 

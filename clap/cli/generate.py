@@ -1,0 +1,50 @@
+"""`clap generate`: attribute prompts -> images through a diffusers pipeline (resumable, multi-process)."""
+
+from __future__ import annotations
+
+import argparse
+
+from clap.cli.prompts import add_class_arguments, class_source
+
+
+def add_parser(sub) -> None:
+    from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+
+    p = sub.add_parser("generate", help="synthesise class images from attribute prompts with Stable Diffusion",
+                       description=__doc__.splitlines()[0] + " Run under `accelerate launch -m clap.cli.main "
+                       "generate ...` to split the prompts across processes.")
+    add_class_arguments(p)
+    p.add_argument("--out", required=True, help="output folder: <class>/<prompt>/<n>.png + manifest.jsonl")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="diffusers pipeline: hub id or local folder")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="dpm-solver++")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--size", type=int, default=512, help="image height and width in pixels")
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--images-per-prompt", type=int, default=1)
+    p.add_argument("--prompts-per-class", type=int, default=None, help="seeded subset of the 480 prompts per class")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--suffix", default=None, help="appended to every prompt (default: ' in a random environment')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under accelerate launch: each rank's device)")
+    p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
+    p.add_argument("--attention-slicing", action="store_true", help="lower memory use (CUDA)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clap.prompts.classes import load_classes
+    from data_gen.sd.generate import config_from_args, generate
+
+    config = config_from_args(model=args.model, scheduler=args.scheduler, steps=args.steps, guidance=args.guidance,
+                              height=args.size, width=args.size, negative_prompt=args.negative_prompt,
+                              images_per_prompt=args.images_per_prompt, prompts_per_class=args.prompts_per_class,
+                              batch_size=args.batch_size, suffix=args.suffix, seed=args.seed, fp16=args.fp16,
+                              attention_slicing=args.attention_slicing)
+    manifest = generate(load_classes(class_source(args)), args.out, config, device=args.device,
+                        progress=not args.no_progress)
+    if manifest is not None:
+        rows = sum(1 for _ in manifest.open())
+        print(f"{rows} images listed in {manifest}")
+    return 0

@@ -1,0 +1,68 @@
+"""Seeded k-shot subsets per domain and class, written as index files of image paths (not copies)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Sequence
+
+from clap.data.domains import DomainDataset
+from clap.errors import ClapError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHOTS = (1, 4, 8, 16, 32)
+
+
+def split_name(domain: str, shots: int, seed: int) -> str:
+    return f"{domain}/{shots}shot_seed{seed}.txt"
+
+
+def fewshot_indices(dataset: DomainDataset, domain: str, shots: int, seed: int) -> list[int]:
+    """Indices into `dataset.samples` of `shots` images per class of one domain.
+
+    Each (domain, class, seed) has one fixed random order and a k-shot set is its first k images,
+    so smaller sets are nested in larger ones. A class with fewer images keeps them all.
+    """
+    if shots < 1:
+        raise ClapError(f"shots must be at least 1, got {shots}")
+    d = dataset.domains.index(domain)
+    chosen = []
+    for c, name in enumerate(dataset.classes):
+        pool = [i for i, (_, dom, cls) in enumerate(dataset.samples) if dom == d and cls == c]
+        random.Random(f"{seed}:{domain}:{name}").shuffle(pool)
+        if 0 < len(pool) < shots:
+            logger.warning("%s/%s has only %d images for %d shots", domain, name, len(pool), shots)
+        chosen.extend(sorted(pool[:shots]))
+    return chosen
+
+
+def write_fewshot_splits(dataset: DomainDataset, out: str | Path, shots: Sequence[int] = DEFAULT_SHOTS,
+                         seeds: Sequence[int] = (0, 1, 2)) -> Path:
+    """out/<domain>/<k>shot_seed<s>.txt (paths relative to the dataset root) + out/splits.json."""
+    from data_gen.world.export import write_text_atomic
+
+    out = Path(out)
+    index = {"root": str(dataset.root.resolve()), "classes": dataset.classes, "splits": []}
+    for domain in dataset.domains:
+        (out / domain).mkdir(parents=True, exist_ok=True)
+        for k in shots:
+            for seed in seeds:
+                rows = [dataset.samples[i] for i in fewshot_indices(dataset, domain, k, seed)]
+                lines = "".join(f"{p.relative_to(dataset.root).as_posix()}\t{dataset.classes[c]}\n" for p, _, c in rows)
+                name = split_name(domain, k, seed)
+                write_text_atomic(out / name, lines)
+                index["splits"].append({"domain": domain, "shots": k, "seed": seed, "file": name, "size": len(rows)})
+    write_text_atomic(out / "splits.json", json.dumps(index, indent=2) + "\n")
+    return out / "splits.json"
+
+
+def read_split(path: str | Path, root: str | Path) -> list[tuple[Path, str]]:
+    """(image path, class name) pairs of an index file."""
+    pairs = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        rel, _, name = line.partition("\t")
+        pairs.append((Path(root) / rel, name))
+    return pairs

@@ -1,0 +1,1 @@
+"""Stable Diffusion synthesis of attribute-templated class images (the image route's data)."""

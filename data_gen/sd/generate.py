@@ -1,0 +1,180 @@
+"""Attribute prompts -> images through any diffusers text-to-image pipeline.
+
+Deterministic per-image seeds, batched prompts, resumable (existing images are skipped, every image
+is written atomically), and multi-process through accelerate: `accelerate launch -m clap.cli.main
+generate ...` splits the job list with accelerate's own `split_between_processes`; each rank writes
+its images and a manifest shard, and the main process merges the shards at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from clap.errors import ClapError
+from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+from data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
+from data_gen.sd.manifest import append_rows, merge_shards, shard_path
+from data_gen.world.export import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "generation.json"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Generation settings (defaults after the method: SD 2.1-class model, DPM-Solver++, 512 px)."""
+
+    model: str = DEFAULT_MODEL
+    scheduler: str = "dpm-solver++"
+    steps: int = 25
+    guidance: float = 7.5
+    height: int = 512
+    width: int = 512
+    negative_prompt: str | None = None
+    images_per_prompt: int = 1
+    prompts_per_class: int | None = None
+    batch_size: int = 4
+    suffix: str = DEFAULT_SUFFIX
+    seed: int = 0
+    fp16: bool = False
+    attention_slicing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ClapError(f"unknown scheduler '{self.scheduler}'; use one of {', '.join(SCHEDULERS)}")
+        for name in ("steps", "height", "width", "images_per_prompt", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ClapError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.height % 8 or self.width % 8:
+            raise ClapError(f"image size {self.width}x{self.height} must be a multiple of 8")
+        if self.prompts_per_class is not None and self.prompts_per_class < 1:
+            raise ClapError(f"prompts_per_class must be at least 1, got {self.prompts_per_class}")
+
+    def settings(self) -> dict:
+        """What decides the pixels (recorded in generation.json and each manifest row)."""
+        keep = ("model", "scheduler", "steps", "guidance", "height", "width", "negative_prompt", "suffix", "seed")
+        return {k: getattr(self, k) for k in keep}
+
+
+def load_pipeline(config: GenerationConfig, device: torch.device):
+    """The diffusers pipeline from a local folder or hub id; fails fast when it cannot be had."""
+    from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    from clap.backbones.loading import HUB_HOST, hub_offline, reachable
+
+    if config.fp16 and device.type != "cuda":
+        raise ClapError("fp16 needs a CUDA device; drop --fp16 on the CPU")
+    dtype = torch.float16 if config.fp16 else torch.float32
+    local = Path(config.model).expanduser()
+    if local.exists() and not (local / "model_index.json").is_file():
+        raise ClapError(f"{local} is not a diffusers pipeline folder (no model_index.json)")
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(local) if local.exists() else config.model, dtype=dtype,
+                                                 local_files_only=True)
+    except (OSError, ValueError) as e:
+        if local.exists():
+            raise ClapError(f"cannot load the pipeline in {local}: {str(e).splitlines()[0]}") from None
+        if hub_offline() or not reachable(HUB_HOST):
+            raise ClapError(f"pipeline '{config.model}' is not in the local cache and the hub cannot be reached; "
+                            "download it elsewhere and pass its folder with --model /path/to/pipeline") from None
+        pipe = DiffusionPipeline.from_pretrained(config.model, dtype=dtype)
+    schedulers = {"dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+                  "ddim": (DDIMScheduler, {}), "euler": (EulerDiscreteScheduler, {})}
+    if config.scheduler in schedulers:
+        cls, extra = schedulers[config.scheduler]
+        pipe.scheduler = cls.from_config(pipe.scheduler.config, **extra)
+    if config.attention_slicing:
+        pipe.enable_attention_slicing()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _claim(root: Path, config: GenerationConfig, classes: Sequence[str]) -> None:
+    request = {**config.settings(), "classes": list(classes), "images_per_prompt": config.images_per_prompt,
+               "prompts_per_class": config.prompts_per_class}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
+    marker = root / SETTINGS_FILE
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        if previous != request:
+            changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
+            raise ClapError(f"{root} holds images generated with other settings ({', '.join(changed)}); "
+                            "use another --out or the same settings to resume")
+        return
+    write_text_atomic(marker, json.dumps(request, indent=2, sort_keys=True) + "\n")
+
+
+def _save_image(image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _generate_batch(pipe, jobs: list[Job], config: GenerationConfig):
+    generators = [torch.Generator(device="cpu").manual_seed(job.seed) for job in jobs]
+    negative = [config.negative_prompt] * len(jobs) if config.negative_prompt else None
+    # One CPU generator per image: diffusers draws each sample's noise from its own generator,
+    # so an image's pixels depend on its seed, not on the batch it lands in.
+    out = pipe(prompt=[job.prompt for job in jobs], negative_prompt=negative, num_inference_steps=config.steps,
+               guidance_scale=config.guidance, height=config.height, width=config.width,
+               generator=generators, output_type="pil")
+    return out.images
+
+
+def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, device: str = "cpu",
+             progress: bool = True) -> Path | None:
+    """Generate every missing image; returns the merged manifest (on the main process)."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=torch.device(device).type == "cpu")
+    root = Path(out)
+    if state.is_main_process:
+        _claim(root, config, classes)
+    state.wait_for_everyone()
+    jobs = build_jobs(classes, config.images_per_prompt, config.seed, config.suffix, config.prompts_per_class)
+    target = torch.device(device if state.num_processes == 1 else state.device)
+    with state.split_between_processes(jobs) as mine:
+        todo = [job for job in mine if not (root / job.relpath).is_file()]
+        if todo:
+            pipe = load_pipeline(config, target)
+            shard = shard_path(root, state.process_index)
+            batches = [todo[i:i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
+            bar = tqdm(total=len(todo), desc=f"generating (rank {state.process_index})", unit="img",
+                       disable=not progress, position=state.process_index)
+            for batch in batches:
+                images = _generate_batch(pipe, batch, config)
+                for job, image in zip(batch, images):
+                    _save_image(image, root / job.relpath)
+                append_rows(shard, [{**job.record(), **config.settings()} for job in batch])
+                bar.update(len(batch))
+            bar.close()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        return merge_shards(root, [job.relpath for job in jobs])
+    return None
+
+
+def config_from_args(**kwargs) -> GenerationConfig:
+    """A GenerationConfig from keyword arguments, ignoring those left as None."""
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+    return GenerationConfig(**{k: v for k, v in kwargs.items() if k in fields and v is not None})
