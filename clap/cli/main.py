@@ -8,10 +8,10 @@ import sys
 from typing import Sequence
 
 from clap import __version__
-from clap.cli import convert, demo, generate, info, prompts, splits, world
+from clap.cli import convert, demo, generate, info, prompts, splits, train, world
 from clap.errors import ClapError
 
-SUBCOMMANDS = (info, prompts, generate, world, splits, convert, demo)
+SUBCOMMANDS = (info, prompts, generate, world, splits, train, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 
@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     if args.command is None:
         parser.print_help()
         return 0

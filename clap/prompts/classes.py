@@ -9,14 +9,18 @@ from typing import Sequence
 from clap.data.domains import class_name_from_folder
 from clap.errors import ClapError
 
-PRESETS = ("pacs", "vlcs", "officehome", "domainnet")
+PRESETS = ("pacs", "vlcs", "officehome", "domainnet", "world")
 
 
 def preset_classes(name: str) -> list[str]:
-    """The class names of PACS, VLCS, OfficeHome or DomainNet (folder names, normalised)."""
+    """The class names of PACS, VLCS, OfficeHome, DomainNet (folder names, normalised) or the embedded world."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in PRESETS:
         raise ClapError(f"unknown class preset '{name}'; choose from {', '.join(PRESETS)}")
+    if key == "world":  # the embedded rendered world's shapes
+        from data_gen.world.shapes import SHAPES
+
+        return list(SHAPES)
     text = (resources.files("clap.prompts") / "presets" / f"{key}.txt").read_text(encoding="utf-8")
     return [class_name_from_folder(line) for line in text.splitlines() if line.strip()]
 

@@ -1,0 +1,58 @@
+"""`clap train`: LightningCLI over the adapter modules and data modules, with YAML configs.
+
+    clap train --config experiments/configs/world_clap.yaml [--out DIR] [--ckpt_path last.ckpt]
+    clap train --print_config                      # the full default config (CLAP text route)
+    clap train --model ImAugModule --data ImageDataModule --data.root IMAGES   # Im.Aug image route
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from clap.training.callbacks import AdapterExport
+from clap.training.image_data import ImageDataModule  # noqa: F401  (registers the class for --data)
+from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, ImAugModule  # noqa: F401
+from clap.training.text_data import PromptDataModule  # noqa: F401
+
+TRAINER_DEFAULTS = {
+    "max_steps": 8000,
+    "max_epochs": -1,
+    "reload_dataloaders_every_n_epochs": 1,  # each epoch is one early-stopping window of steps
+    "use_distributed_sampler": False,  # each rank draws its own samples (seeded by rank)
+    "deterministic": True,
+    "log_every_n_steps": 50,
+}
+
+
+class ClapTrainCLI(LightningCLI):
+    """LightningCLI with the method's early stopping, periodic checkpoints and adapter export."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--out", default="adapter", help="folder for the trained adapter and its summary")
+        parser.add_argument("--ckpt_path", default=None, help="Lightning checkpoint to resume from")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults({"early_stopping.monitor": WINDOW_METRIC, "early_stopping.patience": 5,
+                             "early_stopping.min_delta": 0.01, "early_stopping.mode": "min",
+                             "early_stopping.check_on_train_epoch_end": True, "early_stopping.strict": False})
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.every_n_train_steps": 480, "checkpoint.save_last": True,
+                             "checkpoint.save_top_k": 1})
+        parser.set_defaults({"model": {"class_path": "clap.training.modules.CLAPModule"},
+                             "data": {"class_path": "clap.training.text_data.PromptDataModule"}})
+        parser.link_arguments("data.init_args.window", "model.init_args.window")
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Parse, train, and export the adapter."""
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    cli = ClapTrainCLI(AdapterModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                       trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0, run=False,
+                       args=list(args) if args is not None else None, save_config_callback=None)
+    cli.trainer.callbacks.append(AdapterExport(cli.config["out"]))
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+    return 0

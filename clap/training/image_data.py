@@ -1,0 +1,144 @@
+"""The image route's data (Im.Aug): synthetic images and their augmented views, as frozen features.
+
+Images come in the layout of the SD generator and of the world's image-route export:
+root/<class>/<prompt>/<image>. Each image's clean view (the backbone's eval transform) is encoded
+once; augmented views (random resized crop 0.64-1.0, colour jitter, optional block mask,
+perspective and flip) are drawn per sample, a chunk of steps at a time, from seeded generators.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
+from clap.errors import ClapError
+from clap.training.steps import encode_in_batches, trainer_rank, window_loader
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageAugmentation:
+    """The method's contrastive image augmentations."""
+
+    crop_scale: tuple[float, float] = (0.64, 1.0)
+    jitter: float = 0.4
+    jitter_p: float = 0.8
+    block_mask_p: float = 0.0
+    perspective_p: float = 0.0
+    flip_p: float = 0.0
+
+    def transform(self, size: int) -> T.Compose:
+        steps = [T.RandomResizedCrop(size, scale=self.crop_scale, interpolation=T.InterpolationMode.BICUBIC)]
+        if self.perspective_p > 0:
+            steps.append(T.RandomPerspective(p=self.perspective_p))
+        if self.flip_p > 0:
+            steps.append(T.RandomHorizontalFlip(self.flip_p))
+        j = self.jitter
+        steps += [T.RandomApply([T.ColorJitter(j, j, j, j / 4)], p=self.jitter_p), T.ToTensor()]
+        if self.block_mask_p > 0:
+            steps.append(T.RandomErasing(p=self.block_mask_p, scale=(0.05, 0.25), value=0.5))
+        return T.Compose(steps)
+
+
+def scan_image_route(root: str | Path) -> tuple[list[Path], list[int], list[str]]:
+    """Image paths, class indices and class names of root/<class>/<prompt>/<image>."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ClapError(f"image folder {root} does not exist; expected root/<class>/<prompt>/<image>")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    paths, labels = [], []
+    for c, folder in enumerate(class_dirs):
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        paths += files
+        labels += [c] * len(files)
+    if not paths:
+        raise ClapError(f"{root} holds no images in root/<class>/<prompt>/<image> layout")
+    return paths, labels, [class_name_from_folder(d.name) for d in class_dirs]
+
+
+class ImageChunks:
+    """Produces clean and augmented image features for `chunk_steps` consecutive steps of one rank."""
+
+    def __init__(self, images: list, clean: torch.Tensor, backbone, augment: T.Compose, batch_size: int,
+                 chunk_steps: int, seed: int, rank: int = 0, encode_batch_size: int = 128) -> None:
+        self.images, self.clean, self.backbone, self.augment = images, clean, backbone, augment
+        self.batch_size, self.chunk_steps, self.seed, self.rank = batch_size, chunk_steps, seed, rank
+        self.encode_batch_size = encode_batch_size
+
+    def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, chunk])
+        picks = rng.integers(0, len(self.images), size=self.chunk_steps * self.batch_size)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**62)))
+            views = [self.augment(self.images[i]) for i in picks]
+        augmented = encode_in_batches(lambda batch: self.backbone.encode_image(torch.stack(batch)), views,
+                                      self.encode_batch_size)
+        return {"image": self.clean[torch.from_numpy(picks)], "augmented": augmented}
+
+
+class ImageDataModule(L.LightningDataModule):
+    """(clean view, augmented view) image features for the Im.Aug image route.
+
+    Args:
+        root: images in root/<class>/<prompt>/<image> layout (`clap generate` or `clap world render`).
+        model, pretrained: the frozen backbone (None = the embedded tiny CLIP).
+        dataset_name: recorded in the adapter config.
+        batch_size: images per step.
+        window: steps per epoch (the early-stopping window).
+        crop_scale_min, jitter, jitter_p, block_mask_p, perspective_p, flip_p: augmentations.
+        chunk_samples: samples encoded ahead at a time.
+        encode_batch_size: images per frozen forward.
+        seed: sampling and augmentation seed.
+        device: where the frozen backbone runs.
+    """
+
+    def __init__(self, root: str, model: str | None = None, pretrained: str | None = None,
+                 dataset_name: str | None = None, batch_size: int = 8, window: int = 480,
+                 crop_scale_min: float = 0.64, jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0,
+                 perspective_p: float = 0.0, flip_p: float = 0.0, chunk_samples: int = 2048,
+                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.augmentation = ImageAugmentation((crop_scale_min, 1.0), jitter, jitter_p, block_mask_p, perspective_p,
+                                              flip_p)
+        self.chunk_steps = max(1, chunk_samples // batch_size)
+        self.images: list | None = None
+
+    @property
+    def route(self) -> str:
+        return "image"
+
+    def setup(self, stage: str | None = None) -> None:
+        from clap.backbones.loading import load_backbone
+
+        if self.images is not None:
+            return
+        hp = self.hparams
+        paths, _, self.classes = scan_image_route(hp.root)
+        self.dataset = hp.dataset_name or Path(hp.root).name
+        self.backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
+        loaded = [(p, load_image(p)) for p in paths]
+        skipped = [str(p) for p, im in loaded if im is None]
+        if skipped:
+            logger.warning("skipped %d unreadable images, e.g. %s", len(skipped), skipped[0])
+        self.images = [im for _, im in loaded if im is not None]
+        tf = self.backbone.eval_transform
+        self.clean = encode_in_batches(lambda batch: self.backbone.encode_image(torch.stack([tf(im) for im in batch])),
+                                       self.images, hp.encode_batch_size)
+        self.backbone_identity = self.backbone.identity.to_dict()
+        self.embed_dim = self.backbone.embed_dim
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        chunks = ImageChunks(self.images, self.clean, self.backbone, self.augmentation.transform(self.backbone.image_size),
+                             hp.batch_size, self.chunk_steps, hp.seed, trainer_rank(self.trainer), hp.encode_batch_size)
+        return window_loader(self.trainer, hp.window, chunks, hp.batch_size, self.chunk_steps)

@@ -1,0 +1,127 @@
+"""Thin LightningModules around the plain `Disentangler`: they own the loss and the optimiser.
+
+The frozen backbone lives in the data module, so checkpoints hold only the adapter, the optimiser
+state and the early-stopping window counters.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import lightning as L
+import torch
+
+from clap.adapter.config import AdapterConfig
+from clap.adapter.disentangler import Disentangler
+from clap.errors import ClapError
+from clap.training.losses import clap_loss, info_nce
+
+WINDOW_METRIC = "train/window_loss"
+
+
+class AdapterModule(L.LightningModule, abc.ABC):
+    """Shared parts: lazy adapter creation (dims from the data module), Adam, NaN guard, window loss."""
+
+    route = "text"
+
+    def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
+                 activation: str = "silu", lr: float = 1e-4, weight_decay: float = 0.0, window: int = 480,
+                 inference_alpha: float = 1.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.adapter: Disentangler | None = None
+        self.register_buffer("window_sum", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("window_count", torch.zeros((), dtype=torch.long))
+        if in_dim is not None:
+            self._build(in_dim)
+
+    def _build(self, in_dim: int) -> None:
+        hp = self.hparams
+        hp.in_dim = in_dim
+        self.adapter = Disentangler(AdapterConfig(in_dim=in_dim, latent_dim=hp.latent_dim, out_dim=hp.out_dim,
+                                                  activation=hp.activation, alpha=hp.inference_alpha, route=self.route))
+
+    def configure_model(self) -> None:
+        if self.adapter is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None or not hasattr(datamodule, "embed_dim"):
+                raise ClapError("the adapter's input size is unknown: give model in_dim or train with a data module")
+            self._build(datamodule.embed_dim)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.adapter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    @abc.abstractmethod
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The route's loss terms; 'loss' is the one optimised."""
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        terms = self.losses(batch)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise ClapError(f"loss became {loss.item()} at step {self.global_step}; training stopped, the last "
+                            "good checkpoint is kept (lower the learning rate or check the features)")
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(batch["augmented"]))
+        self._track_window(loss)
+        return loss
+
+    def _track_window(self, loss: torch.Tensor) -> None:
+        self.window_sum += loss.detach().double()
+        self.window_count += 1
+        if (self.global_step + 1) % self.hparams.window == 0:
+            mean = self.window_sum / self.window_count.clamp(min=1)
+            self.log(WINDOW_METRIC, mean.float(), prog_bar=True, batch_size=1)
+            self.window_sum.zero_()
+            self.window_count.zero_()
+
+
+class CLAPModule(AdapterModule):
+    """CLAP (text route): InfoNCE_tau(f(t), f(t_aug)) + lambda * InfoNCE_tau_c(f(t_aug), f(c)).
+
+    Args:
+        in_dim: feature size (default: from the data module's backbone).
+        latent_dim, out_dim: adapter sizes (default: in_dim).
+        activation: first layer of the residual branch (the method: silu).
+        tau, tau_c, lam: temperatures and weight of the class term (method: 0.5, 1.0, 1.0).
+        lr, weight_decay: Adam (method: 1e-4, 0).
+        window: steps per early-stopping window (method: 480).
+        inference_alpha: the alpha recorded in the adapter for inference.
+    """
+
+    route = "text"
+
+    def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
+                 activation: str = "silu", tau: float = 0.5, tau_c: float = 1.0, lam: float = 1.0, lr: float = 1e-4,
+                 weight_decay: float = 0.0, window: int = 480, inference_alpha: float = 1.0) -> None:
+        for name, value in (("tau", tau), ("tau_c", tau_c)):
+            if not (value > 0 and math.isfinite(value)):
+                raise ClapError(f"{name} must be a positive number, got {value}")
+        super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        self.save_hyperparameters()
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        f = self.adapter
+        hp = self.hparams
+        return clap_loss(f(batch["prompt"]), f(batch["augmented"]), f(batch["class_name"]), hp.tau, hp.tau_c, hp.lam)
+
+
+class ImAugModule(AdapterModule):
+    """Im.Aug (image route): InfoNCE_tau(f(E_img(x)), f(E_img(x_aug))).
+
+    Args: as `CLAPModule`, with `tau` the only temperature.
+    """
+
+    route = "image"
+
+    def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
+                 activation: str = "silu", tau: float = 0.5, lr: float = 1e-4, weight_decay: float = 0.0,
+                 window: int = 480, inference_alpha: float = 1.0) -> None:
+        if not (tau > 0 and math.isfinite(tau)):
+            raise ClapError(f"tau must be a positive number, got {tau}")
+        super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        self.save_hyperparameters()
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        f = self.adapter
+        return {"loss": info_nce(f(batch["image"]), f(batch["augmented"]), self.hparams.tau)}

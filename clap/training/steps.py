@@ -1,0 +1,66 @@
+"""Step-indexed datasets of frozen features, produced ahead in chunks.
+
+Everything a training step needs from the frozen backbone is a function of (seed, rank, step), never
+of the adapter, so it is computed for `chunk_steps` steps at a time in large batches. Indexing by
+global step makes a resumed run see exactly the data an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Producer = Callable[[int], dict[str, torch.Tensor]]
+
+
+class StepDataset(Dataset):
+    """Item i is the batch of global step `start + i`, sliced from the chunk that holds it."""
+
+    def __init__(self, produce_chunk: Producer, batch_size: int, chunk_steps: int, start: int, end: int) -> None:
+        if end < start:
+            raise ValueError(f"empty step range {start}..{end}")
+        self.produce_chunk = produce_chunk
+        self.batch_size = batch_size
+        self.chunk_steps = chunk_steps
+        self.start, self.end = start, end
+        self._chunk_index: int | None = None
+        self._chunk: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        step = self.start + i
+        chunk, offset = divmod(step, self.chunk_steps)
+        if chunk != self._chunk_index:
+            self._chunk = self.produce_chunk(chunk)
+            self._chunk_index = chunk
+        rows = slice(offset * self.batch_size, (offset + 1) * self.batch_size)
+        return {k: v[rows] for k, v in self._chunk.items()}
+
+
+def encode_in_batches(encode: Callable[[list], torch.Tensor], items: list, batch_size: int,
+                      length: Callable | None = None) -> torch.Tensor:
+    """encode(items) in mini-batches; with `length`, items are grouped by length to minimise padding."""
+    order = sorted(range(len(items)), key=lambda i: length(items[i])) if length else list(range(len(items)))
+    parts = []
+    with torch.no_grad():
+        for i in range(0, len(order), batch_size):
+            parts.append(encode([items[j] for j in order[i:i + batch_size]]).float().cpu())
+    stacked = torch.cat(parts)
+    out = torch.empty_like(stacked)
+    out[torch.tensor(order)] = stacked
+    return out
+
+
+def window_loader(trainer, window: int, produce_chunk: Producer, batch_size: int, chunk_steps: int) -> DataLoader:
+    """A loader over the steps from the trainer's global step to the end of its window (one epoch)."""
+    start = trainer.global_step if trainer is not None else 0
+    end = (start // window + 1) * window
+    return DataLoader(StepDataset(produce_chunk, batch_size, chunk_steps, start, end), batch_size=None)
+
+
+def trainer_rank(trainer) -> int:
+    return trainer.global_rank if trainer is not None else 0

@@ -1,0 +1,195 @@
+"""The text route's data: class-balanced prompt batches with the method's augmentations, as frozen features.
+
+Computed once per run (fast text path, large batches): the features of every class name and every
+template prompt, and (without IGN) of each deletion/swap variant the first time it is drawn.
+Per step, each sample takes the next class round robin, a random prompt of that class, independent
+Bernoulli draws of OSD/OCD/ITD/ASD/SPO (the distribution of the nlpaug flow) and, with IGN, fresh
+Gaussian token embeddings; the noisy views are encoded a chunk of steps at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from clap.backbones.base import Backbone
+from clap.prompts.augment import DELETIONS, AugmentationConfig
+from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
+from clap.training.steps import encode_in_batches, trainer_rank, window_loader
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureCache:
+    """Text features on disk, keyed by backbone identity and the exact texts."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def key(self, backbone: Backbone, texts: Sequence[str]) -> str:
+        digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
+        digest.update("\n".join(texts).encode())
+        return digest.hexdigest()[:32]
+
+    def get(self, backbone: Backbone, texts: Sequence[str], compute) -> torch.Tensor:
+        path = self.folder / f"text-{self.key(backbone, texts)}.safetensors"
+        if path.is_file():
+            return load_file(str(path))["features"]
+        features = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": features.contiguous()}, str(tmp))
+        tmp.replace(path)
+        return features
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The method's IGN: `n_tokens` N(0, std^2) token embeddings at a random position (0 = off)."""
+
+    n_tokens: int = 4
+    std: float = 0.02
+
+
+class PromptBank:
+    """Frozen features of the class names and of all template prompts, plus variant features on demand."""
+
+    def __init__(self, backbone: Backbone, classes: Sequence[str], vocab: AttributeVocab,
+                 encode_batch_size: int = 256, cache: FeatureCache | None = None) -> None:
+        self.backbone = backbone
+        self.classes = list(classes)
+        self.prompts: list[list[PromptParts]] = [class_prompts(c, vocab) for c in self.classes]
+        self.encode_batch_size = encode_batch_size
+        texts = [p.text() for ps in self.prompts for p in ps]
+        self.class_features = self._encode(self.classes, cache)
+        self.prompt_features = self._encode(texts, cache).view(len(self.classes), len(vocab), -1)
+        self._variants: dict[str, torch.Tensor] = {}
+
+    def _length(self, text: str) -> int:
+        return len(text)
+
+    def _encode(self, texts: list[str], cache: FeatureCache | None) -> torch.Tensor:
+        def compute() -> torch.Tensor:
+            return encode_in_batches(self.backbone.encode_text, texts, self.encode_batch_size, self._length)
+
+        return cache.get(self.backbone, texts, compute) if cache else compute()
+
+    def variant_features(self, texts: list[str]) -> torch.Tensor:
+        """Features of noise-free augmented prompts, each text encoded only the first time it is seen."""
+        new = sorted({t for t in texts if t not in self._variants})
+        if new:
+            for text, feature in zip(new, self._encode(new, None)):
+                self._variants[text] = feature
+        return torch.stack([self._variants[t] for t in texts])
+
+    def noisy_features(self, texts: list[str], noise: NoiseConfig, generator: torch.Generator) -> torch.Tensor:
+        """Features with fresh IGN noise per text (never cached)."""
+        def encode(batch: list[str]) -> torch.Tensor:
+            return self.backbone.encode_text_with_noise(batch, noise.n_tokens, noise.std, "random", generator)
+
+        return encode_in_batches(encode, texts, self.encode_batch_size, self._length)
+
+
+def sample_augmented(parts: PromptParts, draws: np.ndarray, probs: dict[str, float]) -> PromptParts:
+    """Apply the augmentations whose uniform draw fell below their probability."""
+    deleted = [attr for key, attr in DELETIONS.items() if draws[list(probs).index(key)] < probs[key]]
+    out = parts.without(*deleted)
+    return out.swap() if draws[list(probs).index("spo")] < probs["spo"] else out
+
+
+class PromptChunks:
+    """Produces the frozen features of `chunk_steps` consecutive steps of one rank."""
+
+    def __init__(self, bank: PromptBank, augmentation: AugmentationConfig, noise: NoiseConfig, batch_size: int,
+                 chunk_steps: int, seed: int, rank: int = 0) -> None:
+        self.bank, self.augmentation, self.noise = bank, augmentation, noise
+        self.batch_size, self.chunk_steps, self.seed, self.rank = batch_size, chunk_steps, seed, rank
+
+    def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, chunk])
+        n = self.chunk_steps * self.batch_size
+        first = chunk * n
+        classes = (np.arange(first, first + n) % len(self.bank.classes)).astype(np.int64)
+        prompts = rng.integers(0, self.bank.prompt_features.shape[1], size=n)
+        draws = rng.random((n, 5))
+        probs = self.augmentation.probabilities()
+        texts = [sample_augmented(self.bank.prompts[c][p], d, probs).text() for c, p, d in zip(classes, prompts, draws)]
+        if self.noise.n_tokens > 0:
+            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            augmented = self.bank.noisy_features(texts, self.noise, generator)
+        else:
+            augmented = self.bank.variant_features(texts)
+        c, p = torch.from_numpy(classes), torch.from_numpy(prompts)
+        return {"prompt": self.bank.prompt_features[c, p], "augmented": augmented,
+                "class_name": self.bank.class_features[c]}
+
+
+class PromptDataModule(L.LightningDataModule):
+    """Class-balanced batches of (prompt, augmented prompt, class name) features for the CLAP text route.
+
+    Args:
+        classes: a preset (pacs, vlcs, officehome, domainnet, world), a class-list file, a dataset folder
+            or a list of names.
+        model: backbone (None = the embedded tiny CLIP); see `clap.load_backbone`.
+        pretrained: pretrained tag or weights file of the backbone.
+        dataset_name: recorded in the adapter config (default: the preset or folder name).
+        batch_size: prompts per step (the paper: 8; at least the number of classes is advised).
+        window: steps per epoch; early stopping compares the mean loss of consecutive windows.
+        osd, ocd, itd, asd, spo: augmentation probabilities (method defaults 0.5, 0.5, 0, 0, 0.5).
+        ign_tokens, ign_std: inserted Gaussian noise tokens (0 tokens turns IGN off).
+        vocab: folder with custom attribute lists (default: the method's).
+        chunk_samples: samples encoded ahead at a time.
+        encode_batch_size: texts per frozen forward.
+        feature_cache: folder for on-disk text features (keyed by backbone identity and texts).
+        seed: sampling seed (prompts, augmentations, noise).
+        device: where the frozen backbone runs.
+    """
+
+    def __init__(self, classes: str | list[str] = "world", model: str | None = None, pretrained: str | None = None,
+                 dataset_name: str | None = None, batch_size: int = 8, window: int = 480, osd: float = 0.5,
+                 ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = 4,
+                 ign_std: float = 0.02, vocab: str | None = None, chunk_samples: int = 4096,
+                 encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
+                 device: str = "cpu") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.augmentation = AugmentationConfig(osd, ocd, itd, asd, spo)
+        self.noise = NoiseConfig(ign_tokens, ign_std)
+        self.chunk_steps = max(1, chunk_samples // batch_size)
+        self.bank: PromptBank | None = None
+
+    @property
+    def route(self) -> str:
+        return "text"
+
+    def setup(self, stage: str | None = None) -> None:
+        from clap.backbones.loading import load_backbone
+        from clap.prompts.classes import load_classes
+
+        if self.bank is not None:
+            return
+        hp = self.hparams
+        self.classes = load_classes(hp.classes)
+        self.dataset = hp.dataset_name or (Path(hp.classes).name if isinstance(hp.classes, str) else None)
+        backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
+        vocab = AttributeVocab.from_folder(hp.vocab) if hp.vocab else AttributeVocab.default()
+        cache = FeatureCache(hp.feature_cache) if hp.feature_cache else None
+        self.bank = PromptBank(backbone, self.classes, vocab, hp.encode_batch_size, cache)
+        self.backbone_identity = backbone.identity.to_dict()
+        self.embed_dim = backbone.embed_dim
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        chunks = PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size, self.chunk_steps, hp.seed,
+                              trainer_rank(self.trainer))
+        return window_loader(self.trainer, hp.window, chunks, hp.batch_size, self.chunk_steps)
