@@ -101,10 +101,10 @@ class PromptBank:
 
 
 def sample_augmented(parts: PromptParts, draws: np.ndarray, probs: dict[str, float]) -> PromptParts:
-    """Apply the augmentations whose uniform draw fell below their probability."""
-    deleted = [attr for key, attr in DELETIONS.items() if draws[list(probs).index(key)] < probs[key]]
-    out = parts.without(*deleted)
-    return out.swap() if draws[list(probs).index("spo")] < probs["spo"] else out
+    """Apply the augmentations whose uniform draw (one per key of `probs`, in order) fell below their probability."""
+    fired = {key: draw < p for draw, (key, p) in zip(draws, probs.items())}
+    out = parts.without(*[attr for key, attr in DELETIONS.items() if fired[key]])
+    return out.swap() if fired["spo"] else out
 
 
 class PromptChunks:
@@ -115,7 +115,8 @@ class PromptChunks:
         self.bank, self.augmentation, self.noise = bank, augmentation, noise
         self.batch_size, self.chunk_steps, self.seed, self.rank = batch_size, chunk_steps, seed, rank
 
-    def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
+    def sample(self, chunk: int) -> tuple[np.ndarray, np.ndarray, list[str], np.random.Generator]:
+        """Class and prompt indices and augmented texts of a chunk, and the generator that drew them."""
         rng = np.random.default_rng([self.seed, self.rank, chunk])
         n = self.chunk_steps * self.batch_size
         first = chunk * n
@@ -124,6 +125,10 @@ class PromptChunks:
         draws = rng.random((n, 5))
         probs = self.augmentation.probabilities()
         texts = [sample_augmented(self.bank.prompts[c][p], d, probs).text() for c, p, d in zip(classes, prompts, draws)]
+        return classes, prompts, texts, rng
+
+    def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
+        classes, prompts, texts, rng = self.sample(chunk)
         if self.noise.n_tokens > 0:
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
             augmented = self.bank.noisy_features(texts, self.noise, generator)

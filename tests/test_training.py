@@ -1,0 +1,231 @@
+"""Training: losses, sampling, determinism, resume after SIGKILL, NaN stop, DDP, both routes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from clap.adapter.disentangler import Disentangler
+from clap.cli.main import main
+from clap.prompts.augment import AugmentationConfig
+from clap.prompts.templates import AttributeVocab
+from clap.training.losses import clap_loss, info_nce
+from clap.training.steps import StepDataset
+from clap.training.text_data import NoiseConfig, PromptBank, PromptChunks
+
+
+def manual_nt_xent(a, b, tau):
+    z = torch.nn.functional.normalize(torch.cat([a, b]), dim=-1)
+    n = len(a)
+    total = 0.0
+    for i in range(2 * n):
+        partner = (i + n) % (2 * n)
+        sims = [(z[i] @ z[j]) / tau for j in range(2 * n) if j != i]
+        total += -(z[i] @ z[partner] / tau) + torch.logsumexp(torch.stack(sims), 0)
+    return total / (2 * n)
+
+
+def test_info_nce_is_nt_xent():
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 7), torch.randn(5, 7)
+    assert torch.allclose(info_nce(a, b, 0.5), manual_nt_xent(a, b, 0.5), atol=1e-5)
+    aligned = info_nce(a, a + 0.01 * torch.randn(5, 7), 0.1)
+    assert aligned < info_nce(a, b, 0.1)
+    with pytest.raises(ValueError, match="same shape"):
+        info_nce(a, b[:3], 0.5)
+
+
+def test_clap_loss_terms():
+    torch.manual_seed(1)
+    t, t_aug, c = torch.randn(3, 4, 6).unbind(0)
+    out = clap_loss(t, t_aug, c, tau=0.5, tau_c=1.0, lam=0.25)
+    assert torch.allclose(out["loss_prompt"], info_nce(t, t_aug, 0.5))
+    assert torch.allclose(out["loss_class"], info_nce(t_aug, c, 1.0))
+    assert torch.allclose(out["loss"], out["loss_prompt"] + 0.25 * out["loss_class"])
+
+
+def test_step_dataset_slices_chunks():
+    calls = []
+
+    def produce(chunk):
+        calls.append(chunk)
+        return {"x": torch.arange(chunk * 12, chunk * 12 + 12)}
+
+    ds = StepDataset(produce, batch_size=3, chunk_steps=4, start=5, end=9)
+    assert [ds[i]["x"].tolist() for i in range(len(ds))] == [[15, 16, 17], [18, 19, 20], [21, 22, 23], [24, 25, 26]]
+    assert calls == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def bank(embedded):
+    return PromptBank(embedded, ["star", "ring", "black widow"], AttributeVocab.default())
+
+
+def test_prompt_bank_matches_direct_encoding(bank, embedded):
+    with torch.no_grad():
+        assert torch.allclose(bank.class_features, embedded.encode_text(["star", "ring", "black widow"]), atol=1e-5)
+        direct = embedded.encode_text([p.text() for p in bank.prompts[2][:5]])
+    assert torch.allclose(bank.prompt_features[2, :5], direct, atol=1e-5)
+
+
+def test_chunks_are_class_balanced_and_follow_the_augmentation_distribution(bank, embedded):
+    config = AugmentationConfig()
+    chunks = PromptChunks(bank, config, NoiseConfig(0, 0.0), batch_size=6, chunk_steps=500, seed=0)
+    classes, prompts, texts, _ = chunks.sample(0)
+    assert classes[:6].tolist() == [0, 1, 2, 0, 1, 2]
+    assert Counter(classes.tolist()) == {0: 1000, 1: 1000, 2: 1000}
+    swapped = sum(t.endswith(" style") for t in texts) / len(texts)
+    no_size = sum(not any(s in t for s in ("large", "normal sized", "small")) for t in texts) / len(texts)
+    assert abs(swapped - 0.5) < 0.03 and abs(no_size - 0.5) < 0.03
+    out = chunks(0)
+    with torch.no_grad():
+        assert torch.allclose(out["augmented"][:20], embedded.encode_text(texts[:20]), atol=1e-5)
+    assert torch.equal(out["class_name"][7], bank.class_features[1])
+
+
+def test_chunks_are_reproducible_and_noise_is_fresh(bank):
+    chunks = PromptChunks(bank, AugmentationConfig(), NoiseConfig(4, 0.02), batch_size=6, chunk_steps=4, seed=3)
+    a, b = chunks(2), chunks(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = PromptChunks(bank, AugmentationConfig(), NoiseConfig(0, 0.0), batch_size=6, chunk_steps=4, seed=3)(2)
+    assert not torch.allclose(a["augmented"], plain["augmented"], atol=1e-4)
+    other_rank = PromptChunks(bank, AugmentationConfig(), NoiseConfig(4, 0.02), 6, 4, seed=3, rank=1)(2)
+    assert not torch.equal(a["augmented"], other_rank["augmented"])
+
+
+def write_config(tmp_path: Path, steps: int = 60, **data) -> Path:
+    data = {"classes": "world", "batch_size": 10, "window": 20, "chunk_samples": 100, **data}
+    lines = ["trainer:", f"  max_steps: {steps}", "  enable_progress_bar: false", "  enable_model_summary: false",
+             "  logger: false", f"  default_root_dir: {tmp_path / 'runs'}", "checkpoint:",
+             f"  dirpath: {tmp_path / 'ckpt'}", "  every_n_train_steps: 20", "data:", "  init_args:"]
+    lines += [f"    {k}: {json.dumps(v)}" for k, v in data.items()]
+    path = tmp_path / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_writes_a_trained_adapter(tmp_path):
+    assert main(["train", "--config", str(write_config(tmp_path)), "--out", str(tmp_path / "adapter")]) == 0
+    adapter = Disentangler.from_pretrained(tmp_path / "adapter")
+    assert not adapter.is_identity() and adapter.config.route == "text"
+    assert adapter.config.backbone["model"] == "tiny-clip-world" and len(adapter.config.classes) == 10
+    summary = json.loads((tmp_path / "adapter" / "training_summary.json").read_text())
+    assert summary["steps"] == 60 and len(summary["window_losses"]) == 3
+    assert summary["window_losses"][-1]["mean_loss"] < summary["window_losses"][0]["mean_loss"]
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert {k.split(".")[0] for k in ckpt["state_dict"]} == {"adapter", "window_sum", "window_count"}
+
+
+def test_same_seed_bit_identical_adapter(tmp_path):
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        config = write_config(tmp_path / run, steps=40)
+        assert main(["train", "--config", str(config), "--out", str(tmp_path / run / "adapter")]) == 0
+    a = load_file(str(tmp_path / "a" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "adapter" / "adapter_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "clap.cli.main", "train", "--config", str(config), "--out", str(out), *extra]
+
+
+def test_sigkill_and_resume_gives_the_uninterrupted_adapter(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    (tmp_path / "full").mkdir()
+    (tmp_path / "killed").mkdir()
+    full = write_config(tmp_path / "full", steps=200, chunk_samples=50)
+    assert subprocess.run(_train_cmd(full, tmp_path / "full" / "adapter"), env=env, capture_output=True).returncode == 0
+    killed = write_config(tmp_path / "killed", steps=200, chunk_samples=50)
+    proc = subprocess.Popen(_train_cmd(killed, tmp_path / "killed" / "adapter"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "ckpt" / "last.ckpt"
+    deadline = time.time() + 180
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "adapter").exists(), "the run finished before it could be killed"
+    step = torch.load(last, weights_only=False)["global_step"]
+    assert 0 < step < 200
+    resumed = subprocess.run(_train_cmd(killed, tmp_path / "killed" / "adapter", "--ckpt_path", str(last)), env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = load_file(str(tmp_path / "full" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "adapter" / "adapter_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
+    original = PromptChunks.__call__
+
+    def poisoned(self, chunk):  # features turn NaN from step 20 on (chunks of 10 steps)
+        out = original(self, chunk)
+        return {k: v * float("nan") for k, v in out.items()} if chunk >= 2 else out
+
+    monkeypatch.setattr(PromptChunks, "__call__", poisoned)
+    config = write_config(tmp_path, steps=200)
+    code = main(["train", "--config", str(config), "--out", str(tmp_path / "adapter"),
+                 "--checkpoint.every_n_train_steps", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "clap: error: loss became nan at step 20" in err and err.count("\n") == 1
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 20
+    assert all(torch.isfinite(v).all() for k, v in ckpt["state_dict"].items() if k.startswith("adapter"))
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_early_stopping_on_window_means(tmp_path):
+    config = write_config(tmp_path, steps=400)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "adapter"),
+                 "--early_stopping.patience", "1", "--early_stopping.min_delta", "100"]) == 0
+    summary = json.loads((tmp_path / "adapter" / "training_summary.json").read_text())
+    assert summary["stopped_early"] and summary["steps"] == 40
+
+
+def test_image_route(tmp_path):
+    from data_gen.world.export import render_world
+    from data_gen.world.render import WorldSpec
+
+    render_world(tmp_path / "images", "image-route", 3, seed=0, spec=WorldSpec(classes=("star", "ring", "heart")),
+                 progress=False)
+    config = write_config(tmp_path, steps=40)
+    code = main(["train", "--config", str(config), "--out", str(tmp_path / "adapter"), "--model", "ImAugModule",
+                 "--data", "ImageDataModule", "--data.root", str(tmp_path / "images"), "--data.batch_size", "6",
+                 "--data.window", "20", "--data.chunk_samples", "60", "--data.flip_p", "0.5",
+                 "--data.block_mask_p", "0.5"])
+    assert code == 0
+    adapter = Disentangler.from_pretrained(tmp_path / "adapter")
+    assert adapter.config.route == "image" and adapter.config.classes == ["heart", "ring", "star"]
+    assert not adapter.is_identity()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    config = write_config(tmp_path, steps=40)
+    cmd = _train_cmd(config, tmp_path / "adapter", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                     "--trainer.strategy", "ddp")
+    result = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    adapter = Disentangler.from_pretrained(tmp_path / "adapter")
+    assert adapter.config.training["world_size"] == 2 and not adapter.is_identity()
+    assert all(math.isfinite(float(v.abs().max())) for v in adapter.state_dict().values())
+
+
+def test_bad_training_input_is_one_line(tmp_path, capsys):
+    config = write_config(tmp_path, classes="imagenet-21k")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.startswith("clap: error: 'imagenet-21k' is neither a preset")
