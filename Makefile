@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# torchattacks is the reference the attack tests compare against; its pin of requests~=2.25 would
+	# downgrade requests/idna under huggingface_hub, so it is installed without its dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 demo: setup

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from clap.errors import ClapError
 
 logger = logging.getLogger(__name__)
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
@@ -126,7 +128,7 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
         if missing:
             raise ClapError(f"adapter folder {folder} lacks {', '.join(missing)}")
         return folder
-    if folder.suffix or name.count("/") != 1:
+    if not HUB_ID.fullmatch(name):
         raise ClapError(f"adapter '{name}' is neither an existing folder nor a hub repo id (owner/name)")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

@@ -222,8 +222,8 @@ def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone
     from clap.backbones.hf_clip_backbone import HFClipBackbone
 
     local = Path(name).expanduser().is_dir()
-    how = (f"download the model folder elsewhere and pass it: load_backbone('/path/to/folder') "
-           f"or `--model /path/to/folder`")
+    how = ("download the model folder elsewhere and pass it: load_backbone('/path/to/folder') "
+           "or `--model /path/to/folder`")
 
     def load(local_only: bool):
         kw = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_only)

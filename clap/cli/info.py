@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  (default)            {EMBEDDED_NAME}, the embedded tiny CLIP: {embedded}"
           f" [{'weights present' if shipped else 'WEIGHTS MISSING'}]")
     names = open_clip.list_models()
-    print(f"  open_clip NAME       {len(names)} architectures, e.g. ViT-B-16 with --pretrained openai|laion2b_s34b_b88k|"
-          "/path/to/weights|random")
+    print(f"  open_clip NAME       {len(names)} architectures, e.g. ViT-B-16 with --pretrained "
+          "openai|laion2b_s34b_b88k|/path/to/weights|random")
     print("  CONFIG.json          an open_clip model-config JSON with --pretrained /path/to/weights")
     print("  FOLDER               open_clip_config.json + weights, or a transformers CLIPModel folder")
     print("  hf:ORG/NAME          a transformers CLIPModel from the hub (e.g. hf:openai/clip-vit-base-patch16)")

@@ -8,10 +8,10 @@ import sys
 from typing import Sequence
 
 from clap import __version__
-from clap.cli import convert, demo, generate, info, prompts, splits, train, world
+from clap.cli import convert, demo, eval, generate, info, prompts, splits, train, world
 from clap.errors import ClapError
 
-SUBCOMMANDS = (info, prompts, generate, world, splits, train, convert, demo)
+SUBCOMMANDS = (info, prompts, generate, world, splits, train, eval, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 

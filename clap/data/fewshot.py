@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -20,29 +21,38 @@ def split_name(domain: str, shots: int, seed: int) -> str:
     return f"{domain}/{shots}shot_seed{seed}.txt"
 
 
-def fewshot_indices(dataset: DomainDataset, domain: str, shots: int, seed: int) -> list[int]:
-    """Indices into `dataset.samples` of `shots` images per class of one domain.
+def pick_per_class(labels: Sequence[int], shots: int, seed: int, salt: str = "") -> list[int]:
+    """Positions of `shots` items per class (all of a smaller class), sorted.
 
-    Each (domain, class, seed) has one fixed random order and a k-shot set is its first k images,
-    so smaller sets are nested in larger ones. A class with fewer images keeps them all.
+    Each (seed, salt, class) has one fixed random order and a k-shot set is its first k items,
+    so smaller sets are nested in larger ones.
     """
     if shots < 1:
         raise ClapError(f"shots must be at least 1, got {shots}")
-    d = dataset.domains.index(domain)
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for position, label in enumerate(labels):
+        by_class[int(label)].append(position)
     chosen = []
-    for c, name in enumerate(dataset.classes):
-        pool = [i for i, (_, dom, cls) in enumerate(dataset.samples) if dom == d and cls == c]
-        random.Random(f"{seed}:{domain}:{name}").shuffle(pool)
-        if 0 < len(pool) < shots:
-            logger.warning("%s/%s has only %d images for %d shots", domain, name, len(pool), shots)
-        chosen.extend(sorted(pool[:shots]))
-    return chosen
+    for label, pool in sorted(by_class.items()):
+        order = random.Random(f"{seed}:{salt}:{label}").sample(pool, len(pool))
+        if len(pool) < shots:
+            logger.warning("class %d of %s has only %d items for %d shots", label, salt or "the set", len(pool), shots)
+        chosen.extend(order[:shots])
+    return sorted(chosen)
+
+
+def fewshot_indices(dataset: DomainDataset, domain: str, shots: int, seed: int) -> list[int]:
+    """Indices into `dataset.samples` of `shots` images per class of one domain."""
+    d = dataset.domains.index(domain)
+    positions = [i for i, (_, dom, _) in enumerate(dataset.samples) if dom == d]
+    labels = [dataset.samples[i][2] for i in positions]
+    return [positions[j] for j in pick_per_class(labels, shots, seed, salt=domain)]
 
 
 def write_fewshot_splits(dataset: DomainDataset, out: str | Path, shots: Sequence[int] = DEFAULT_SHOTS,
                          seeds: Sequence[int] = (0, 1, 2)) -> Path:
     """out/<domain>/<k>shot_seed<s>.txt (paths relative to the dataset root) + out/splits.json."""
-    from data_gen.world.export import write_text_atomic
+    from clap.fileio import write_text_atomic
 
     out = Path(out)
     index = {"root": str(dataset.root.resolve()), "classes": dataset.classes, "splits": []}

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from clap.errors import ClapError
 from clap.prompts.templates import AttributeVocab, class_prompts
-from data_gen.world.export import folder_name, write_text_atomic
+from clap.fileio import folder_name, write_text_atomic
 
 
 def write_prompts(classes: Sequence[str], out: str | Path, vocab: AttributeVocab | None = None) -> Path:

@@ -46,8 +46,8 @@ class AdapterExport(L.Callback):
                            "data": _plain(data.hparams), "steps": trainer.global_step,
                            "max_steps": trainer.max_steps, "world_size": trainer.world_size}
         pl_module.adapter.save_pretrained(self.out_dir)
-        stopped = next((cb.stopped_epoch for cb in trainer.callbacks if isinstance(cb, L.pytorch.callbacks.EarlyStopping)
-                        and cb.stopped_epoch), None)
+        stopped = next((cb.stopped_epoch for cb in trainer.callbacks
+                        if isinstance(cb, L.pytorch.callbacks.EarlyStopping) and cb.stopped_epoch), None)
         summary = {"adapter": str(self.out_dir), "route": config.route, "steps": trainer.global_step,
                    "max_steps": trainer.max_steps, "stopped_early": stopped is not None,
                    "window_losses": self.windows, "last_loss": _metric(trainer, "train/loss"),

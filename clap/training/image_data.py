@@ -57,7 +57,8 @@ def scan_image_route(root: str | Path) -> tuple[list[Path], list[int], list[str]
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     paths, labels = [], []
     for c, folder in enumerate(class_dirs):
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        files = sorted(p for p in folder.rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         paths += files
         labels += [c] * len(files)
     if not paths:
@@ -139,6 +140,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        chunks = ImageChunks(self.images, self.clean, self.backbone, self.augmentation.transform(self.backbone.image_size),
-                             hp.batch_size, self.chunk_steps, hp.seed, trainer_rank(self.trainer), hp.encode_batch_size)
+        augment = self.augmentation.transform(self.backbone.image_size)
+        chunks = ImageChunks(self.images, self.clean, self.backbone, augment, hp.batch_size, self.chunk_steps, hp.seed,
+                             trainer_rank(self.trainer), hp.encode_batch_size)
         return window_loader(self.trainer, hp.window, chunks, hp.batch_size, self.chunk_steps)

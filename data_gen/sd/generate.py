@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +22,7 @@ from clap.errors import ClapError
 from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 from data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from data_gen.sd.manifest import append_rows, merge_shards, shard_path
-from data_gen.world.export import write_text_atomic
+from clap.fileio import save_image_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -118,18 +116,6 @@ def _claim(root: Path, config: GenerationConfig, classes: Sequence[str]) -> None
     write_text_atomic(marker, json.dumps(request, indent=2, sort_keys=True) + "\n")
 
 
-def _save_image(image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _generate_batch(pipe, jobs: list[Job], config: GenerationConfig):
     generators = [torch.Generator(device="cpu").manual_seed(job.seed) for job in jobs]
     negative = [config.negative_prompt] * len(jobs) if config.negative_prompt else None
@@ -164,7 +150,7 @@ def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, 
             for batch in batches:
                 images = _generate_batch(pipe, batch, config)
                 for job, image in zip(batch, images):
-                    _save_image(image, root / job.relpath)
+                    save_image_atomic(image, root / job.relpath)
                 append_rows(shard, [{**job.record(), **config.settings()} for job in batch])
                 bar.update(len(batch))
             bar.close()

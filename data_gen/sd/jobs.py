@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
-from data_gen.world.export import folder_name
+from clap.fileio import folder_name
 
 DEFAULT_SUFFIX = " in a random environment"
 

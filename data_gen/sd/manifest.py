@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from data_gen.world.export import write_text_atomic
+from clap.fileio import write_text_atomic
 
 MANIFEST = "manifest.jsonl"
 

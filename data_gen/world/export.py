@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,17 +23,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from clap.errors import ClapError
+from clap.fileio import folder_name, save_image_atomic, write_text_atomic
 from data_gen.world.captions import caption
 from data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
 
 LAYOUTS = ("domains", "captions", "image-route")
 WORLD_FILE = "world.json"
 MANIFESTS = {"domains": "attributes.jsonl", "captions": "captions.jsonl", "image-route": "manifest.jsonl"}
-
-
-def folder_name(text: str) -> str:
-    """A class, domain or prompt as a folder name (spaces to underscores)."""
-    return text.replace(" ", "_")
 
 
 @dataclass(frozen=True)
@@ -60,26 +55,6 @@ def _caption_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
         for k in range(per_class):
             index = c * per_class + k
             yield Item(f"images/{index:06d}.png", index, {"class_name": name})
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _claim_folder(root: Path, request: dict) -> None:
@@ -113,7 +88,7 @@ def _render_items(root: Path, spec: WorldSpec, seed: int, items: list[Item],
         row.update(record(attrs, np.random.default_rng([seed, item.index, 1])))
         target = root / row["path"]
         if not target.is_file():  # resuming: images already written are kept as they are
-            _write_png(target, render_image(attrs, rng, spec.image_size))
+            save_image_atomic(Image.fromarray(render_image(attrs, rng, spec.image_size)), target)
         rows.append(row)
     return rows
 

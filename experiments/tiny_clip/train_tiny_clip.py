@@ -59,7 +59,7 @@ def to_tensor(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torc
 def sample_batch(spec: WorldSpec, rng: np.random.Generator, groups: int, per_group: int):
     """`groups` groups of `per_group` images; each group shares one style over distinct classes."""
     images, captions = [], []
-    for g in range(groups):
+    for _ in range(groups):
         style = spec.sample(rng)
         classes = rng.choice(len(spec.classes), per_group, replace=False)
         for ci in classes:

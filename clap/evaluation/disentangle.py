@@ -1,0 +1,70 @@
+"""Does the adapter remove style from image features? Three measures per factor.
+
+- text-aligned recognition: zero-shot accuracy of recognising the factor's value from text prompts
+  ("a red object", "a sketch", ...) through the same model and adapter;
+- variance share: between-group variance over total variance of the L2-normalised features;
+- probe accuracy: a held-out logistic probe (nearly invertible maps keep this high, which is why
+  the first two are needed to tell the story).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from clap.evaluation.probe import probe_accuracy
+from clap.evaluation.zeroshot import accuracy
+
+FACTOR_TEMPLATES = {
+    "class_name": "a photo of a {}",
+    "colour": "a {} object",
+    "size": "a {} object",
+    "image_type": "a {}",
+    "art_style": "an image in a {} style",
+    "domain": "a {} image",
+}
+
+
+def variance_share(features: torch.Tensor, groups: Sequence) -> float:
+    """Between-group variance / total variance of the rows of `features`."""
+    x = features.double()
+    centre = x.mean(0)
+    total = ((x - centre) ** 2).sum(1).mean()
+    keys = np.asarray(groups)
+    between = sum((keys == g).sum() * float(((x[torch.from_numpy(keys == g)].mean(0) - centre) ** 2).sum())
+                  for g in np.unique(keys))
+    return float(between / len(keys) / total)
+
+
+def text_recognition(model, features: torch.Tensor, values: Sequence[str], factor: str) -> float:
+    """Zero-shot accuracy of naming each image's factor value from text prompts."""
+    names = sorted(set(values))
+    template = FACTOR_TEMPLATES.get(factor, "a {}")
+    weights = model.zero_shot_classifier([n.replace("_", " ") for n in names], [template])
+    labels = torch.tensor([names.index(v) for v in values])
+    return accuracy(features, weights, labels)
+
+
+def split_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+def factor_measures(model, raw: torch.Tensor, factors: dict[str, Sequence[str]], seed: int = 0
+                    ) -> dict[str, dict[str, float]]:
+    """{factor: {recognition, variance_share, probe}} for features adapted by `model`."""
+    feats = model.adapt(raw, normalize=True).detach()
+    train, test = split_halves(len(feats), seed)
+    out = {}
+    for factor, values in factors.items():
+        values = list(values)
+        if len(set(values)) < 2:
+            continue
+        out[factor] = {
+            "recognition": text_recognition(model, feats, values, factor),
+            "variance_share": variance_share(feats, values),
+            "probe": probe_accuracy(feats[train], [values[i] for i in train], feats[test], [values[i] for i in test]),
+        }
+    return out

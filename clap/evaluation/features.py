@@ -1,0 +1,95 @@
+"""Raw image features of a domain dataset, computed once per backbone and reused by every protocol.
+
+Adapters act on raw encoder outputs, so one pass of the frozen image encoder serves every prompt
+set, adapter, alpha and probe. The on-disk cache is keyed by the backbone identity and each file's
+path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from clap.backbones.base import Backbone
+from clap.data.domains import DomainDataset, load_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DomainFeatures:
+    """Raw features of one domain's readable images, their class labels and paths."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    paths: list[Path]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def cache_key(backbone: Backbone, paths: list[Path]) -> str:
+    digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
+    for path in paths:
+        digest.update(_file_key(path).encode())
+    return digest.hexdigest()[:32]
+
+
+def encode_paths(backbone: Backbone, paths: list[Path], batch_size: int = 128, desc: str = "encoding",
+                 progress: bool = True) -> tuple[torch.Tensor, list[int]]:
+    """Raw features of the readable images and the indices (into `paths`) that were kept."""
+    feats, kept = [], []
+    tf = backbone.eval_transform
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
+    for start in range(0, len(paths), batch_size):
+        batch, idx = [], []
+        for i in range(start, min(start + batch_size, len(paths))):
+            image = load_image(paths[i])
+            if image is not None:
+                batch.append(tf(image))
+                idx.append(i)
+        if batch:
+            with torch.no_grad():
+                feats.append(backbone.encode_image(torch.stack(batch)).float().cpu())
+            kept += idx
+        bar.update(min(batch_size, len(paths) - start))
+    bar.close()
+    dim = backbone.embed_dim
+    return (torch.cat(feats) if feats else torch.empty(0, dim)), kept
+
+
+def domain_features(backbone: Backbone, dataset: DomainDataset, cache_dir: str | Path | None = None,
+                    batch_size: int = 128, progress: bool = True) -> dict[str, DomainFeatures]:
+    """Raw features per domain, from the cache when the backbone and files are unchanged."""
+    out = {}
+    for domain in dataset.domains:
+        samples = dataset.domain_samples(domain)
+        paths = [p for p, _ in samples]
+        cached = Path(cache_dir) / f"{cache_key(backbone, paths)}.safetensors" if cache_dir else None
+        if cached is not None and cached.is_file():
+            tensors = load_file(str(cached))
+            kept = tensors["kept"].tolist()
+            feats = tensors["features"]
+        else:
+            feats, kept = encode_paths(backbone, paths, batch_size, f"encoding {domain}", progress)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(".tmp")
+                save_file({"features": feats.contiguous(), "kept": torch.tensor(kept, dtype=torch.long)}, str(tmp))
+                tmp.replace(cached)
+        skipped = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(kept))]
+        if skipped:
+            logger.warning("%s: skipped %d unreadable images", domain, len(skipped))
+        labels = torch.tensor([samples[i][1] for i in kept], dtype=torch.long)
+        out[domain] = DomainFeatures(feats, labels, [paths[i] for i in kept], skipped)
+    return out

@@ -1,0 +1,221 @@
+"""Run evaluation protocols for CLIP and adapted models on a domain dataset, sharing frozen features."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from clap.adapter.disentangler import Disentangler
+from clap.backbones.base import Backbone
+from clap.data.domains import DomainDataset, load_image, scan_domain_dataset
+from clap.data.fewshot import pick_per_class
+from clap.errors import ClapError
+from clap.evaluation import adversarial, fewshot, zeroshot
+from clap.evaluation.disentangle import factor_measures
+from clap.evaluation.features import DomainFeatures, domain_features
+from clap.model import CLAPModel
+
+logger = logging.getLogger(__name__)
+BASELINE = "CLIP"
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """NAME=PATH[@ALPHA] from the command line."""
+
+    name: str
+    path: str
+    alpha: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "AdapterSpec":
+        name, sep, rest = text.partition("=")
+        if not sep or not name or not rest:
+            raise ClapError(f"adapter '{text}' must look like NAME=PATH or NAME=PATH@ALPHA")
+        path, at, alpha = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        try:
+            return cls(name, path, float(alpha) if at else None)
+        except ValueError:
+            raise ClapError(f"adapter '{text}': alpha '{alpha}' is not a number") from None
+
+
+@dataclass
+class EvalSetup:
+    """A dataset, its frozen raw features, and the models to compare (CLIP first)."""
+
+    dataset: DomainDataset
+    backbone: Backbone
+    models: dict[str, CLAPModel]
+    raw: dict[str, DomainFeatures]
+
+    def describe(self) -> dict:
+        models = {}
+        for name, m in self.models.items():
+            cfg = m.adapter.config if m.adapter is not None else None
+            models[name] = {"alpha": m.alpha, "route": cfg.route if cfg else None,
+                            "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None}
+        return {"dataset": {"root": str(self.dataset.root), "domains": self.dataset.domains,
+                            "classes": self.dataset.classes,
+                            "images": {d: len(f.paths) for d, f in self.raw.items()},
+                            "skipped": {d: len(f.skipped) for d, f in self.raw.items()}},
+                "backbone": self.backbone.identity.to_dict(), "models": models}
+
+
+def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> None:
+    """The dataset's classes must be among those the adapter was trained for (when it records them)."""
+    trained = set(adapter.config.classes)
+    missing = [c for c in dataset.classes if c not in trained]
+    if trained and missing:
+        raise ClapError(f"adapter '{name}' was trained for {len(trained)} classes that do not include "
+                        f"{missing[:5]}; evaluate it on its own dataset (or pass --ignore-classes)")
+
+
+def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), model: str | None = None,
+                pretrained: str | None = None, cache_dir: str | None = None, device: str = "cpu",
+                ignore_classes: bool = False, progress: bool = True) -> EvalSetup:
+    """Load everything once: dataset index, backbone, adapters, raw image features."""
+    from clap.backbones.loading import load_backbone
+
+    dataset = scan_domain_dataset(dataset_root)
+    backbone = load_backbone(model, pretrained, device=device)
+    models = {BASELINE: CLAPModel(backbone)}
+    for spec in adapters:
+        if spec.name in models:
+            raise ClapError(f"model name '{spec.name}' is used twice")
+        adapter = Disentangler.from_pretrained(spec.path)
+        if not ignore_classes:
+            check_classes(dataset, adapter, spec.name)
+        models[spec.name] = CLAPModel(backbone, adapter, spec.alpha)
+    raw = domain_features(backbone, dataset, cache_dir, progress=progress)
+    return EvalSetup(dataset, backbone, models, raw)
+
+
+def run_zeroshot(setup: EvalSetup) -> dict:
+    return {name: zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes) for name, m in setup.models.items()}
+
+
+def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int]) -> dict:
+    return {name: fewshot.evaluate_few_shot(m, setup.raw, shots, seeds) for name, m in setup.models.items()}
+
+
+def _pixels(setup: EvalSetup, domain: str, limit: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    data = setup.raw[domain]
+    keep = adversarial.subset(len(data.paths), limit, seed)
+    tf = setup.backbone.eval_transform
+    pixels = torch.stack([tf(load_image(data.paths[i])) for i in keep]).to(setup.backbone.device)
+    return pixels, data.labels[torch.from_numpy(keep)].to(setup.backbone.device)
+
+
+def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTACKS, eps: float = adversarial.EPS,
+                    protocol: str = "pixel", max_images: int | None = 100, seed: int = 0) -> dict:
+    """{model: {classifier: {domain: {clean, FGSM, ...}}}} for the zero-shot C and the 1-shot linear classifiers."""
+    out: dict = {name: {"zero-shot C": {}, "1-shot linear": {}} for name in setup.models}
+    for domain in setup.dataset.domains:
+        pixels, labels = _pixels(setup, domain, max_images, seed)
+        data = setup.raw[domain]
+        for name, model in setup.models.items():
+            weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
+            feats = model.adapt(data.features, normalize=True).detach().numpy()
+            shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
+            probe = fewshot.fit_probe(feats[shots], data.labels.numpy()[shots], seed)
+            heads = {"zero-shot C": adversarial.zero_shot_head(weights),
+                     "1-shot linear": adversarial.linear_head(probe)}
+            for head_name, head in heads.items():
+                target = adversarial.AttackTarget(model, head, protocol)
+                out[name][head_name][domain] = adversarial.robust_accuracies(target, pixels, labels, attacks, eps,
+                                                                             seed=seed)
+    for per_model in out.values():
+        for per_head in per_model.values():
+            keys = next(iter(per_head.values())).keys()
+            per_head["mean"] = {k: float(np.mean([per_head[d][k] for d in setup.dataset.domains])) for k in keys}
+    return out
+
+
+def dataset_factors(setup: EvalSetup) -> tuple[torch.Tensor, dict[str, list[str]]]:
+    """All raw features and the factor values of each image: class, domain, and recorded attributes."""
+    feats, factors = [], {"class_name": [], "domain": []}
+    attributes = _attribute_records(setup.dataset.root)
+    for domain, data in setup.raw.items():
+        feats.append(data.features)
+        factors["class_name"] += [setup.dataset.classes[i] for i in data.labels.tolist()]
+        factors["domain"] += [domain] * len(data.paths)
+        for path in data.paths:
+            record = attributes.get(path.relative_to(setup.dataset.root).as_posix(), {})
+            for key in ("colour", "size", "image_type", "art_style"):
+                if key in record:
+                    factors.setdefault(key, []).append(record[key])
+    n = sum(len(d.paths) for d in setup.raw.values())
+    factors = {k: v for k, v in factors.items() if len(v) == n}
+    if "image_type" in factors:  # the world's domains are its image types: one factor, one name
+        factors.pop("domain")
+    return torch.cat(feats), factors
+
+
+def _attribute_records(root: Path) -> dict[str, dict]:
+    manifest = root / "attributes.jsonl"
+    if not manifest.is_file():
+        return {}
+    rows = (json.loads(line) for line in manifest.read_text().splitlines() if line.strip())
+    return {row["path"]: row for row in rows}
+
+
+def run_probe(setup: EvalSetup, seed: int = 0) -> dict:
+    """Disentanglement measures per model and factor."""
+    raw, factors = dataset_factors(setup)
+    return {name: factor_measures(m, raw, factors, seed) for name, m in setup.models.items()}
+
+
+def run_tsne(setup: EvalSetup, out_dir: str | Path, seed: int = 0) -> dict[str, str]:
+    from clap.evaluation.tsne import plot_tsne
+
+    paths = {}
+    for name, m in setup.models.items():
+        target = Path(out_dir) / f"tsne_{name.replace(' ', '_').replace('.', '')}.png"
+        paths[name] = str(plot_tsne(m, setup.raw, setup.dataset.classes, f"t-SNE of {name} image features", target,
+                                    seed))
+    return paths
+
+
+def run_alpha(setup: EvalSetup, alphas: Sequence[float], out_dir: str | Path | None = None) -> dict:
+    """Mean zero-shot accuracy per prompt form against alpha, for each adapted model (+ a PNG)."""
+    sweep = {}
+    for name, m in setup.models.items():
+        if m.adapter is None:
+            continue
+        original = m.alpha
+        sweep[name] = {}
+        for alpha in alphas:
+            m.alpha = float(alpha)
+            sweep[name][f"{alpha:g}"] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes)["mean"]
+        m.alpha = original
+    if out_dir is not None and sweep:
+        sweep["plot"] = str(_plot_alpha(sweep, Path(out_dir) / "alpha_sweep.png"))
+    return sweep
+
+
+def _plot_alpha(sweep: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in sweep.items():
+        alphas = [float(a) for a in rows]
+        for form, style in (("C", "-"), ("PC", "--"), ("NC", ":")):
+            ax.plot(alphas, [100 * rows[a][form] for a in rows], style, marker="o", ms=3, label=f"{name} ZS({form})")
+    ax.set_xlabel("alpha (weight of the adapter's residual branch)")
+    ax.set_ylabel("mean zero-shot accuracy (%)")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,52 @@
+"""t-SNE maps of image features per domain, coloured by class: one PNG per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+
+
+def embed_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE coordinates of L2-normalised features."""
+    x = torch.nn.functional.normalize(features.float(), dim=-1).numpy()
+    perplexity = float(max(2, min(30, (len(x) - 1) // 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+
+
+def plot_tsne(model, raw_by_domain: dict, classnames: Sequence[str], title: str, path: str | Path,
+              seed: int = 0) -> Path:
+    """Write a grid of per-domain t-SNE scatter plots of the model's (adapted) image features."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = list(raw_by_domain)
+    cols = min(4, len(domains))
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab20" if len(classnames) > 10 else "tab10")
+    for ax, domain in zip(axes.flat, domains):
+        data = raw_by_domain[domain]
+        xy = embed_2d(model.adapt(data.features, normalize=True).detach(), seed)
+        ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(int(c) % cmap.N) for c in data.labels], s=6)
+        ax.set_title(domain, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(domains):]:
+        ax.axis("off")
+    if len(classnames) <= 20:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i % cmap.N), label=n)
+                   for i, n in enumerate(classnames)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(10, len(classnames)), fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

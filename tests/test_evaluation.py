@@ -1,0 +1,233 @@
+"""Evaluation protocols on the embedded world: features once, zero-shot, few-shot, attacks, probes, reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clap.adapter.disentangler import Disentangler
+from clap.cli.main import main
+from clap.data.domains import scan_domain_dataset
+from clap.data.fewshot import fewshot_indices
+from clap.errors import ClapError
+from clap.evaluation import adversarial, features, fewshot, runner, zeroshot
+from clap.evaluation.disentangle import variance_share
+from clap.evaluation.report import markdown
+from clap.model import CLAPModel
+from data_gen.world.export import render_world
+from data_gen.world.render import WorldSpec
+
+SPEC = WorldSpec(image_types=("sketch", "clipart", "photograph"))
+
+
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalworld")
+    render_world(root, "domains", 6, seed=11, spec=SPEC, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, embedded):
+    folder = tmp_path_factory.mktemp("adapter")
+    adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(),
+                                  classes=list(SPEC.classes), alpha=0.5)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(adapter.projection.weight, std=0.05)
+    adapter.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(world_root, adapter_dir):
+    return runner.build_setup(world_root, [runner.AdapterSpec("CLAP", str(adapter_dir))], progress=False)
+
+
+def test_robustness_statistics():
+    stats = zeroshot.robustness({"C": 0.8, "PC": 0.9, "CP": 0.7, "NC": 0.6})
+    assert stats["R"] == pytest.approx(0.2) and stats["Delta_NC"] == pytest.approx(0.2)
+    assert stats["delta"] == pytest.approx(np.std([0.8, 0.9, 0.7]))
+
+
+def test_zero_shot_matches_a_direct_computation(setup, embedded):
+    rows = runner.run_zeroshot(setup)
+    clip = rows["CLIP"]["sketch"]
+    data = setup.raw["sketch"]
+    weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
+    feats = torch.nn.functional.normalize(data.features, dim=-1)
+    assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
+    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "R", "delta", "Delta_NC"}
+    assert rows["CLIP"]["mean"]["C"] > 0.3  # well above chance (0.1) for the trained tiny CLIP
+
+
+def test_noise_prompts_differ_from_plain_class_names(embedded):
+    model = CLAPModel(embedded)
+    plain = model.zero_shot_classifier(["star", "ring"], ["{}"])
+    noisy = zeroshot.noise_classifier(model, ["star", "ring"])
+    assert plain.shape == noisy.shape and not torch.allclose(plain, noisy, atol=1e-4)
+    assert torch.equal(noisy, zeroshot.noise_classifier(model, ["star", "ring"]))
+
+
+def test_features_are_cached_and_invalidated(world_root, embedded, tmp_path, monkeypatch):
+    dataset = scan_domain_dataset(world_root)
+    first = features.domain_features(embedded, dataset, tmp_path, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("re-encoded although cached")
+
+    monkeypatch.setattr(features, "encode_paths", fail)
+    again = features.domain_features(embedded, dataset, tmp_path, progress=False)
+    assert all(torch.equal(first[d].features, again[d].features) for d in first)
+    path = dataset.domain_samples("sketch")[0][0]
+    path.touch()
+    with pytest.raises(AssertionError, match="re-encoded"):
+        features.domain_features(embedded, dataset, tmp_path, progress=False)
+
+
+def test_bad_and_odd_images(tmp_path, embedded):
+    folder = tmp_path / "d" / "art" / "star"
+    folder.mkdir(parents=True)
+    Image.new("L", (40, 40), 128).save(folder / "gray.png")
+    Image.new("CMYK", (40, 40), (0, 50, 0, 0)).save(folder / "cmyk.jpg")
+    Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(folder / "alpha.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    dataset = scan_domain_dataset(tmp_path / "d")
+    out = features.domain_features(embedded, dataset, progress=False)["art"]
+    assert len(out.paths) == 3 and len(out.skipped) == 1 and out.skipped[0].endswith("broken.png")
+    assert out.features.shape == (3, embedded.embed_dim)
+
+
+def test_few_shot_uses_the_split_files_choice_and_beats_chance(setup):
+    dataset, data = setup.dataset, setup.raw["clipart"]
+    idx = fewshot_indices(dataset, "clipart", 2, seed=1)
+    from clap.data.fewshot import pick_per_class
+
+    assert [data.paths[i] for i in pick_per_class(data.labels.tolist(), 2, 1, "clipart")] == \
+        [dataset.samples[i][0] for i in idx]
+    rows = runner.run_fewshot(setup, shots=(1, 4), seeds=(0, 1))
+    assert rows["CLIP"]["mean"]["4"]["mean"] > 0.3
+    assert set(rows["CLAP"]["clipart"]) == {"1", "4"}
+
+
+def test_probe_regularisation_is_chosen_on_training_shots_only(monkeypatch):
+    seen = []
+    original = fewshot.fit_probe
+
+    def spy(x, y, seed=0):
+        seen.append(len(y))
+        return original(x, y, seed)
+
+    monkeypatch.setattr(fewshot, "fit_probe", spy)
+    torch.manual_seed(0)
+    feats, labels = torch.randn(60, 8), torch.arange(60) % 3
+    fewshot.few_shot_accuracy(feats, labels, shots=4, seed=0)
+    assert seen == [12]
+
+
+@pytest.fixture(scope="module")
+def attack_target(setup):
+    model = setup.models["CLAP"]
+    weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
+    return adversarial.AttackTarget(model, adversarial.zero_shot_head(weights))
+
+
+@pytest.fixture(scope="module")
+def batch(setup):
+    data = setup.raw["photograph"]
+    tf = setup.backbone.eval_transform
+    pixels = torch.stack([tf(Image.open(p).convert("RGB")) for p in data.paths[:12]])
+    return pixels, data.labels[:12]
+
+
+def test_fgsm_and_pgd_match_torchattacks(attack_target, batch):
+    import torchattacks
+
+    x, y = batch
+    ours = adversarial.fgsm(attack_target, x, y, 8 / 255)
+    theirs = torchattacks.FGSM(attack_target, eps=8 / 255)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    ours = adversarial.pgd(attack_target, x, y, 8 / 255, steps=5, random_start=False)
+    theirs = torchattacks.PGD(attack_target, eps=8 / 255, alpha=0.8 / 255, steps=5, random_start=False)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_attacks_stay_in_the_ball_and_hurt(attack_target, batch):
+    x, y = batch
+    gen = torch.Generator().manual_seed(0)
+    for name in adversarial.ATTACKS:
+        adv = adversarial.attack(name, attack_target, x, y, 8 / 255, gen, (0.0, 1.0))
+        assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    accs = adversarial.robust_accuracies(attack_target, x, y, eps=8 / 255)
+    assert accs["PGD-20"] <= accs["FGSM"] + 1e-9 and accs["PGD-20"] < accs["clean"]
+
+
+def test_cw_margin():
+    logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
+    assert adversarial.cw_margin(logits, torch.tensor([0, 0])).item() == pytest.approx(-1.0 + 0.0)
+
+
+def test_paper_protocol_perturbs_normalised_tensors(setup, batch):
+    model = setup.models["CLIP"]
+    weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
+    paper = adversarial.AttackTarget(model, adversarial.zero_shot_head(weights), protocol="paper")
+    x, y = batch
+    with torch.no_grad():
+        direct = adversarial.AttackTarget(model, adversarial.zero_shot_head(weights))(x)
+        assert torch.allclose(paper(model.backbone.normalize(x)), direct, atol=1e-5)
+    accs = adversarial.robust_accuracies(paper, x, y, attacks=("FGSM",))
+    assert set(accs) == {"clean", "FGSM"}
+
+
+def test_variance_share():
+    x = torch.cat([torch.zeros(10, 3), torch.ones(10, 3)])
+    assert variance_share(x, ["a"] * 10 + ["b"] * 10) == pytest.approx(1.0)
+    torch.manual_seed(0)
+    assert variance_share(torch.randn(400, 16), ["a", "b"] * 200) < 0.02
+
+
+def test_probe_measures_cover_the_world_factors(setup):
+    rows = runner.run_probe(setup)
+    assert set(rows["CLIP"]) == {"class_name", "colour", "size", "image_type", "art_style"}
+    for measures in rows["CLIP"].values():
+        assert set(measures) == {"recognition", "variance_share", "probe"}
+    assert rows["CLIP"]["image_type"]["probe"] > 0.6
+
+
+def test_alpha_sweep_and_reports(setup, tmp_path):
+    sweep = runner.run_alpha(setup, [0.0, 1.0], tmp_path)
+    assert set(sweep) == {"CLAP", "plot"} and (tmp_path / "alpha_sweep.png").is_file()
+    clip_c = runner.run_zeroshot(setup)["CLIP"]["mean"]["C"]
+    assert sweep["CLAP"]["0"]["C"] == pytest.approx(clip_c)  # alpha 0 is the plain backbone
+    text = markdown({"alpha": sweep, "zeroshot": runner.run_zeroshot(setup)})
+    assert "| CLAP | 0 |" in text and "ZS(NC)" in text
+
+
+def test_cli_eval_zeroshot_and_tsne(world_root, adapter_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "tsne", "--dataset", str(world_root), "--adapter", f"CLAP={adapter_dir}@0.3",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert (out / "tsne_CLIP.png").is_file() and (out / "tsne_CLAP.png").is_file()
+    assert main(["eval", "zeroshot", "--dataset", str(world_root), "--adapter", f"CLAP={adapter_dir}@0.3",
+                 "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "zeroshot.json").read_text())
+    assert report["models"]["CLAP"]["alpha"] == 0.3 and report["backbone"]["model"] == "tiny-clip-world"
+    assert set(report["results"]["zeroshot"]) == {"CLIP", "CLAP"}
+    assert "| sketch | CLAP |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec, message", [("CLAP", "NAME=PATH"), ("CLAP=/nope", "neither an existing folder"),
+                                           ("CLAP=x@high", "not a number")])
+def test_cli_eval_bad_adapters(world_root, tmp_path, capsys, spec, message):
+    assert main(["eval", "zeroshot", "--dataset", str(world_root), "--adapter", spec, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_class_mismatch_is_refused(world_root, embedded, tmp_path):
+    adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(), classes=["dog", "cat"])
+    adapter.save_pretrained(tmp_path / "a")
+    with pytest.raises(ClapError, match="trained for 2 classes"):
+        runner.build_setup(world_root, [runner.AdapterSpec("X", str(tmp_path / "a"))], progress=False)
