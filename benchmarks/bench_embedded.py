@@ -8,7 +8,6 @@ Targets from the world issue: load in under 2 s (no download), render >= 200 ima
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
 

@@ -37,3 +37,33 @@ def save_image_atomic(image, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def claim_output_folder(root: str | Path, marker: str, request: dict, what: str) -> None:
+    """Make `root` ours for a resumable job described by `request`, recorded in root/marker.
+
+    A folder holding the same request resumes; one holding another request, or other files and
+    no marker, is refused so that nothing already written is mixed or lost.
+    """
+    import json
+
+    from clap.errors import ClapError
+
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise ClapError(f"output folder {root} is not writable; choose another --out")
+    path = root / marker
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != request:
+            changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
+            raise ClapError(f"{root} already holds a different {what} (differs in {', '.join(changed)}); "
+                            "choose another --out or repeat the same request to resume it")
+        return
+    if any(p.name != marker for p in root.iterdir()):
+        raise ClapError(f"{root} is not empty and holds no {what}; choose an empty or new --out")
+    write_text_atomic(path, json.dumps(request, indent=2, sort_keys=True) + "\n")

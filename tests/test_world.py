@@ -144,7 +144,7 @@ def test_rerender_resumes_and_never_mixes(tmp_path):
     render_world(tmp_path, "domains", 4, seed=2, spec=spec, progress=False)
     assert files[1].read_bytes() == original
     assert files[2].read_bytes() == b"user edit kept"
-    with pytest.raises(ClapError, match="differs in seed"):
+    with pytest.raises(ClapError, match=r"different world render \(differs in seed"):
         render_world(tmp_path, "domains", 4, seed=3, spec=spec, progress=False)
     assert not list(tmp_path.rglob(".tmp-*"))
 

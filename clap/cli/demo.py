@@ -40,8 +40,9 @@ def train_adapters(args: argparse.Namespace, out: Path) -> dict[str, Path]:
     common = ["--seed_everything", str(args.seed), "--trainer.enable_model_summary", "false",
               "--trainer.enable_progress_bar", str(not args.no_progress).lower(), "--trainer.logger", "false"]
     adapters = {"CLAP": out / "adapters" / "clap", "Im.Aug": out / "adapters" / "imaug"}
-    _train(common + ["--trainer.max_steps", str(args.clap_steps), "--trainer.default_root_dir", str(out / "runs" / "clap"),
-                     "--data.classes", "world", "--data.batch_size", "10", "--data.seed", str(args.seed),
+    _train(common + ["--trainer.max_steps", str(args.clap_steps),
+                     "--trainer.default_root_dir", str(out / "runs" / "clap"), "--data.classes", "world",
+                     "--data.batch_size", "10", "--data.seed", str(args.seed),
                      "--model.inference_alpha", str(WORLD_CLAP_ALPHA), "--out", str(adapters["CLAP"])])
     _train(common + ["--trainer.max_steps", str(args.imaug_steps), "--trainer.default_root_dir",
                      str(out / "runs" / "imaug"), "--model", "ImAugModule", "--model.inference_alpha",

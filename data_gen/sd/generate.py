@@ -9,7 +9,6 @@ its images and a manifest shard, and the main process merges the shards at the e
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from clap.errors import ClapError
 from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 from data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from data_gen.sd.manifest import append_rows, merge_shards, shard_path
-from clap.fileio import save_image_atomic, write_text_atomic
+from clap.fileio import claim_output_folder, save_image_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +100,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
 def _claim(root: Path, config: GenerationConfig, classes: Sequence[str]) -> None:
     request = {**config.settings(), "classes": list(classes), "images_per_prompt": config.images_per_prompt,
                "prompts_per_class": config.prompts_per_class}
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
-    marker = root / SETTINGS_FILE
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
-        if previous != request:
-            changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
-            raise ClapError(f"{root} holds images generated with other settings ({', '.join(changed)}); "
-                            "use another --out or the same settings to resume")
-        return
-    write_text_atomic(marker, json.dumps(request, indent=2, sort_keys=True) + "\n")
+    claim_output_folder(root, SETTINGS_FILE, request, "generation")
 
 
 def _generate_batch(pipe, jobs: list[Job], config: GenerationConfig):

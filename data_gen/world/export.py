@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from clap.errors import ClapError
-from clap.fileio import folder_name, save_image_atomic, write_text_atomic
+from clap.fileio import claim_output_folder, folder_name, save_image_atomic, write_text_atomic
 from data_gen.world.captions import caption
 from data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
 
@@ -57,26 +56,6 @@ def _caption_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
             yield Item(f"images/{index:06d}.png", index, {"class_name": name})
 
 
-def _claim_folder(root: Path, request: dict) -> None:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
-    if not os.access(root, os.W_OK):
-        raise ClapError(f"output folder {root} is not writable; choose another --out")
-    marker = root / WORLD_FILE
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
-        if previous != request:
-            changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
-            raise ClapError(f"{root} already holds a different render (differs in {', '.join(changed)}); "
-                            "choose another --out or repeat the same request to resume it")
-        return
-    if any(p.name != WORLD_FILE for p in root.iterdir()):
-        raise ClapError(f"{root} is not empty and holds no world render; choose an empty or new --out")
-    write_text_atomic(marker, json.dumps(request, indent=2, sort_keys=True) + "\n")
-
-
 def _render_items(root: Path, spec: WorldSpec, seed: int, items: list[Item],
                   record: Callable[[WorldAttributes, np.random.Generator], dict],
                   relpath: Callable[[Item, WorldAttributes], str], progress: bool) -> list[dict]:
@@ -104,7 +83,7 @@ def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
     root = Path(out)
     request = {"layout": layout, "images_per_class": images_per_class, "seed": seed,
                "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}}
-    _claim_folder(root, request)
+    claim_output_folder(root, WORLD_FILE, request, "world render")
     items, record, relpath = _LAYOUT_PARTS[layout]
     rows = _render_items(root, spec, seed, list(items(spec, images_per_class)), record, relpath, progress)
     manifest = root / MANIFESTS[layout]
