@@ -5,14 +5,20 @@ from __future__ import annotations
 import pytest
 
 from clap.evaluation.world import factor_probes, zero_shot_by_type
+from clap.model import CLAPModel
 from data_gen.world.render import WorldSpec
 
 SEED = 7_000_003  # never used in training (which draws from a seeded stream) nor in its monitoring
 
 
 @pytest.fixture(scope="module")
-def zero_shot(embedded):
-    return zero_shot_by_type(embedded, WorldSpec(), SEED, per_type=50)
+def model(embedded):
+    return CLAPModel(embedded)
+
+
+@pytest.fixture(scope="module")
+def zero_shot(model):
+    return zero_shot_by_type(model, WorldSpec(), SEED, per_type=50)
 
 
 def test_zero_shot_photo_prompt_meets_the_bar(zero_shot):
@@ -25,8 +31,8 @@ def test_other_prompt_forms_are_in_distribution(zero_shot):
     assert zero_shot["mean"]["C"] >= 0.70 and zero_shot["mean"]["CP"] >= 0.70, zero_shot["mean"]
 
 
-def test_style_is_still_linearly_decodable(embedded):
-    probes = factor_probes(embedded, WorldSpec(), SEED + 10, n_train=1200, n_test=600)
+def test_style_is_still_linearly_decodable(model):
+    probes = factor_probes(model, WorldSpec(), SEED + 10, n_train=1200, n_test=600)
     assert probes["colour"] >= 0.80, probes
     assert probes["image_type"] >= 0.90, probes
     assert probes["class_name"] >= 0.80, probes

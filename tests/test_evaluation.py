@@ -121,7 +121,7 @@ def test_probe_regularisation_is_chosen_on_training_shots_only(monkeypatch):
         seen.append(len(y))
         return original(x, y, seed)
 
-    monkeypatch.setattr(fewshot, "fit_probe", spy)
+    monkeypatch.setattr(fewshot, "fit_probe", spy)  # the name few_shot_accuracy calls
     torch.manual_seed(0)
     feats, labels = torch.randn(60, 8), torch.arange(60) % 3
     fewshot.few_shot_accuracy(feats, labels, shots=4, seed=0)
@@ -167,7 +167,7 @@ def test_attacks_stay_in_the_ball_and_hurt(attack_target, batch):
 
 def test_cw_margin():
     logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
-    assert adversarial.cw_margin(logits, torch.tensor([0, 0])).item() == pytest.approx(-1.0 + 0.0)
+    assert adversarial.cw_margin(logits, torch.tensor([0, 0])).item() == pytest.approx((-1.0 + 0.0) / 2)
 
 
 def test_paper_protocol_perturbs_normalised_tensors(setup, batch):

@@ -8,6 +8,7 @@ for CLIP, Im.Aug and CLAP, prints the comparison tables and writes the report.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def add_parser(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--out", default="demo_output", help="folder for data, adapters, logs and the report")
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--images-per-class", type=int, default=12, help="evaluation images per class and domain")
+    p.add_argument("--images-per-class", type=int, default=20, help="evaluation images per class and domain")
     p.add_argument("--imaug-images-per-class", type=int, default=40, help="Im.Aug training images per class")
     p.add_argument("--clap-steps", type=int, default=3000)
     p.add_argument("--imaug-steps", type=int, default=1500)
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from data_gen.world.export import render_world
 
     start = time.monotonic()
+    for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to its own steps
+        logging.getLogger(name).setLevel(logging.WARNING)
     out = Path(args.out)
     progress = not args.no_progress
     print("1/4 rendering the world (evaluation domains and Im.Aug training images)")

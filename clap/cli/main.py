@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for name in ("lightning.pytorch", "lightning.fabric"):  # they print through their own handlers
+        logging.getLogger(name).propagate = False
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as e:

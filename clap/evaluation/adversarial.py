@@ -58,11 +58,11 @@ def cw_margin(logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) ->
     """CW loss to maximise: best other logit minus the true logit, capped at kappa."""
     true = logits.gather(1, labels[:, None]).squeeze(1)
     other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).max(dim=1).values
-    return (other - true).clamp(max=kappa).sum()
+    return (other - true).clamp(max=kappa).mean()
 
 
 def _loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, labels, reduction="sum") if kind == "ce" else cw_margin(logits, labels)
+    return F.cross_entropy(logits, labels) if kind == "ce" else cw_margin(logits, labels)
 
 
 def _gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:

@@ -1,39 +1,20 @@
 """Few-shot linear probes: k shots per class per domain, logistic regression on L2-normalised features.
 
-The inverse regularisation strength C is chosen by stratified cross-validation on the training
-shots only (never on the evaluation images); with one shot per class there is nothing to
-cross-validate and a fixed C is used. Each probe is evaluated on the whole domain.
+The regularisation is chosen on the training shots only (`clap.evaluation.probe.fit_probe`), never
+on the evaluation images; each probe is evaluated on the whole domain.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from clap.data.fewshot import pick_per_class
+from clap.evaluation.probe import fit_probe
 
 DEFAULT_SHOTS = (1, 4, 8, 16, 32)
-C_GRID = (0.1, 1.0, 10.0, 100.0)
-ONE_SHOT_C = 10.0
-
-
-def fit_probe(x: np.ndarray, y: np.ndarray, seed: int = 0) -> LogisticRegression:
-    """A logistic classifier with C chosen by CV on (x, y) when every class has at least 2 samples."""
-    base = LogisticRegression(max_iter=1000, random_state=seed)
-    min_count = int(np.bincount(y).min()) if len(y) else 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        if min_count >= 2 and len(np.unique(y)) > 1:
-            folds = StratifiedKFold(n_splits=min(5, min_count), shuffle=True, random_state=seed)
-            search = GridSearchCV(base, {"C": list(C_GRID)}, cv=folds)
-            return search.fit(x, y).best_estimator_
-        return base.set_params(C=ONE_SHOT_C).fit(x, y)
 
 
 def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, seed: int, domain: str = "") -> float:

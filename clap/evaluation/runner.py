@@ -19,6 +19,7 @@ from clap.errors import ClapError
 from clap.evaluation import adversarial, fewshot, zeroshot
 from clap.evaluation.disentangle import factor_measures
 from clap.evaluation.features import DomainFeatures, domain_features
+from clap.evaluation.probe import fit_probe
 from clap.model import CLAPModel
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTAC
             weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
             feats = model.adapt(data.features, normalize=True).detach().numpy()
             shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
-            probe = fewshot.fit_probe(feats[shots], data.labels.numpy()[shots], seed)
+            probe = fit_probe(feats[shots], data.labels.numpy()[shots], seed)
             heads = {"zero-shot C": adversarial.zero_shot_head(weights),
                      "1-shot linear": adversarial.linear_head(probe)}
             for head_name, head in heads.items():

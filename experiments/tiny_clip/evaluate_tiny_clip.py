@@ -19,6 +19,7 @@ from clap.backbones.base import BackboneIdentity
 from clap.backbones.loading import embedded_dir, load_backbone
 from clap.backbones.open_clip_backbone import OpenClipBackbone
 from clap.evaluation.world import factor_probes, zero_shot_by_type
+from clap.model import CLAPModel
 from data_gen.world.render import WorldSpec
 
 SEED = 20261123
@@ -32,9 +33,9 @@ def random_init_backbone() -> OpenClipBackbone:
 
 
 def evaluate(backbone, per_type: int, n_train: int, n_test: int) -> dict:
-    spec = WorldSpec()
-    return {"zero_shot": zero_shot_by_type(backbone, spec, SEED, per_type),
-            "probes": factor_probes(backbone, spec, SEED + 100, n_train, n_test)}
+    spec, model = WorldSpec(), CLAPModel(backbone)
+    return {"zero_shot": zero_shot_by_type(model, spec, SEED, per_type),
+            "probes": factor_probes(model, spec, SEED + 100, n_train, n_test)}
 
 
 def main() -> None:
