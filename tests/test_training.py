@@ -228,3 +228,19 @@ def test_bad_training_input_is_one_line(tmp_path, capsys):
     config = write_config(tmp_path, classes="imagenet-21k")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "a")]) == 2
     assert capsys.readouterr().err.startswith("clap: error: 'imagenet-21k' is neither a preset")
+
+
+def test_prompt_features_are_cached_on_disk(embedded, tmp_path, monkeypatch):
+    from clap.training import text_data
+
+    first = PromptBank(embedded, ["star", "ring"], AttributeVocab.default(), cache=text_data.FeatureCache(tmp_path))
+    assert len(list(tmp_path.glob("text-*.safetensors"))) == 2
+
+    def fail(*args, **kwargs):
+        raise AssertionError("re-encoded although cached")
+
+    monkeypatch.setattr(text_data, "encode_in_batches", fail)
+    again = PromptBank(embedded, ["star", "ring"], AttributeVocab.default(), cache=text_data.FeatureCache(tmp_path))
+    assert torch.equal(first.prompt_features, again.prompt_features)
+    with pytest.raises(AssertionError, match="re-encoded"):  # other texts are another key
+        PromptBank(embedded, ["star", "heart"], AttributeVocab.default(), cache=text_data.FeatureCache(tmp_path))

@@ -50,6 +50,7 @@ class ClapTrainCLI(LightningCLI):
 def main(args: Sequence[str] | None = None) -> int:
     """Parse, train, and export the adapter."""
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")  # lightning vs torch 2.14
     cli = ClapTrainCLI(AdapterModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                        trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0, run=False,
                        args=list(args) if args is not None else None, save_config_callback=None)
