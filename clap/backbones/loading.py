@@ -231,7 +231,9 @@ def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone
         tokenizer = AutoTokenizer.from_pretrained(name, **kw)
         try:
             processor = AutoProcessor.from_pretrained(name, **kw).image_processor
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError) as e:
+            logger.warning("%s has no usable image processor (%s); using CLIP's mean/std and the model's "
+                           "image size", name, str(e).splitlines()[0] if str(e) else type(e).__name__)
             processor = None
         return model, tokenizer, processor
 
