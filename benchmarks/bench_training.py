@@ -8,7 +8,7 @@ distribution, from identically built (zero-output) adapters.
 
     python -m benchmarks.bench_training [--threads 2] [--ref-steps 240] [--fast-steps 8000]
 
-Writes benchmarks/results/training.json and training_curves.png.
+Writes benchmarks/results/training.json and training_curves.png (training_no_ign.* with --ign-tokens 0).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def encode_noisy_full_context(backbone, texts, generator):
     return backbone._encode_embeddings(x[:, : tokens.shape[1]], eot)
 
 
-def reference_losses(backbone, classes, steps, batch, seed) -> tuple[list[float], float]:
+def reference_losses(backbone, classes, steps, batch, seed, ign_tokens) -> tuple[list[float], float]:
     """Per-step losses and wall time of the reference-style loop."""
     torch.manual_seed(seed)
     module = CLAPModule(in_dim=backbone.embed_dim)
@@ -65,7 +65,8 @@ def reference_losses(backbone, classes, steps, batch, seed) -> tuple[list[float]
         with torch.no_grad():
             c_feat = backbone.encode_text_full([classes[c] for c in idx])
             t_feat = backbone.encode_text_full(texts)
-            a_feat = encode_noisy_full_context(backbone, augmented, generator)
+            a_feat = (encode_noisy_full_context(backbone, augmented, generator) if ign_tokens
+                      else backbone.encode_text_full(augmented))
         f = module.adapter
         loss = clap_loss(f(t_feat), f(a_feat), f(c_feat))["loss"]
         opt.zero_grad()
@@ -83,11 +84,12 @@ class LossRecorder(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def clap_losses(model, pretrained, steps, batch, seed) -> tuple[list[float], float]:
+def clap_losses(model, pretrained, steps, batch, seed, ign_tokens) -> tuple[list[float], float]:
     """Per-step losses and wall time (setup included) of clap's training pipeline."""
     start = time.perf_counter()
     L.seed_everything(seed, verbose=False)
-    data = PromptDataModule(classes="pacs", model=model, pretrained=pretrained, batch_size=batch, seed=seed)
+    data = PromptDataModule(classes="pacs", model=model, pretrained=pretrained, batch_size=batch, seed=seed,
+                            ign_tokens=ign_tokens)
     recorder = LossRecorder()
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, reload_dataloaders_every_n_epochs=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--fast-steps", type=int, default=8000, help="the default config's step count")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ign-tokens", type=int, default=4, help="0 measures the configs without IGN")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.disable(logging.WARNING)
@@ -137,8 +140,8 @@ def main() -> None:
         args.model = args.pretrained = None
     backbone = load_backbone(args.model, args.pretrained)
     classes = preset_classes("pacs")
-    ref, ref_time = reference_losses(backbone, classes, args.ref_steps, args.batch, args.seed)
-    fast, fast_time = clap_losses(args.model, args.pretrained, args.fast_steps, args.batch, args.seed)
+    ref, ref_time = reference_losses(backbone, classes, args.ref_steps, args.batch, args.seed, args.ign_tokens)
+    fast, fast_time = clap_losses(args.model, args.pretrained, args.fast_steps, args.batch, args.seed, args.ign_tokens)
     ref_per_step = ref_time / args.ref_steps
     ref_total = ref_per_step * args.fast_steps
     n = min(len(ref), len(fast))
@@ -146,10 +149,11 @@ def main() -> None:
     ref_w, fast_w = window_means(ref[:n], windows), window_means(fast[:n], windows)
     ks = stats.ks_2samp(ref[n // 2:n], fast[n // 2:n])
     RESULTS.mkdir(exist_ok=True)
-    plot(ref[:n], fast[:n], RESULTS / "training_curves.png")
-    save_result("training", {
+    name = "training" if args.ign_tokens else "training_no_ign"
+    plot(ref[:n], fast[:n], RESULTS / f"{name}_curves.png")
+    save_result(name, {
         "backbone": f"open_clip {args.model} ({args.pretrained} weights)", "classes": "PACS (7)",
-        "config": "CLAP defaults: batch 8, tau 0.5, tau_c 1, lambda 1, OSD/OCD/SPO 0.5, IGN 4",
+        "config": f"CLAP defaults: batch 8, tau 0.5, tau_c 1, lambda 1, OSD/OCD/SPO 0.5, IGN {args.ign_tokens}",
         "reference_steps_measured": args.ref_steps, "reference_s_per_step": ref_per_step,
         "reference_s_for_default_steps (extrapolated)": ref_total,
         "clap_steps": args.fast_steps, "clap_s_total_including_setup": fast_time,

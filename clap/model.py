@@ -59,8 +59,13 @@ class CLAPModel(nn.Module):
     def adapt(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Apply the adapter at this model's alpha to raw encoder features."""
         if self.adapter is not None:
-            features = self.adapter(features, alpha=self.alpha)
+            features = self.adapter(features.to(self.backbone.device), alpha=self.alpha)
         return F.normalize(features, dim=-1) if normalize else features
+
+    @torch.no_grad()
+    def adapted(self, raw: torch.Tensor) -> torch.Tensor:
+        """Normalised adapted features of cached raw features, on the CPU (for evaluation)."""
+        return self.adapt(raw, normalize=True).cpu()
 
     def encode_image(self, pixels: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Adapted image features from pixels in [0, 1]."""

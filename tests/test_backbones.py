@@ -202,3 +202,13 @@ def test_reachable_is_false_for_an_unresolvable_host():
 def test_random_init_named_model_is_explicit():
     backbone = load_backbone("RN50", "random")
     assert backbone.identity.pretrained == "random" and backbone.embed_dim == 1024
+
+
+def test_full_precision_block_restores_autocast(tiny_open_clip):
+    tiny_open_clip.use_autocast = True
+    try:
+        with tiny_open_clip.full_precision():
+            assert tiny_open_clip.use_autocast is False
+        assert tiny_open_clip.use_autocast is True
+    finally:
+        tiny_open_clip.use_autocast = False

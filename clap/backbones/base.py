@@ -109,6 +109,15 @@ class Backbone(nn.Module, abc.ABC):
     def device(self) -> torch.device:
         return self.mean.device
 
+    @contextlib.contextmanager
+    def full_precision(self):
+        """Within this block the encoders run in fp32 even on CUDA (e.g. for adversarial attacks)."""
+        previous, self.use_autocast = self.use_autocast, False
+        try:
+            yield self
+        finally:
+            self.use_autocast = previous
+
     def _autocast(self):
         if self.use_autocast and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)

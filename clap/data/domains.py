@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from clap.errors import ClapError
@@ -80,16 +78,3 @@ def load_image(path: Path) -> Image.Image | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         logger.warning("skipping unreadable image %s: %s", path, e)
         return None
-
-
-def load_pixels(paths: list[Path], transform: Callable) -> tuple[torch.Tensor, list[int]]:
-    """Transformed pixels of the readable images, and the indices (into `paths`) that were kept."""
-    tensors, kept = [], []
-    for i, path in enumerate(paths):
-        image = load_image(path)
-        if image is not None:
-            tensors.append(transform(image))
-            kept.append(i)
-    if not tensors:
-        return torch.empty(0), kept
-    return torch.stack(tensors), kept

@@ -32,11 +32,13 @@ class AttackTarget(nn.Module):
         self.model, self.head, self.protocol = model, head, protocol
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.protocol == "paper":  # x is already a normalised tensor
-            raw = self.model.backbone._encode_pixels(x).float()
-        else:
-            raw = self.model.backbone.encode_image(x)
-        return self.head(self.model.adapt(raw, normalize=True))
+        backbone = self.model.backbone
+        with backbone.full_precision():  # attacks run in fp32, also on GPUs
+            if self.protocol == "paper":  # x is already a normalised tensor
+                raw = backbone._encode_pixels(x).float()
+            else:
+                raw = backbone.encode_image(x)
+            return self.head(self.model.adapt(raw, normalize=True))
 
 
 def zero_shot_head(weights: torch.Tensor, scale: float = 100.0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -51,7 +53,7 @@ def linear_head(probe) -> Callable[[torch.Tensor], torch.Tensor]:
     bias = torch.tensor(probe.intercept_, dtype=torch.float32)
     if coef.shape[0] == 1:  # binary: sklearn keeps one row
         coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
-    return lambda f: f @ coef.T + bias
+    return lambda f: f @ coef.to(f.device).T + bias.to(f.device)
 
 
 def cw_margin(logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:

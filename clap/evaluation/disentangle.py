@@ -55,7 +55,7 @@ def split_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def factor_measures(model, raw: torch.Tensor, factors: dict[str, Sequence[str]], seed: int = 0
                     ) -> dict[str, dict[str, float]]:
     """{factor: {recognition, variance_share, probe}} for features adapted by `model`."""
-    feats = model.adapt(raw, normalize=True).detach()
+    feats = model.adapted(raw)
     train, test = split_halves(len(feats), seed)
     out = {}
     for factor, values in factors.items():

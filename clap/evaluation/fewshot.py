@@ -31,7 +31,7 @@ def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT
     """{domain: {"<k>": {"mean": acc, "std": acc}}} plus the mean over domains."""
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for domain, data in raw_by_domain.items():
-        feats = model.adapt(data.features, normalize=True).detach()
+        feats = model.adapted(data.features)
         rows[domain] = {}
         for k in shots:
             accs = [few_shot_accuracy(feats, data.labels, k, s, domain) for s in seeds]

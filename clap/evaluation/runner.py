@@ -122,7 +122,7 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTAC
         data = setup.raw[domain]
         for name, model in setup.models.items():
             weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
-            feats = model.adapt(data.features, normalize=True).detach().numpy()
+            feats = model.adapted(data.features).numpy()
             shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
             probe = fit_probe(feats[shots], data.labels.numpy()[shots], seed)
             heads = {"zero-shot C": adversarial.zero_shot_head(weights),

@@ -32,7 +32,7 @@ def plot_tsne(model, raw_by_domain: dict, classnames: Sequence[str], title: str,
     cmap = plt.get_cmap("tab20" if len(classnames) > 10 else "tab10")
     for ax, domain in zip(axes.flat, domains):
         data = raw_by_domain[domain]
-        xy = embed_2d(model.adapt(data.features, normalize=True).detach(), seed)
+        xy = embed_2d(model.adapted(data.features), seed)
         ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(int(c) % cmap.N) for c in data.labels], s=6)
         ax.set_title(domain, fontsize=9)
         ax.set_xticks([])

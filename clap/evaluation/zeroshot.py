@@ -27,8 +27,8 @@ def encode_images(model, pixels: torch.Tensor, batch_size: int = 256) -> torch.T
 
 def accuracy(image_features: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy of cosine-similarity classification."""
-    predictions = (image_features @ class_weights).argmax(dim=1)
-    return float((predictions == labels).float().mean())
+    predictions = (image_features @ class_weights.to(image_features.device)).argmax(dim=1)
+    return float((predictions.cpu() == labels.cpu()).float().mean())
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str]) ->
     weights = classifiers(model, classnames)
     rows = {}
     for domain, data in raw_by_domain.items():
-        feats = model.adapt(data.features, normalize=True)
+        feats = model.adapted(data.features)
         accs = {form: accuracy(feats, w, data.labels) for form, w in weights.items()}
         rows[domain] = {**accs, **robustness(accs)}
     keys = list(next(iter(rows.values())))

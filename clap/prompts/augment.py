@@ -17,7 +17,7 @@ import itertools
 import operator
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from nlpaug.augmenter.word import RandomWordAug, WordAugmenter
 from nlpaug.flow import Sequential, Sometimes
@@ -171,8 +171,3 @@ def seed_augmenters(seed: int) -> None:
 
     random.seed(seed)
     np.random.seed(seed % (2**32))
-
-
-def augment_texts(flow: PromptAugmentation, texts: Sequence[str]) -> list[str]:
-    """Augment each text once."""
-    return flow.augment(list(texts))

@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 ATTRIBUTE_FIELDS = ("colour", "size", "image_type", "art_style")
 _VOCAB_FILES = {
@@ -127,8 +127,3 @@ def class_prompts(class_name: str, vocab: AttributeVocab | None = None) -> list[
     """The len(vocab) (480 by default) attribute prompts of one class, in the fixed order."""
     vocab = vocab or AttributeVocab.default()
     return [PromptParts(class_name, **combo) for combo in vocab.combinations()]
-
-
-def prompt_texts(parts: Sequence[PromptParts]) -> list[str]:
-    """The standard sentences of structured prompts."""
-    return [p.text() for p in parts]
