@@ -84,12 +84,18 @@ class LossRecorder(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def clap_losses(model, pretrained, steps, batch, seed, ign_tokens) -> tuple[list[float], float]:
+def clap_losses(model, pretrained, steps, batch, seed, ign_tokens, reference_backbone
+                ) -> tuple[list[float], float]:
     """Per-step losses and wall time (setup included) of clap's training pipeline."""
     start = time.perf_counter()
-    L.seed_everything(seed, verbose=False)
+    torch.manual_seed(seed)
     data = PromptDataModule(classes="pacs", model=model, pretrained=pretrained, batch_size=batch, seed=seed,
                             ign_tokens=ign_tokens)
+    data.setup()  # loads the backbone now, from the same seed as the reference's
+    same = all(torch.equal(a, b) for a, b in zip(data.bank.backbone.state_dict().values(),
+                                                  reference_backbone.state_dict().values()))
+    if not same:
+        raise RuntimeError("the two pipelines got different backbone weights; the comparison would be void")
     recorder = LossRecorder()
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, reload_dataloaders_every_n_epochs=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -115,7 +121,7 @@ def plot(ref: list[float], fast: list[float], path) -> None:
         ax.plot(np.arange(len(smooth)) + 20, smooth, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("CLAP loss (20-step moving mean)")
-    ax.set_title("Same objective and sampling, two pipelines (ViT-B-16 text tower, random weights)")
+    ax.set_title("Same objective and sampling, two pipelines", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -138,10 +144,12 @@ def main() -> None:
 
     if args.model == "embedded":
         args.model = args.pretrained = None
+    torch.manual_seed(args.seed)  # random-init backbones: both pipelines must get the same weights
     backbone = load_backbone(args.model, args.pretrained)
     classes = preset_classes("pacs")
     ref, ref_time = reference_losses(backbone, classes, args.ref_steps, args.batch, args.seed, args.ign_tokens)
-    fast, fast_time = clap_losses(args.model, args.pretrained, args.fast_steps, args.batch, args.seed, args.ign_tokens)
+    fast, fast_time = clap_losses(args.model, args.pretrained, args.fast_steps, args.batch, args.seed, args.ign_tokens,
+                                  backbone)
     ref_per_step = ref_time / args.ref_steps
     ref_total = ref_per_step * args.fast_steps
     n = min(len(ref), len(fast))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 import shutil
 import signal
 import subprocess
@@ -98,6 +99,7 @@ def test_two_process_launch_splits_the_work(tiny_sd_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and len({r["path"] for r in rows}) == 12
+    assert Counter(r["rank"] for r in rows) == {0: 6, 1: 6}  # an even split: no image made twice
     reference = generate(CLASSES, tmp_path / "one", config(tiny_sd_dir, prompts_per_class=6, batch_size=1, seed=0),
                          progress=False)
     assert [r["path"] for r in rows] == [json.loads(x)["path"] for x in reference.read_text().splitlines()]

@@ -138,7 +138,8 @@ def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, 
                 images = _generate_batch(pipe, batch, config)
                 for job, image in zip(batch, images):
                     save_image_atomic(image, root / job.relpath)
-                append_rows(shard, [{**job.record(), **config.settings()} for job in batch])
+                append_rows(shard, [{**job.record(), **config.settings(), "rank": state.process_index}
+                                    for job in batch])
                 bar.update(len(batch))
             bar.close()
     state.wait_for_everyone()
