@@ -90,10 +90,12 @@ def test_killed_run_resumes_without_truncated_files(tiny_sd_dir, tmp_path):
 
 
 def test_two_process_launch_splits_the_work(tiny_sd_dir, tmp_path):
-    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable))
+    # On CPUs accelerate's launcher starts one process; torchrun starts two and accelerate's
+    # PartialState then splits the prompts between them (MULTI_CPU, gloo), as it does on GPUs.
+    launcher = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     out = tmp_path / "ddp"
-    cmd = [launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", "29533", "-m", "clap.cli.main", *_cli(tiny_sd_dir, out)[3:]]
+    cmd = [launcher, "--nproc_per_node", "2", "--master_port", "29533", "-m", "clap.cli.main",
+           *_cli(tiny_sd_dir, out)[3:]]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -11,8 +11,8 @@ def add_parser(sub) -> None:
     from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 
     p = sub.add_parser("generate", help="synthesise class images from attribute prompts with Stable Diffusion",
-                       description=__doc__.splitlines()[0] + " Run under `accelerate launch -m clap.cli.main "
-                       "generate ...` to split the prompts across processes.")
+                       description=__doc__.splitlines()[0] + " Run under `accelerate launch --multi_gpu -m "
+                       "clap.cli.main generate ...` (torchrun on CPUs) to split the prompts across processes.")
     add_class_arguments(p)
     p.add_argument("--out", required=True, help="output folder: <class>/<prompt>/<n>.png + manifest.jsonl")
     p.add_argument("--model", default=DEFAULT_MODEL, help="diffusers pipeline: hub id or local folder")

@@ -1,9 +1,10 @@
 """Attribute prompts -> images through any diffusers text-to-image pipeline.
 
 Deterministic per-image seeds, batched prompts, resumable (existing images are skipped, every image
-is written atomically), and multi-process through accelerate: `accelerate launch -m clap.cli.main
-generate ...` splits the job list with accelerate's own `split_between_processes`; each rank writes
-its images and a manifest shard, and the main process merges the shards at the end.
+is written atomically), and multi-process through accelerate: `accelerate launch --multi_gpu -m
+clap.cli.main generate ...` (or `torchrun --nproc_per_node N -m clap.cli.main generate ...` on CPUs)
+splits the job list with accelerate's own `split_between_processes`; each rank writes its images
+and a manifest shard, and the main process merges the shards at the end.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 # (4) evaluate CLIP, Im.Aug and CLAP: zero-shot (C/PC/CP/NC), few-shot probes, adversarial attacks,
 # disentanglement probes, t-SNE and an alpha sweep. Weights must be reachable (hub or local cache):
 # pass --model/--pretrained local files through EXTRA if the machine is offline.
-# Not run in CI. Use `accelerate launch -m clap.cli.main generate ...` to spread step 1 over GPUs.
+# Not run in CI. Use `accelerate launch --multi_gpu -m clap.cli.main generate ...` to spread step 1 over GPUs.
 set -euo pipefail
 dataset=${1:?dataset: pacs, vlcs, officehome or domainnet}
 data_root=${2:?root/domain/class/image folder of the dataset}
