@@ -21,7 +21,7 @@ from clap.cli.main import main
 from clap.prompts.augment import AugmentationConfig
 from clap.prompts.templates import AttributeVocab
 from clap.training.losses import clap_loss, info_nce
-from clap.training.steps import StepDataset
+from clap.training.steps import LastChunk, StepDataset
 from clap.training.text_data import NoiseConfig, PromptBank, PromptChunks
 
 
@@ -62,9 +62,13 @@ def test_step_dataset_slices_chunks():
         calls.append(chunk)
         return {"x": torch.arange(chunk * 12, chunk * 12 + 12)}
 
-    ds = StepDataset(produce, batch_size=3, chunk_steps=4, start=5, end=9)
+    memo = LastChunk(produce)
+    ds = StepDataset(memo, batch_size=3, chunk_steps=4, start=5, end=9)
     assert [ds[i]["x"].tolist() for i in range(len(ds))] == [[15, 16, 17], [18, 19, 20], [21, 22, 23], [24, 25, 26]]
     assert calls == [1, 2]
+    next_window = StepDataset(memo, batch_size=3, chunk_steps=4, start=9, end=12)
+    assert next_window[0]["x"].tolist() == [27, 28, 29]
+    assert calls == [1, 2], "a chunk shared by two windows is produced once"
 
 
 @pytest.fixture(scope="module")

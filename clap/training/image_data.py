@@ -20,7 +20,7 @@ from torchvision import transforms as T
 
 from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
 from clap.errors import ClapError
-from clap.training.steps import encode_in_batches, trainer_rank, window_loader
+from clap.training.steps import LastChunk, encode_in_batches, trainer_rank, window_loader
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class ImageDataModule(L.LightningDataModule):
                                               flip_p)
         self.chunk_steps = max(1, chunk_samples // batch_size)
         self.images: list | None = None
+        self._chunks: LastChunk | None = None
 
     @property
     def route(self) -> str:
@@ -140,7 +141,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        augment = self.augmentation.transform(self.backbone.image_size)
-        chunks = ImageChunks(self.images, self.clean, self.backbone, augment, hp.batch_size, self.chunk_steps, hp.seed,
-                             trainer_rank(self.trainer), hp.encode_batch_size)
-        return window_loader(self.trainer, hp.window, chunks, hp.batch_size, self.chunk_steps)
+        if self._chunks is None:
+            augment = self.augmentation.transform(self.backbone.image_size)
+            self._chunks = LastChunk(ImageChunks(self.images, self.clean, self.backbone, augment, hp.batch_size,
+                                                 self.chunk_steps, hp.seed, trainer_rank(self.trainer),
+                                                 hp.encode_batch_size))
+        return window_loader(self.trainer, hp.window, self._chunks, hp.batch_size, self.chunk_steps)

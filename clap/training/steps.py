@@ -16,7 +16,10 @@ Producer = Callable[[int], dict[str, torch.Tensor]]
 
 
 class StepDataset(Dataset):
-    """Item i is the batch of global step `start + i`, sliced from the chunk that holds it."""
+    """Item i is the batch of global step `start + i`, sliced from the chunk that holds it.
+
+    `produce_chunk` is called once per item; wrap it in `LastChunk` so each chunk is produced once.
+    """
 
     def __init__(self, produce_chunk: Producer, batch_size: int, chunk_steps: int, start: int, end: int) -> None:
         if end < start:
@@ -25,8 +28,6 @@ class StepDataset(Dataset):
         self.batch_size = batch_size
         self.chunk_steps = chunk_steps
         self.start, self.end = start, end
-        self._chunk_index: int | None = None
-        self._chunk: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -34,11 +35,22 @@ class StepDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.start + i
         chunk, offset = divmod(step, self.chunk_steps)
-        if chunk != self._chunk_index:
-            self._chunk = self.produce_chunk(chunk)
-            self._chunk_index = chunk
         rows = slice(offset * self.batch_size, (offset + 1) * self.batch_size)
-        return {k: v[rows] for k, v in self._chunk.items()}
+        return {k: v[rows] for k, v in self.produce_chunk(chunk).items()}
+
+
+class LastChunk:
+    """Wraps a producer, keeping its most recent chunk: windows that share a chunk produce it once."""
+
+    def __init__(self, produce_chunk: Producer) -> None:
+        self.produce_chunk = produce_chunk
+        self.index: int | None = None
+        self.chunk: dict[str, torch.Tensor] = {}
+
+    def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
+        if chunk != self.index:
+            self.chunk, self.index = self.produce_chunk(chunk), chunk
+        return self.chunk
 
 
 def encode_in_batches(encode: Callable[[list], torch.Tensor], items: list, batch_size: int,

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from clap.backbones.base import Backbone
 from clap.prompts.augment import DELETIONS, AugmentationConfig
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
-from clap.training.steps import encode_in_batches, trainer_rank, window_loader
+from clap.training.steps import LastChunk, encode_in_batches, trainer_rank, window_loader
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class PromptDataModule(L.LightningDataModule):
         self.noise = NoiseConfig(ign_tokens, ign_std)
         self.chunk_steps = max(1, chunk_samples // batch_size)
         self.bank: PromptBank | None = None
+        self._chunks: LastChunk | None = None
 
     @property
     def route(self) -> str:
@@ -195,6 +196,7 @@ class PromptDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        chunks = PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size, self.chunk_steps, hp.seed,
-                              trainer_rank(self.trainer))
-        return window_loader(self.trainer, hp.window, chunks, hp.batch_size, self.chunk_steps)
+        if self._chunks is None:
+            self._chunks = LastChunk(PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size,
+                                                  self.chunk_steps, hp.seed, trainer_rank(self.trainer)))
+        return window_loader(self.trainer, hp.window, self._chunks, hp.batch_size, self.chunk_steps)
