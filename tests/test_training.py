@@ -243,7 +243,7 @@ def test_prompt_features_are_cached_on_disk(embedded, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("re-encoded although cached")
 
-    monkeypatch.setattr(text_data, "encode_in_batches", fail)
+    monkeypatch.setattr(embedded, "encode_texts", fail)
     again = PromptBank(embedded, ["star", "ring"], AttributeVocab.default(), cache=text_data.FeatureCache(tmp_path))
     assert torch.equal(first.prompt_features, again.prompt_features)
     with pytest.raises(AssertionError, match="re-encoded"):  # other texts are another key

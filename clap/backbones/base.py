@@ -11,6 +11,9 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import nn
 
+from clap.backbones.prefix_tree import CausalStack, encode_shared
+from clap.batching import encode_in_batches
+
 NoisePosition = Literal["front", "middle", "end", "random"]
 NOISE_POSITIONS = ("front", "middle", "end")
 
@@ -57,6 +60,15 @@ def insertion_index(eot: torch.Tensor, position: str, generator: torch.Generator
     else:
         raise ValueError(f"unknown noise position '{position}'; use front, middle, end or random")
     return choices.gather(1, pick[:, None]).squeeze(1)
+
+
+def draw_noise(eot: torch.Tensor, n_tokens: int, std: float, position: str, width: int,
+               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """IGN draws for a batch: insertion indices [B] and noise embeddings [B, n_tokens, width] (on the CPU)."""
+    if n_tokens < 0 or std < 0:
+        raise ValueError(f"noise needs n_tokens >= 0 and std >= 0, got {n_tokens} and {std}")
+    at = insertion_index(eot, position, generator)
+    return at, torch.randn(eot.shape[0], n_tokens, width, generator=generator) * std
 
 
 def insert_embeddings(x: torch.Tensor, eot: torch.Tensor, extra: torch.Tensor, at: torch.Tensor
@@ -153,14 +165,43 @@ class Backbone(nn.Module, abc.ABC):
                                position: NoisePosition = "random",
                                generator: torch.Generator | None = None) -> torch.Tensor:
         """Text features with `n_tokens` N(0, std^2) embeddings inserted before the transformer (IGN)."""
-        if n_tokens < 0 or std < 0:
-            raise ValueError(f"noise needs n_tokens >= 0 and std >= 0, got {n_tokens} and {std}")
         with self._autocast():
             x, eot = self._token_embeddings(self._as_tokens(texts))
-            at = insertion_index(eot, position, generator)
-            noise = torch.randn(x.shape[0], n_tokens, x.shape[2], generator=generator) * std
+            at, noise = draw_noise(eot, n_tokens, std, position, x.shape[2], generator)
             x, eot = insert_embeddings(x, eot, noise.to(x.device), at)
             return self._encode_embeddings(x, eot).float()
+
+    def causal_stack(self) -> CausalStack | None:
+        """The text tower split for prefix sharing; None when it is not a plain causal transformer."""
+        return None
+
+    def encode_texts(self, texts: Sequence[str], n_tokens: int = 0, std: float = 0.02,
+                     position: NoisePosition = "random", generator: torch.Generator | None = None,
+                     batch_size: int = 256) -> torch.Tensor:
+        """Features of many texts (optionally with IGN noise), computing each shared token prefix once.
+
+        Equals `encode_text_with_noise(texts, ...)` called on all texts as one batch (the same noise
+        draws) up to float rounding. Towers without a `causal_stack` encode length-sorted batches (same
+        noise distribution, other draws).
+        """
+        stack = self.causal_stack()
+        if stack is None:
+            return encode_in_batches(
+                lambda batch: self.encode_text_with_noise(batch, n_tokens, std, position, generator), list(texts),
+                batch_size, len)
+        with self._autocast(), torch.no_grad():
+            tokens = self._as_tokens(texts)
+            eot = stack.end_of_text(tokens).cpu()
+            embedded = stack.token_embedding(tokens[:, : int(eot.max()) + 1])
+            if n_tokens:
+                at, noise = draw_noise(eot, n_tokens, std, position, embedded.shape[2], generator)
+            else:  # a clean text: everything before the end-of-text token is a shareable prefix
+                at, noise = eot, torch.zeros(len(eot), 0, embedded.shape[2])
+            noise = noise.to(embedded)
+            prefixes = [row[:a] for row, a in zip(tokens.cpu().tolist(), at.tolist())]
+            suffixes = [torch.cat([n, e[a: end + 1]]) for n, e, a, end in zip(noise, embedded, at.tolist(),
+                                                                                eot.tolist())]
+            return encode_shared(stack, prefixes, suffixes, batch_size).float()
 
     @abc.abstractmethod
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:

@@ -10,6 +10,7 @@ from transformers import CLIPModel
 from transformers.masking_utils import create_causal_mask
 
 from clap.backbones.base import Backbone, BackboneIdentity
+from clap.backbones.prefix_tree import CausalStack
 
 
 def _size(value, default: int) -> int:
@@ -36,6 +37,23 @@ def image_transforms(processor, image_size: int) -> tuple[T.Compose, T.Compose]:
     eval_tf = T.Compose([rgb, T.Resize(resize, interpolation=bicubic), T.CenterCrop(crop), T.ToTensor()])
     train_tf = T.Compose([rgb, T.RandomResizedCrop(crop, scale=(0.9, 1.0), interpolation=bicubic), T.ToTensor()])
     return eval_tf, train_tf
+
+
+class HFClipLayer:
+    """A transformers CLIPEncoderLayer split around its attention (see `clap.backbones.prefix_tree`)."""
+
+    def __init__(self, layer: torch.nn.Module) -> None:
+        self.layer = layer
+        self.heads = layer.self_attn.num_heads
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, attn = self.layer.layer_norm1(x), self.layer.self_attn
+        q, k, v = (proj(h).unflatten(-1, (self.heads, -1)) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+        return q, k, v
+
+    def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        x = x + self.layer.self_attn.out_proj(attended)
+        return x + self.layer.mlp(self.layer.layer_norm2(x))
 
 
 class HFClipBackbone(Backbone):
@@ -84,6 +102,17 @@ class HFClipBackbone(Backbone):
         hidden = text.final_layer_norm(hidden)
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eot]
         return self.model.text_projection(pooled)
+
+    def causal_stack(self) -> CausalStack | None:
+        text = self.model.text_model
+        layers = list(text.encoder.layers)
+        if not all(type(layer).__name__ == "CLIPEncoderLayer" for layer in layers):
+            return None
+        return CausalStack(token_embedding=text.embeddings.token_embedding,
+                           positional=text.embeddings.position_embedding.weight,
+                           layers=[HFClipLayer(layer) for layer in layers],
+                           pool=lambda x: self.model.text_projection(text.final_layer_norm(x)),
+                           end_of_text=self._eot)
 
     def _encode_tokens_full(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.text_projection(self.model.text_model(input_ids=tokens).pooler_output)

@@ -12,6 +12,7 @@ from torchvision import transforms as T
 
 from clap.backbones import open_clip_text
 from clap.backbones.base import Backbone, BackboneIdentity
+from clap.backbones.prefix_tree import CausalStack
 from clap.errors import ClapError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class OpenClipBackbone(Backbone):
 
     def _encode_embeddings(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
         return open_clip_text.encode_embeddings(self.model, x, eot)
+
+    def causal_stack(self) -> CausalStack | None:
+        return open_clip_text.causal_stack(self.model)
 
     def _encode_tokens_full(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.encode_text(tokens)

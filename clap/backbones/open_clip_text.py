@@ -9,7 +9,10 @@ point takes extra embeddings (the method's IGN noise tokens) inserted before the
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from clap.backbones.prefix_tree import CausalStack
 
 
 def supports_trimming(model: nn.Module) -> bool:
@@ -46,14 +49,65 @@ def encode_embeddings(model: nn.Module, x: torch.Tensor, eot: torch.Tensor) -> t
     mask = model.attn_mask
     x = model.transformer(x, attn_mask=None if mask is None else mask[:length, :length])
     x = model.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), eot]
-    projection = model.text_projection
-    if projection is None:
-        return x
-    return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+    return project(model, x[torch.arange(x.shape[0], device=x.device), eot])
 
 
 def encode_tokens(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """Equivalent of `model.encode_text(tokens)`, computed on the trimmed sequence."""
     x, eot = token_embeddings(model, tokens)
     return encode_embeddings(model, x, eot)
+
+
+def project(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The text projection (a matrix, a Linear or none) applied to pooled features."""
+    projection = model.text_projection
+    if projection is None:
+        return x
+    return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+
+
+class OpenClipLayer:
+    """open_clip's ResidualAttentionBlock split around its attention (see `clap.backbones.prefix_tree`)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        self.block = block
+        self.heads = block.attn.num_heads
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        attn = self.block.attn
+        qkv = F.linear(self.block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)) for t in qkv.chunk(3, dim=-1))
+        return q, k, v
+
+    def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        block = self.block
+        x = x + block.ls_1(block.attn.out_proj(attended))
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def plain_block(block: nn.Module) -> bool:
+    """A standard self-attention block (no cross-attention, no custom attention)."""
+    attn = getattr(block, "attn", None)
+    return (type(block).__name__ == "ResidualAttentionBlock" and isinstance(attn, nn.MultiheadAttention)
+            and attn._qkv_same_embed_dim and attn.bias_k is None and not hasattr(block, "ln_1_kv"))
+
+
+def is_causal_mask(mask: torch.Tensor | None) -> bool:
+    if mask is None:
+        return False
+    above = torch.ones(mask.shape, dtype=torch.bool, device=mask.device).triu(1)
+    return bool(torch.equal(torch.isinf(mask), above))
+
+
+def causal_stack(model: nn.Module) -> CausalStack | None:
+    """The text tower as a `CausalStack`, or None when it is not a plain causal CLIP text transformer."""
+    blocks = list(getattr(model.transformer, "resblocks", []))
+    if not (supports_trimming(model) and is_causal_mask(model.attn_mask) and blocks
+            and all(plain_block(b) for b in blocks)):
+        return None
+    cast_dtype = model.transformer.get_cast_dtype()
+    return CausalStack(token_embedding=lambda ids: model.token_embedding(ids).to(cast_dtype),
+                       positional=model.positional_embedding.to(cast_dtype),
+                       layers=[OpenClipLayer(b) for b in blocks],
+                       pool=lambda x: project(model, model.ln_final(x)),
+                       end_of_text=lambda tokens: end_of_text_index(model, tokens))

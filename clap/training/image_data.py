@@ -20,7 +20,8 @@ from torchvision import transforms as T
 
 from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
 from clap.errors import ClapError
-from clap.training.steps import LastChunk, encode_in_batches, trainer_rank, window_loader
+from clap.batching import encode_in_batches
+from clap.training.steps import LastChunk, trainer_rank, window_loader
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,8 @@ class AdapterModule(L.LightningModule, abc.ABC):
         self.adapter: Disentangler | None = None
         self.register_buffer("window_sum", torch.zeros((), dtype=torch.float64))
         self.register_buffer("window_count", torch.zeros((), dtype=torch.long))
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
         if in_dim is not None:
             self._build(in_dim)
 
@@ -62,9 +64,25 @@ class AdapterModule(L.LightningModule, abc.ABC):
         if not torch.isfinite(loss):
             raise ClapError(f"loss became {loss.item()} at step {self.global_step}; training stopped, the last "
                             "good checkpoint is kept (lower the learning rate or check the features)")
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(batch["augmented"]))
+        self._log_terms(terms)
         self._track_window(loss)
         return loss
+
+    def _log_terms(self, terms: dict[str, torch.Tensor]) -> None:
+        """Logs each loss term's mean since the last log, every `log_every_n_steps`, at window ends and at the end.
+
+        Lightning's `self.log` costs about a millisecond a call, as much as a whole training step.
+        """
+        for key, value in terms.items():
+            self._term_sums[key] = self._term_sums.get(key, 0.0) + value.detach()
+        self._term_steps += 1
+        step, trainer = self.global_step + 1, self._trainer
+        every = max(1, trainer.log_every_n_steps) if trainer is not None else 1
+        last = trainer is not None and step == trainer.max_steps
+        if step % every == 0 or step % self.hparams.window == 0 or last:
+            means = {f"train/{k}": v / self._term_steps for k, v in self._term_sums.items()}
+            self.log_dict(means, prog_bar=True, batch_size=self._term_steps)
+            self._term_sums, self._term_steps = {}, 0
 
     def _track_window(self, loss: torch.Tensor) -> None:
         self.window_sum += loss.detach().double()

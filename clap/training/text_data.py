@@ -1,7 +1,8 @@
 """The text route's data: class-balanced prompt batches with the method's augmentations, as frozen features.
 
-Computed once per run (fast text path, large batches): the features of every class name and every
-template prompt, and (without IGN) of each deletion/swap variant the first time it is drawn.
+Computed once per run (`Backbone.encode_texts`: every shared token prefix computed once): the features
+of every class name and every template prompt, and (without IGN) of each deletion/swap variant the
+first time it is drawn.
 Per step, each sample takes the next class round robin, a random prompt of that class, independent
 Bernoulli draws of OSD/OCD/ITD/ASD/SPO (the distribution of the nlpaug flow) and, with IGN, fresh
 Gaussian token embeddings; the noisy views are encoded a chunk of steps at a time.
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader
 from clap.backbones.base import Backbone
 from clap.prompts.augment import DELETIONS, AugmentationConfig
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
-from clap.training.steps import LastChunk, encode_in_batches, trainer_rank, window_loader
+from clap.training.steps import LastChunk, trainer_rank, window_loader
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,9 @@ class PromptBank:
         self.prompt_features = self._encode(texts, cache).view(len(self.classes), len(vocab), -1)
         self._variants: dict[str, torch.Tensor] = {}
 
-    def _length(self, text: str) -> int:
-        return len(text)
-
     def _encode(self, texts: list[str], cache: FeatureCache | None) -> torch.Tensor:
         def compute() -> torch.Tensor:
-            return encode_in_batches(self.backbone.encode_text, texts, self.encode_batch_size, self._length)
+            return self.backbone.encode_texts(texts, batch_size=self.encode_batch_size).cpu()
 
         return cache.get(self.backbone, texts, compute) if cache else compute()
 
@@ -94,10 +92,8 @@ class PromptBank:
 
     def noisy_features(self, texts: list[str], noise: NoiseConfig, generator: torch.Generator) -> torch.Tensor:
         """Features with fresh IGN noise per text (never cached)."""
-        def encode(batch: list[str]) -> torch.Tensor:
-            return self.backbone.encode_text_with_noise(batch, noise.n_tokens, noise.std, "random", generator)
-
-        return encode_in_batches(encode, texts, self.encode_batch_size, self._length)
+        return self.backbone.encode_texts(texts, noise.n_tokens, noise.std, "random", generator,
+                                          self.encode_batch_size).cpu()
 
 
 def sample_augmented(parts: PromptParts, draws: np.ndarray, probs: dict[str, float]) -> PromptParts:
