@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from clap.fileio import write_text_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -26,12 +28,22 @@ def best_of(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
+def cpu_name() -> str:
+    """The CPU model as the OS reports it (platform.processor() is empty on many Linux systems)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def save_result(name: str, result: dict) -> Path:
     """Print the result and write it to benchmarks/results/<name>.json."""
     result = {**result, "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                                    "threads": torch.get_num_threads(), "cpu": platform.processor()}}
+                                    "threads": torch.get_num_threads(), "cpu": cpu_name()}}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path

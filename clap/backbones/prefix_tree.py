@@ -70,18 +70,31 @@ class PrefixTree:
                 node_paths.append(list(path))
             paths.append(list(path))
             previous = prefix
-        width = max(len(p) for p in node_paths)
-        ancestors = torch.zeros(len(tokens), width, dtype=torch.long)
-        for node, p in enumerate(node_paths):
-            ancestors[node, : len(p)] = torch.tensor(p)
         depth = torch.tensor([len(p) - 1 for p in node_paths])
-        return cls(torch.tensor(tokens), depth, ancestors), paths
+        return cls(torch.tensor(tokens), depth, padded(node_paths)), paths
 
     def to(self, device: torch.device) -> "PrefixTree":
         return PrefixTree(self.tokens.to(device), self.depth.to(device), self.ancestors.to(device))
 
     def levels(self) -> list[torch.Tensor]:
         return [torch.nonzero(self.depth == d).squeeze(1) for d in range(int(self.depth.max()) + 1)]
+
+
+def padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Lists of ints as one zero-padded [N, longest] tensor."""
+    out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def suffix_mask(prefix_lengths: torch.Tensor, width_a: int, width_s: int) -> torch.Tensor:
+    """[B, 1, S, A + S]: each suffix position sees its own prefix (not the padding) and the suffix up to itself."""
+    seen_prefix = torch.arange(width_a, device=prefix_lengths.device) < prefix_lengths[:, None]
+    j = torch.arange(width_s, device=prefix_lengths.device)
+    causal = j[:, None] >= j[None, :]
+    batch = len(prefix_lengths)
+    return torch.cat([seen_prefix[:, None, :].expand(-1, width_s, -1), causal.expand(batch, -1, -1)], dim=2)[:, None]
 
 
 def common_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -124,16 +137,11 @@ def suffix_batch(stack: CausalStack, cache, paths: list[list[int]], suffixes: li
     width_a, width_s = int(a.max()), int(s.max())
     if int((a + s).max()) > len(stack.positional):
         raise ValueError(f"text of {int((a + s).max())} tokens exceeds the context length {len(stack.positional)}")
-    past = torch.zeros(len(paths), width_a, dtype=torch.long)
-    for row, p in enumerate(paths):
-        past[row, : len(p)] = torch.tensor(p)
-    past = past.to(device)
+    past = padded(paths).to(device)
     x = torch.nn.utils.rnn.pad_sequence(suffixes, batch_first=True)
     positions = (a[:, None] + torch.arange(width_s, device=device)).clamp(max=len(stack.positional) - 1)
     x = x + stack.positional[positions]
-    j = torch.arange(width_s, device=device)
-    mask = torch.cat([(torch.arange(width_a, device=device) < a[:, None])[:, None, :].expand(-1, width_s, -1),
-                      (j[None, :, None] >= j[None, None, :]).expand(len(paths), -1, -1)], dim=2)[:, None]
+    mask = suffix_mask(a, width_a, width_s)
     rows, end = torch.arange(len(paths), device=device), s - 1
     last = len(stack.layers) - 1
     for i, layer in enumerate(stack.layers):

@@ -10,6 +10,7 @@ from typing import Sequence
 from clap import __version__
 from clap.cli import convert, demo, eval, generate, info, prompts, splits, train, world
 from clap.errors import ClapError
+from clap.runtime import keep_freed_memory
 
 SUBCOMMANDS = (info, prompts, generate, world, splits, train, eval, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     for name in ("lightning.pytorch", "lightning.fabric"):  # they print through their own handlers
         logging.getLogger(name).propagate = False
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as e:
