@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Iterator
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Replace `path` with `text` in one step."""
+@functools.cache
+def default_file_mode() -> int:
+    """The permissions a plain `open()` would give a new file (mkstemp makes them owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, binary: bool = False, suffix: str = "") -> Iterator[IO]:
+    """An open temporary file beside `path` that replaces `path` when the block ends without error."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            yield f
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` in one step."""
+    with atomic_file(path) as f:
+        f.write(text)
+
+
+def save_tensors_atomic(tensors: dict, path: str | Path) -> None:
+    """Write tensors as one safetensors file, creating its folder; never a truncated file."""
+    from safetensors.torch import save
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    data = save({name: t.contiguous() for name, t in tensors.items()})
+    with atomic_file(path, binary=True) as f:
+        f.write(data)
 
 
 def folder_name(text: str) -> str:
@@ -27,16 +56,9 @@ def folder_name(text: str) -> str:
 
 def save_image_atomic(image, path: str | Path) -> None:
     """Write a PIL image as PNG via a temporary file in the same folder (never a truncated image)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, binary=True, suffix=".png") as f:
+        image.save(f, format="PNG")
 
 
 def claim_output_folder(root: str | Path, marker: str, request: dict, what: str) -> None:

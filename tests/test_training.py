@@ -248,3 +248,30 @@ def test_prompt_features_are_cached_on_disk(embedded, tmp_path, monkeypatch):
     assert torch.equal(first.prompt_features, again.prompt_features)
     with pytest.raises(AssertionError, match="re-encoded"):  # other texts are another key
         PromptBank(embedded, ["star", "heart"], AttributeVocab.default(), cache=text_data.FeatureCache(tmp_path))
+
+
+def test_loss_terms_are_logged_as_means_over_each_interval(tmp_path):
+    import csv
+
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from clap.training.modules import CLAPModule
+    from clap.training.text_data import PromptDataModule
+
+    class Record(L.Callback):
+        losses: list[float] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.losses.append(float(outputs["loss"]))
+
+    record = Record()
+    trainer = L.Trainer(max_steps=12, log_every_n_steps=5, logger=CSVLogger(tmp_path, name="log"),
+                        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                        callbacks=[record])
+    trainer.fit(CLAPModule(window=100), datamodule=PromptDataModule(batch_size=10, window=100, chunk_samples=100))
+    losses = record.losses
+    with open(next(tmp_path.glob("log/*/metrics.csv"))) as f:
+        logged = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
+    assert logged[:2] == pytest.approx([sum(losses[:5]) / 5, sum(losses[5:10]) / 5], rel=1e-6)
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(sum(losses[10:]) / 2, rel=1e-6)

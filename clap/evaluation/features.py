@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from clap.backbones.base import Backbone
 from clap.data.domains import DomainDataset, load_image
+from clap.fileio import save_tensors_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +84,7 @@ def domain_features(backbone: Backbone, dataset: DomainDataset, cache_dir: str |
         else:
             feats, kept = encode_paths(backbone, paths, batch_size, f"encoding {domain}", progress)
             if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(".tmp")
-                save_file({"features": feats.contiguous(), "kept": torch.tensor(kept, dtype=torch.long)}, str(tmp))
-                tmp.replace(cached)
+                save_tensors_atomic({"features": feats, "kept": torch.tensor(kept, dtype=torch.long)}, cached)
         skipped = [str(paths[i]) for i in sorted(set(range(len(paths))) - set(kept))]
         if skipped:
             logger.warning("%s: skipped %d unreadable images", domain, len(skipped))

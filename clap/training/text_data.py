@@ -20,10 +20,11 @@ from typing import Sequence
 import lightning as L
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from clap.backbones.base import Backbone
+from clap.fileio import save_tensors_atomic
 from clap.prompts.augment import DELETIONS, AugmentationConfig
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
 from clap.training.steps import LastChunk, trainer_rank, window_loader
@@ -47,10 +48,7 @@ class FeatureCache:
         if path.is_file():
             return load_file(str(path))["features"]
         features = compute()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"features": features.contiguous()}, str(tmp))
-        tmp.replace(path)
+        save_tensors_atomic({"features": features}, path)
         return features
 
 
