@@ -12,16 +12,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
 from clap.errors import ClapError
 from clap.batching import encode_in_batches
-from clap.training.steps import LastChunk, trainer_rank, window_loader
+from clap.training.steps import FrozenFeatureDataModule
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +85,7 @@ class ImageChunks:
         return {"image": self.clean[torch.from_numpy(picks)], "augmented": augmented}
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(FrozenFeatureDataModule):
     """(clean view, augmented view) image features for the Im.Aug image route.
 
     Args:
@@ -112,39 +110,25 @@ class ImageDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.augmentation = ImageAugmentation((crop_scale_min, 1.0), jitter, jitter_p, block_mask_p, perspective_p,
                                               flip_p)
-        self.chunk_steps = max(1, chunk_samples // batch_size)
         self.images: list | None = None
-        self._chunks: LastChunk | None = None
 
-    @property
-    def route(self) -> str:
-        return "image"
+    def read_inputs(self) -> None:
+        root = self.hparams.root
+        self.paths, _, self.classes = scan_image_route(root)
+        self.dataset = self.hparams.dataset_name or Path(root).name
 
-    def setup(self, stage: str | None = None) -> None:
-        from clap.backbones.loading import load_backbone
-
-        if self.images is not None:
-            return
-        hp = self.hparams
-        paths, _, self.classes = scan_image_route(hp.root)
-        self.dataset = hp.dataset_name or Path(hp.root).name
-        self.backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
-        loaded = [(p, load_image(p)) for p in paths]
+    def encode_once(self, backbone) -> None:
+        loaded = [(p, load_image(p)) for p in self.paths]
         skipped = [str(p) for p, im in loaded if im is None]
         if skipped:
             logger.warning("skipped %d unreadable images, e.g. %s", len(skipped), skipped[0])
         self.images = [im for _, im in loaded if im is not None]
-        tf = self.backbone.eval_transform
-        self.clean = encode_in_batches(lambda batch: self.backbone.encode_image(torch.stack([tf(im) for im in batch])),
-                                       self.images, hp.encode_batch_size)
-        self.backbone_identity = self.backbone.identity.to_dict()
-        self.embed_dim = self.backbone.embed_dim
+        tf = backbone.eval_transform
+        self.clean = encode_in_batches(lambda batch: backbone.encode_image(torch.stack([tf(im) for im in batch])),
+                                       self.images, self.hparams.encode_batch_size)
 
-    def train_dataloader(self) -> DataLoader:
+    def producer(self, rank: int) -> ImageChunks:
         hp = self.hparams
-        if self._chunks is None:
-            augment = self.augmentation.transform(self.backbone.image_size)
-            self._chunks = LastChunk(ImageChunks(self.images, self.clean, self.backbone, augment, hp.batch_size,
-                                                 self.chunk_steps, hp.seed, trainer_rank(self.trainer),
-                                                 hp.encode_batch_size))
-        return window_loader(self.trainer, hp.window, self._chunks, hp.batch_size, self.chunk_steps)
+        augment = self.augmentation.transform(self.backbone.image_size)
+        return ImageChunks(self.images, self.clean, self.backbone, augment, hp.batch_size, self.chunk_steps, hp.seed,
+                           rank, hp.encode_batch_size)

@@ -7,8 +7,10 @@ global step makes a resumed run see exactly the data an uninterrupted run would 
 
 from __future__ import annotations
 
+import abc
 from typing import Callable
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -62,3 +64,51 @@ def window_loader(trainer, window: int, produce_chunk: Producer, batch_size: int
 
 def trainer_rank(trainer) -> int:
     return trainer.global_rank if trainer is not None else 0
+
+
+class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
+    """What both routes' data modules share: the frozen backbone, work done once, chunked steps, windows.
+
+    Subclasses save `model`, `pretrained`, `device`, `batch_size`, `window`, `chunk_samples` and `seed`
+    as hyperparameters and provide the route-specific parts below.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = None
+        self._chunks: LastChunk | None = None
+
+    @property
+    def chunk_steps(self) -> int:
+        return max(1, self.hparams.chunk_samples // self.hparams.batch_size)
+
+    @abc.abstractmethod
+    def read_inputs(self) -> None:
+        """Read and check the route's inputs (classes, images); sets `classes` and `dataset`."""
+
+    @abc.abstractmethod
+    def encode_once(self, backbone) -> None:
+        """Compute the frozen features that never change between steps."""
+
+    @abc.abstractmethod
+    def producer(self, rank: int) -> Producer:
+        """The chunk producer of one rank."""
+
+    def setup(self, stage: str | None = None) -> None:
+        from clap.backbones.loading import load_backbone
+
+        if self.backbone is not None:
+            return
+        hp = self.hparams
+        self.read_inputs()
+        backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
+        self.encode_once(backbone)
+        self.backbone = backbone
+        self.backbone_identity = backbone.identity.to_dict()
+        self.embed_dim = backbone.embed_dim
+
+    def train_dataloader(self) -> DataLoader:
+        if self._chunks is None:
+            self._chunks = LastChunk(self.producer(trainer_rank(self.trainer)))
+        hp = self.hparams
+        return window_loader(self.trainer, hp.window, self._chunks, hp.batch_size, self.chunk_steps)

@@ -17,17 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import lightning as L
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader
 
 from clap.backbones.base import Backbone
 from clap.fileio import save_tensors_atomic
 from clap.prompts.augment import DELETIONS, AugmentationConfig
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
-from clap.training.steps import LastChunk, trainer_rank, window_loader
+from clap.training.steps import FrozenFeatureDataModule
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +131,7 @@ class PromptChunks:
                 "class_name": self.bank.class_features[c]}
 
 
-class PromptDataModule(L.LightningDataModule):
+class PromptDataModule(FrozenFeatureDataModule):
     """Class-balanced batches of (prompt, augmented prompt, class name) features for the CLAP text route.
 
     Args:
@@ -164,33 +162,21 @@ class PromptDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.augmentation = AugmentationConfig(osd, ocd, itd, asd, spo)
         self.noise = NoiseConfig(ign_tokens, ign_std)
-        self.chunk_steps = max(1, chunk_samples // batch_size)
         self.bank: PromptBank | None = None
-        self._chunks: LastChunk | None = None
 
-    @property
-    def route(self) -> str:
-        return "text"
-
-    def setup(self, stage: str | None = None) -> None:
-        from clap.backbones.loading import load_backbone
+    def read_inputs(self) -> None:
         from clap.prompts.classes import load_classes
 
-        if self.bank is not None:
-            return
         hp = self.hparams
         self.classes = load_classes(hp.classes)
         self.dataset = hp.dataset_name or (Path(hp.classes).name if isinstance(hp.classes, str) else None)
-        backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
+
+    def encode_once(self, backbone: Backbone) -> None:
+        hp = self.hparams
         vocab = AttributeVocab.from_folder(hp.vocab) if hp.vocab else AttributeVocab.default()
         cache = FeatureCache(hp.feature_cache) if hp.feature_cache else None
         self.bank = PromptBank(backbone, self.classes, vocab, hp.encode_batch_size, cache)
-        self.backbone_identity = backbone.identity.to_dict()
-        self.embed_dim = backbone.embed_dim
 
-    def train_dataloader(self) -> DataLoader:
+    def producer(self, rank: int) -> PromptChunks:
         hp = self.hparams
-        if self._chunks is None:
-            self._chunks = LastChunk(PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size,
-                                                  self.chunk_steps, hp.seed, trainer_rank(self.trainer)))
-        return window_loader(self.trainer, hp.window, self._chunks, hp.batch_size, self.chunk_steps)
+        return PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size, self.chunk_steps, hp.seed, rank)
