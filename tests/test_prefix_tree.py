@@ -89,3 +89,7 @@ def test_only_plain_causal_masks_count_as_causal():
     assert open_clip_text.is_causal_mask(causal)
     assert not open_clip_text.is_causal_mask(None)
     assert not open_clip_text.is_causal_mask(torch.zeros(4, 4))
+
+
+def test_no_texts_give_no_features(embedded):
+    assert embedded.encode_texts([]).shape == (0, embedded.embed_dim)

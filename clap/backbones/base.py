@@ -71,6 +71,14 @@ def draw_noise(eot: torch.Tensor, n_tokens: int, std: float, position: str, widt
     return at, torch.randn(eot.shape[0], n_tokens, width, generator=generator) * std
 
 
+def split_at(tokens: torch.Tensor, embedded: torch.Tensor, eot: torch.Tensor, at: torch.Tensor,
+             extra: torch.Tensor) -> tuple[list[list[int]], list[torch.Tensor]]:
+    """Per text: the clean token ids before `at`, and `extra` followed by the embeddings from `at` to EOT."""
+    prefixes = [row[:a] for row, a in zip(tokens.tolist(), at.tolist())]
+    suffixes = [torch.cat([x, e[a: end + 1]]) for x, e, a, end in zip(extra, embedded, at.tolist(), eot.tolist())]
+    return prefixes, suffixes
+
+
 def insert_embeddings(x: torch.Tensor, eot: torch.Tensor, extra: torch.Tensor, at: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Insert `extra` [B, n, D] into `x` [B, L, D] before index `at` per row; returns the new EOT index."""
@@ -184,6 +192,8 @@ class Backbone(nn.Module, abc.ABC):
         draws) up to float rounding. Towers without a `causal_stack` encode length-sorted batches (same
         noise distribution, other draws).
         """
+        if not len(texts):
+            return torch.zeros(0, self.embed_dim)
         stack = self.causal_stack()
         if stack is None:
             return encode_in_batches(
@@ -197,10 +207,7 @@ class Backbone(nn.Module, abc.ABC):
                 at, noise = draw_noise(eot, n_tokens, std, position, embedded.shape[2], generator)
             else:  # a clean text: everything before the end-of-text token is a shareable prefix
                 at, noise = eot, torch.zeros(len(eot), 0, embedded.shape[2])
-            noise = noise.to(embedded)
-            prefixes = [row[:a] for row, a in zip(tokens.cpu().tolist(), at.tolist())]
-            suffixes = [torch.cat([n, e[a: end + 1]]) for n, e, a, end in zip(noise, embedded, at.tolist(),
-                                                                                eot.tolist())]
+            prefixes, suffixes = split_at(tokens.cpu(), embedded, eot, at, noise.to(embedded))
             return encode_shared(stack, prefixes, suffixes, batch_size).float()
 
     @abc.abstractmethod
