@@ -62,9 +62,9 @@ def test_small_tries_and_batches_give_the_same_features(embedded):
 
 
 def test_prefix_tree_computes_each_shared_prefix_once():
-    tree, paths = PrefixTree.build([(1, 2, 3), (1, 2, 3), (1, 2, 4), (1, 5)])
+    tree, ends = PrefixTree.build([(1, 2, 3), (1, 2, 3), (1, 2, 4), (1, 5)])
     assert tree.tokens.tolist() == [1, 2, 3, 4, 5]
-    assert paths == [[0, 1, 2], [0, 1, 2], [0, 1, 3], [0, 4]]
+    assert ends.tolist() == [2, 2, 3, 4]
     assert tree.depth.tolist() == [0, 1, 2, 2, 1]
     assert tree.ancestors[3].tolist() == [0, 1, 3] and tree.ancestors[4, :2].tolist() == [0, 4]
     assert [level.tolist() for level in tree.levels()] == [[0], [1, 4], [2, 3]]

@@ -54,38 +54,36 @@ class PrefixTree:
     ancestors: torch.Tensor
 
     @classmethod
-    def build(cls, prefixes: Sequence[Sequence[int]]) -> tuple["PrefixTree", list[list[int]]]:
-        """The trie of lexicographically sorted `prefixes` and each prefix's path of nodes."""
+    def build(cls, prefixes: Sequence[Sequence[int]]) -> tuple["PrefixTree", torch.Tensor]:
+        """The trie of lexicographically sorted `prefixes`, and the node that ends each prefix."""
         tokens: list[int] = []
-        node_paths: list[list[int]] = []
-        paths: list[list[int]] = []
+        parent: list[int] = []
+        depth: list[int] = []
+        ends: list[int] = []
+        path: list[int] = []  # the nodes of the previous prefix
         previous: Sequence[int] = ()
-        path: list[int] = []
         for prefix in prefixes:
-            shared = common_length(previous, prefix)
-            path = path[:shared]
-            for token in prefix[shared:]:
+            del path[common_length(previous, prefix):]
+            for token in prefix[len(path):]:
+                parent.append(path[-1] if path else 0)
+                depth.append(len(path))
                 path.append(len(tokens))
                 tokens.append(token)
-                node_paths.append(list(path))
-            paths.append(list(path))
+            ends.append(path[-1])
             previous = prefix
-        depth = torch.tensor([len(p) - 1 for p in node_paths])
-        return cls(torch.tensor(tokens), depth, padded(node_paths)), paths
+        depth_t, parent_t = torch.tensor(depth), torch.tensor(parent)
+        ancestors = torch.zeros(len(tokens), int(depth_t.max()) + 1, dtype=torch.long)
+        for d in range(ancestors.shape[1]):
+            nodes = torch.nonzero(depth_t == d).squeeze(1)
+            ancestors[nodes] = ancestors[parent_t[nodes]]
+            ancestors[nodes, d] = nodes
+        return cls(torch.tensor(tokens), depth_t, ancestors), torch.tensor(ends)
 
     def to(self, device: torch.device) -> "PrefixTree":
         return PrefixTree(self.tokens.to(device), self.depth.to(device), self.ancestors.to(device))
 
     def levels(self) -> list[torch.Tensor]:
         return [torch.nonzero(self.depth == d).squeeze(1) for d in range(int(self.depth.max()) + 1)]
-
-
-def padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Lists of ints as one zero-padded [N, longest] tensor."""
-    out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
 
 
 def suffix_mask(prefix_lengths: torch.Tensor, width_a: int, width_s: int) -> torch.Tensor:
@@ -129,20 +127,21 @@ def prefix_cache(stack: CausalStack, tree: PrefixTree, batch_size: int) -> list[
     return cache
 
 
-def suffix_batch(stack: CausalStack, cache, paths: list[list[int]], suffixes: list[torch.Tensor]) -> torch.Tensor:
-    """Pooled features of texts = cached prefix (node paths) + suffix embeddings [s_i, D], pooled at the end."""
+def suffix_batch(stack: CausalStack, tree: PrefixTree, cache, ends: torch.Tensor, suffixes: list[torch.Tensor]
+                 ) -> torch.Tensor:
+    """Pooled features of texts = cached prefix (ending at trie node `ends`) + suffix embeddings [s_i, D]."""
     device = stack.positional.device
-    a = torch.tensor([len(p) for p in paths], device=device)
+    a = tree.depth[ends] + 1
     s = torch.tensor([len(x) for x in suffixes], device=device)
     width_a, width_s = int(a.max()), int(s.max())
     if int((a + s).max()) > len(stack.positional):
         raise ValueError(f"text of {int((a + s).max())} tokens exceeds the context length {len(stack.positional)}")
-    past = padded(paths).to(device)
+    past = tree.ancestors[ends, :width_a]  # beyond a row's own prefix: masked
     x = torch.nn.utils.rnn.pad_sequence(suffixes, batch_first=True)
     positions = (a[:, None] + torch.arange(width_s, device=device)).clamp(max=len(stack.positional) - 1)
     x = x + stack.positional[positions]
     mask = suffix_mask(a, width_a, width_s)
-    rows, end = torch.arange(len(paths), device=device), s - 1
+    rows, end = torch.arange(len(suffixes), device=device), s - 1
     last = len(stack.layers) - 1
     for i, layer in enumerate(stack.layers):
         q, k, v = layer.qkv(x)
@@ -183,13 +182,14 @@ def encode_shared(stack: CausalStack, prefixes: Sequence[Sequence[int]], suffixe
     order = sorted(range(len(keys)), key=keys.__getitem__)
     out: list[torch.Tensor | None] = [None] * len(keys)
     for group in node_groups(keys, order, max_nodes):
-        tree, paths = PrefixTree.build([keys[i] for i in group])
-        tree = tree.to(stack.positional.device)
+        tree, ends = PrefixTree.build([keys[i] for i in group])
+        tree, ends = tree.to(stack.positional.device), ends.to(stack.positional.device)
         cache = prefix_cache(stack, tree, batch_size)
-        by_length = sorted(range(len(group)), key=lambda j: (len(suffixes[group[j]]), len(paths[j])))
+        prefix_length = tree.depth[ends].tolist()
+        by_length = sorted(range(len(group)), key=lambda j: (len(suffixes[group[j]]), prefix_length[j]))
         for start in range(0, len(by_length), batch_size):
             chunk = by_length[start:start + batch_size]
-            pooled = suffix_batch(stack, cache, [paths[j] for j in chunk], [suffixes[group[j]] for j in chunk])
+            pooled = suffix_batch(stack, tree, cache, ends[chunk], [suffixes[group[j]] for j in chunk])
             for j, feature in zip(chunk, pooled):
                 out[group[j]] = feature
     return torch.stack(out)
