@@ -30,7 +30,12 @@ class CausalLayer(Protocol):
 
 @dataclass
 class CausalStack:
-    """What the prefix-shared forward needs from a causal text tower."""
+    """What the prefix-shared forward needs from a causal text tower.
+
+    token_embedding: token ids -> embeddings (positions not added); positional: [context, D];
+    layers: the transformer blocks in order; pool: final hidden state at the pooled position [N, D]
+    -> text features (final norm, projection); end_of_text: token ids [B, L] -> pooled index per row.
+    """
 
     token_embedding: Callable[[torch.Tensor], torch.Tensor]
     positional: torch.Tensor
