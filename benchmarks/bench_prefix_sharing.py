@@ -23,15 +23,7 @@ from clap.prompts.augment import AugmentationConfig
 from clap.prompts.classes import preset_classes
 from clap.prompts.templates import class_prompts
 from clap.runtime import keep_freed_memory
-from clap.training.text_data import sample_augmented
-
-
-def augmented_texts(prompts: list[list], n: int, seed: int) -> list[str]:
-    """A chunk's augmented prompts: classes round robin, random prompts, the method's augmentations."""
-    rng = np.random.default_rng(seed)
-    probs = AugmentationConfig().probabilities()
-    return [sample_augmented(prompts[i % len(prompts)][int(rng.integers(480))], rng.random(5), probs).text()
-            for i in range(n)]
+from clap.training.text_data import draw_samples
 
 
 def timed(fn):
@@ -53,7 +45,7 @@ def main() -> None:
     backbone = load_backbone(None, None) if args.model == "embedded" else load_backbone(args.model, "random")
     prompts = [class_prompts(c) for c in preset_classes("pacs")]
     bank = [p.text() for ps in prompts for p in ps]
-    chunk = augmented_texts(prompts, args.chunk, seed=0)
+    _, _, chunk = draw_samples(prompts, 0, args.chunk, np.random.default_rng(0), AugmentationConfig())
     backbone.encode_texts(bank[:256])  # warm-up
 
     def plain(texts: list[str], n_tokens: int) -> torch.Tensor:

@@ -77,9 +77,9 @@ class PrefixTree:
             ends.append(path[-1])
             previous = prefix
         depth_t, parent_t = torch.tensor(depth), torch.tensor(parent)
-        ancestors = torch.zeros(len(tokens), int(depth_t.max()) + 1, dtype=torch.long)
-        for d in range(ancestors.shape[1]):
-            nodes = torch.nonzero(depth_t == d).squeeze(1)
+        levels = by_depth(depth_t)
+        ancestors = torch.zeros(len(tokens), len(levels), dtype=torch.long)
+        for d, nodes in enumerate(levels):  # parents are filled in before their children
             ancestors[nodes] = ancestors[parent_t[nodes]]
             ancestors[nodes, d] = nodes
         return cls(torch.tensor(tokens), depth_t, ancestors), torch.tensor(ends)
@@ -88,7 +88,12 @@ class PrefixTree:
         return PrefixTree(self.tokens.to(device), self.depth.to(device), self.ancestors.to(device))
 
     def levels(self) -> list[torch.Tensor]:
-        return [torch.nonzero(self.depth == d).squeeze(1) for d in range(int(self.depth.max()) + 1)]
+        return by_depth(self.depth)
+
+
+def by_depth(depth: torch.Tensor) -> list[torch.Tensor]:
+    """Node indices grouped by depth, shallowest first."""
+    return [torch.nonzero(depth == d).squeeze(1) for d in range(int(depth.max()) + 1)]
 
 
 def suffix_mask(prefix_lengths: torch.Tensor, width_a: int, width_s: int) -> torch.Tensor:
@@ -110,13 +115,14 @@ def common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def prefix_cache(stack: CausalStack, tree: PrefixTree, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Keys and values [nodes, H, d] of every trie node at every layer, each node computed once."""
+    """Keys and values [nodes, H, d] of every trie node at every layer, each node computed once.
+
+    `tree` lives on the stack's device (`PrefixTree.to`).
+    """
     cache: list[tuple[torch.Tensor, torch.Tensor]] = []
     last = len(stack.layers) - 1
-    device = stack.positional.device
     for d, level in enumerate(tree.levels()):
         for nodes in level.split(batch_size):
-            nodes = nodes.to(device)
             x = stack.token_embedding(tree.tokens[nodes]) + stack.positional[d]
             x = x[:, None]
             path = tree.ancestors[nodes, : d + 1]

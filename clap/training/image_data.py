@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torchvision import transforms as T
 
+from clap.batching import encode_in_batches
 from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
 from clap.errors import ClapError
-from clap.batching import encode_in_batches
 from clap.training.steps import FrozenFeatureDataModule
 
 logger = logging.getLogger(__name__)

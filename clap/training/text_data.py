@@ -99,6 +99,17 @@ def sample_augmented(parts: PromptParts, draws: np.ndarray, probs: dict[str, flo
     return out.swap() if fired["spo"] else out
 
 
+def draw_samples(prompts: Sequence[Sequence[PromptParts]], first: int, n: int, rng: np.random.Generator,
+                 augmentation: AugmentationConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Samples `first`..`first + n`: classes round robin, a random prompt of each, augmented texts."""
+    classes = (np.arange(first, first + n) % len(prompts)).astype(np.int64)
+    picks = rng.integers(0, len(prompts[0]), size=n)
+    draws = rng.random((n, 5))
+    probs = augmentation.probabilities()
+    texts = [sample_augmented(prompts[c][p], d, probs).text() for c, p, d in zip(classes, picks, draws)]
+    return classes, picks, texts
+
+
 class PromptChunks:
     """Produces the frozen features of `chunk_steps` consecutive steps of one rank."""
 
@@ -111,12 +122,7 @@ class PromptChunks:
         """Class and prompt indices and augmented texts of a chunk, and the generator that drew them."""
         rng = np.random.default_rng([self.seed, self.rank, chunk])
         n = self.chunk_steps * self.batch_size
-        first = chunk * n
-        classes = (np.arange(first, first + n) % len(self.bank.classes)).astype(np.int64)
-        prompts = rng.integers(0, self.bank.prompt_features.shape[1], size=n)
-        draws = rng.random((n, 5))
-        probs = self.augmentation.probabilities()
-        texts = [sample_augmented(self.bank.prompts[c][p], d, probs).text() for c, p, d in zip(classes, prompts, draws)]
+        classes, prompts, texts = draw_samples(self.bank.prompts, chunk * n, n, rng, self.augmentation)
         return classes, prompts, texts, rng
 
     def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
