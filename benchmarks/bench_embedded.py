@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.common import best_of, save_result
 from clap.backbones.loading import load_backbone
-from data_gen.world.render import WorldSpec, render_arrays
+from clap.data_gen.world.render import WorldSpec, render_arrays
 
 
 def main() -> None:

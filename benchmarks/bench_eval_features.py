@@ -20,8 +20,8 @@ from benchmarks.common import save_result
 from clap.backbones.loading import load_backbone
 from clap.data.domains import load_image, scan_domain_dataset
 from clap.evaluation.features import domain_features
-from data_gen.world.export import render_world
-from data_gen.world.render import WorldSpec
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
 
 TARGET = 0.90
 

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from clap import hub
 from clap.backbones import loading
 from clap.backbones.base import insert_embeddings, insertion_index
 from clap.backbones.loading import load_backbone
@@ -180,7 +181,7 @@ def test_folder_without_weights_is_refused(tmp_path):
 @pytest.mark.parametrize("offline_env", ["1", ""])
 def test_uncached_tag_fails_fast_offline(monkeypatch, tmp_path, offline_env):
     monkeypatch.setenv("HF_HUB_OFFLINE", offline_env)
-    monkeypatch.setattr(loading, "reachable", lambda host, timeout=loading.REACH_TIMEOUT_S: False)
+    monkeypatch.setattr(hub, "reachable", lambda host, timeout=hub.REACH_TIMEOUT_S: False)
     start = time.monotonic()
     with pytest.raises(ClapError, match=r"ViT-B-16 / openai.*--pretrained /path/to/weights"):
         load_backbone("ViT-B-16", "openai", cache_dir=str(tmp_path))
@@ -196,7 +197,7 @@ def test_uncached_hf_hub_id_fails_fast_offline(monkeypatch, tmp_path):
 
 
 def test_reachable_is_false_for_an_unresolvable_host():
-    assert loading.reachable("host.invalid", timeout=2) is False
+    assert hub.reachable("host.invalid", timeout=2) is False
 
 
 def test_random_init_named_model_is_explicit():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clap.evaluation.world import factor_probes, zero_shot_by_type
+from clap.data_gen.world.quality import factor_probes, zero_shot_by_type
 from clap.model import CLAPModel
-from data_gen.world.render import WorldSpec
+from clap.data_gen.world.render import WorldSpec
 
 SEED = 7_000_003  # never used in training (which draws from a seeded stream) nor in its monitoring
 

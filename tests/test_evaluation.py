@@ -18,8 +18,8 @@ from clap.evaluation import adversarial, features, fewshot, runner, zeroshot
 from clap.evaluation.disentangle import variance_share
 from clap.evaluation.report import markdown
 from clap.model import CLAPModel
-from data_gen.world.export import render_world
-from data_gen.world.render import WorldSpec
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
 
 SPEC = WorldSpec(image_types=("sketch", "clipart", "photograph"))
 

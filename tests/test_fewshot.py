@@ -9,8 +9,8 @@ import pytest
 from clap.cli.main import main
 from clap.data.domains import scan_domain_dataset
 from clap.data.fewshot import fewshot_indices, read_split, write_fewshot_splits
-from data_gen.world.export import render_world
-from data_gen.world.render import WorldSpec
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
 
 
 @pytest.fixture(scope="module")

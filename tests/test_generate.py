@@ -17,8 +17,8 @@ from PIL import Image
 
 from clap.cli.main import main
 from clap.errors import ClapError
-from data_gen.sd.generate import GenerationConfig, generate
-from data_gen.sd.jobs import build_jobs
+from clap.data_gen.sd.generate import GenerationConfig, generate
+from clap.data_gen.sd.jobs import build_jobs
 
 CLASSES = ["star", "ring"]
 

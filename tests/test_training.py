@@ -200,8 +200,8 @@ def test_early_stopping_on_window_means(tmp_path):
 
 
 def test_image_route(tmp_path):
-    from data_gen.world.export import render_world
-    from data_gen.world.render import WorldSpec
+    from clap.data_gen.world.export import render_world
+    from clap.data_gen.world.render import WorldSpec
 
     render_world(tmp_path / "images", "image-route", 3, seed=0, spec=WorldSpec(classes=("star", "ring", "heart")),
                  progress=False)

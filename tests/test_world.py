@@ -9,11 +9,11 @@ import pytest
 
 from clap.cli.main import main
 from clap.errors import ClapError
-from data_gen.world.captions import caption
-from data_gen.world.export import render_world
-from data_gen.world.render import WorldAttributes, WorldSpec, render_arrays, render_image
-from data_gen.world.shapes import SHAPES
-from data_gen.world.styles import IMAGE_TYPES
+from clap.data_gen.world.captions import caption
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldAttributes, WorldSpec, render_arrays, render_image
+from clap.data_gen.world.shapes import SHAPES
+from clap.data_gen.world.styles import IMAGE_TYPES
 
 SPEC = WorldSpec()
 
@@ -164,3 +164,10 @@ def test_cli_render_all_layouts(tmp_path, capsys):
     for layout in ("domains", "captions", "image-route"):
         assert f"{layout}: " in out and (tmp_path / layout / "world.json").is_file()
     assert sorted(p.name for p in (tmp_path / "domains" / "sketch").iterdir()) == ["heart", "star"]
+
+
+def test_world_class_preset_lists_the_rendered_shapes():
+    from clap.data_gen.world.shapes import SHAPES
+    from clap.prompts.classes import preset_classes
+
+    assert preset_classes("world") == list(SHAPES)

@@ -11,12 +11,10 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import logging
 import os
-import socket
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,6 +23,7 @@ import torch
 
 from clap.backbones.base import Backbone, BackboneIdentity
 from clap.errors import ClapError
+from clap.hub import HUB_HOST, require_network
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +31,6 @@ EMBEDDED_NAME = "tiny-clip-world"
 RANDOM_INIT = "random"
 WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors",
                 "pytorch_model.bin")
-HUB_HOST = "huggingface.co"
-REACH_TIMEOUT_S = 3.0
 
 
 def embedded_dir() -> Path:
@@ -48,33 +45,6 @@ def file_checksum(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE asks for no network."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def reachable(host: str, timeout: float = REACH_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to host:443 opens within `timeout` seconds (DNS included)."""
-    def attempt() -> bool:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(attempt).result(timeout=timeout)
-    except Exception:
-        return False
-    finally:
-        pool.shutdown(wait=False)
-
-
-def _require_network(what: str, host: str, how_local: str) -> None:
-    if hub_offline():
-        raise ClapError(f"{what} is not in the local cache and HF_HUB_OFFLINE is set; {how_local}")
-    if not reachable(host):
-        raise ClapError(f"{what} is not in the local cache and {host} cannot be reached; {how_local}")
 
 
 def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
@@ -210,7 +180,7 @@ def _open_clip_tag(name: str, tag: str, cache_dir: str | None):
         return open_clip.create_model(name, pretrained=cached, force_quick_gelu=bool(cfg.get("quick_gelu")),
                                       force_preprocess_cfg=preprocess, weights_only=True)
     host = HUB_HOST if cfg.get("hf_hub") else urlparse(cfg.get("url", "")).hostname or HUB_HOST
-    _require_network(f"open_clip weights {name} / {tag}", host,
+    require_network(f"open_clip weights {name} / {tag}", host,
                      f"download them elsewhere and pass the file: load_backbone('{name}', '/path/to/weights') "
                      f"or `--model {name} --pretrained /path/to/weights`")
     return open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, weights_only=True)
@@ -242,7 +212,7 @@ def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone
     except OSError as e:
         if local:
             raise ClapError(f"cannot load a transformers CLIPModel from {name}: {str(e).splitlines()[0]}") from None
-        _require_network(f"transformers model {name}", HUB_HOST, how)
+        require_network(f"transformers model {name}", HUB_HOST, how)
         model, tokenizer, processor = load(local_only=False)
     weights = Path(name) / "model.safetensors"
     checksum = file_checksum(weights) if local and weights.is_file() else None

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from clap.cli.eval import TASKS, run_tasks
     from clap.evaluation.report import markdown, write_report
     from clap.evaluation.runner import AdapterSpec, build_setup
-    from data_gen.world.export import render_world
+    from clap.data_gen.world.export import render_world
 
     start = time.monotonic()
     for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to its own steps

@@ -8,7 +8,7 @@ from clap.cli.prompts import add_class_arguments, class_source
 
 
 def add_parser(sub) -> None:
-    from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+    from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 
     p = sub.add_parser("generate", help="synthesise class images from attribute prompts with Stable Diffusion",
                        description=__doc__.splitlines()[0] + " Run under `accelerate launch --multi_gpu -m "
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clap.prompts.classes import load_classes
-    from data_gen.sd.generate import config_from_args, generate
+    from clap.data_gen.sd.generate import config_from_args, generate
 
     config = config_from_args(model=args.model, scheduler=args.scheduler, steps=args.steps, guidance=args.guidance,
                               height=args.size, width=args.size, negative_prompt=args.negative_prompt,

@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_gen.world.export import LAYOUTS, render_world
-    from data_gen.world.render import DEFAULT_IMAGE_SIZE, WorldSpec
+    from clap.data_gen.world.export import LAYOUTS, render_world
+    from clap.data_gen.world.render import DEFAULT_IMAGE_SIZE, WorldSpec
 
     from clap.errors import ClapError
 

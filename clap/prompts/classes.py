@@ -13,14 +13,10 @@ PRESETS = ("pacs", "vlcs", "officehome", "domainnet", "world")
 
 
 def preset_classes(name: str) -> list[str]:
-    """The class names of PACS, VLCS, OfficeHome, DomainNet (folder names, normalised) or the embedded world."""
+    """Class names of a preset (presets/<name>.txt: PACS, VLCS, OfficeHome, DomainNet folders, the world)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in PRESETS:
         raise ClapError(f"unknown class preset '{name}'; choose from {', '.join(PRESETS)}")
-    if key == "world":  # the embedded rendered world's shapes
-        from data_gen.world.shapes import SHAPES
-
-        return list(SHAPES)
     text = (resources.files("clap.prompts") / "presets" / f"{key}.txt").read_text(encoding="utf-8")
     return [class_name_from_folder(line) for line in text.splitlines() if line.strip()]
 

@@ -19,9 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from clap.errors import ClapError
-from data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
-from data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
-from data_gen.sd.manifest import append_rows, merge_shards, shard_path
+from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
+from clap.data_gen.sd.manifest import append_rows, merge_shards, shard_path
 from clap.fileio import claim_output_folder, save_image_atomic
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
     """The diffusers pipeline from a local folder or hub id; fails fast when it cannot be had."""
     from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-    from clap.backbones.loading import HUB_HOST, hub_offline, reachable
+    from clap.hub import HUB_HOST, hub_offline, reachable
 
     if config.fp16 and device.type != "cuda":
         raise ClapError("fp16 needs a CUDA device; drop --fp16 on the CPU")

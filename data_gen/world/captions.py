@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from clap.prompts.templates import PromptParts, article
-from data_gen.world.render import WorldAttributes
+from clap.data_gen.world.render import WorldAttributes
 
 GENERIC_FORMS = (
     "{c}", "a {c}", "a photo of {a} {c}", "{a} {c} in a photo", "a picture of {a} {c}",

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from clap.errors import ClapError
 from clap.fileio import claim_output_folder, folder_name, save_image_atomic, write_text_atomic
-from data_gen.world.captions import caption
-from data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
+from clap.data_gen.world.captions import caption
+from clap.data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
 
 LAYOUTS = ("domains", "captions", "image-route")
 WORLD_FILE = "world.json"

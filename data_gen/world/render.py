@@ -9,8 +9,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from clap.prompts.templates import AttributeVocab, PromptParts
-from data_gen.world.shapes import SHAPES, shape_mask
-from data_gen.world.styles import ART_STYLES, COLOURS, IMAGE_TYPES, MULTICOLORED, Layout, colour_field
+from clap.data_gen.world.shapes import SHAPES, shape_mask
+from clap.data_gen.world.styles import ART_STYLES, COLOURS, IMAGE_TYPES, MULTICOLORED, Layout, colour_field
 
 SIZE_RADIUS = {"large": 0.40, "normal sized": 0.30, "small": 0.20}
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 512

@@ -18,9 +18,9 @@ import torch
 from clap.backbones.base import BackboneIdentity
 from clap.backbones.loading import embedded_dir, load_backbone
 from clap.backbones.open_clip_backbone import OpenClipBackbone
-from clap.evaluation.world import factor_probes, zero_shot_by_type
+from clap.data_gen.world.quality import factor_probes, zero_shot_by_type
 from clap.model import CLAPModel
-from data_gen.world.render import WorldSpec
+from clap.data_gen.world.render import WorldSpec
 
 SEED = 20261123
 

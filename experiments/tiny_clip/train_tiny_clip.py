@@ -28,8 +28,8 @@ from torch.nn import functional as F
 
 from clap.backbones.open_clip_text import encode_tokens
 
-from data_gen.world.captions import caption
-from data_gen.world.render import WorldSpec, render_image, render_samples
+from clap.data_gen.world.captions import caption
+from clap.data_gen.world.render import WorldSpec, render_image, render_samples
 
 HERE = Path(__file__).resolve().parent
 EVAL_SEED = 999_999

@@ -7,7 +7,7 @@ import torch
 
 from clap.evaluation.probe import probe_accuracy
 from clap.evaluation.zeroshot import PROMPT_FORMS, encode_images, zero_shot_accuracies
-from data_gen.world.render import WorldSpec, render_arrays
+from clap.data_gen.world.render import WorldSpec, render_arrays
 
 FACTORS = ("class_name", "colour", "size", "image_type", "art_style")
 

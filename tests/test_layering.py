@@ -1,0 +1,58 @@
+"""The package's layers point one way: core <- data_gen <- cli, and nothing imports a top-level data_gen."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute module names a source file imports (at any depth, lazy imports included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize("path", [p for p in sources("clap") if "cli" not in p.relative_to(REPO / "clap").parts],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_core_never_imports_data_gen_or_the_cli(path):
+    bad = {m for m in imported_modules(path) if _under(m, "clap.data_gen") or _under(m, "clap.cli")}
+    assert not bad, f"{path} imports {bad}: the core must not depend on the producers or the CLI"
+
+
+@pytest.mark.parametrize("path", sources("data_gen"), ids=lambda p: str(p.relative_to(REPO)))
+def test_data_gen_never_imports_the_cli(path):
+    bad = {m for m in imported_modules(path) if _under(m, "clap.cli")}
+    assert not bad, f"{path} imports {bad}"
+
+
+def test_nothing_imports_a_top_level_data_gen():
+    files = [p for folder in ("clap", "data_gen", "tests", "benchmarks", "experiments") for p in sources(folder)]
+    bad = [str(p.relative_to(REPO)) for p in files if any(_under(m, "data_gen") for m in imported_modules(p))]
+    assert not bad, f"import clap.data_gen instead of data_gen in {bad}"
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {str(p.parent.relative_to(REPO)).replace("/", ".") for p in (REPO / "clap").rglob("__init__.py")}
+    folders |= {"clap." + str(p.parent.relative_to(REPO)).replace("/", ".")
+                for p in (REPO / "data_gen").rglob("__init__.py")}
+    assert set(config["packages"]) == folders
