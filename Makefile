@@ -25,7 +25,8 @@ demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/clap demo
 
 test: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -q --durations=15
 
 bench: setup
 	$(BIN)/python -m benchmarks.run_all

@@ -118,3 +118,41 @@ def tiny_sd_dir(tmp_path_factory):
     target = folder / "pipeline"
     pipe.save_pretrained(target)
     return target
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for torch.distributed rendezvous in tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_until(marker, kind: str, n: int, argv: list[str], env: dict | None = None):
+    """Start the CLI frozen after step/image `n` (tests/run_until.py); returns the process once it got there."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script, log = Path(__file__).with_name("run_until.py"), Path(f"{marker}.stderr")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(script), str(marker), kind, str(n), *argv], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    while not Path(marker).exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {kind} {n}: {log.read_text()[-2000:]}")
+        time.sleep(0.02)
+    return proc
+
+
+def forbid_network(monkeypatch) -> None:
+    """Make any attempt to open a network connection fail the test (fail-fast paths must not try)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a network connection was attempted: {args[:1]}")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)

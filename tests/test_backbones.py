@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from clap.backbones import loading
 from clap.backbones.base import insert_embeddings, insertion_index
 from clap.backbones.loading import load_backbone
 from clap.errors import ClapError
+from conftest import forbid_network
 
 PROMPTS = [
     "a photo of a star",
@@ -182,18 +182,16 @@ def test_folder_without_weights_is_refused(tmp_path):
 def test_uncached_tag_fails_fast_offline(monkeypatch, tmp_path, offline_env):
     monkeypatch.setenv("HF_HUB_OFFLINE", offline_env)
     monkeypatch.setattr(hub, "reachable", lambda host, timeout=hub.REACH_TIMEOUT_S: False)
-    start = time.monotonic()
+    forbid_network(monkeypatch)
     with pytest.raises(ClapError, match=r"ViT-B-16 / openai.*--pretrained /path/to/weights"):
         load_backbone("ViT-B-16", "openai", cache_dir=str(tmp_path))
-    assert time.monotonic() - start < 5
 
 
 def test_uncached_hf_hub_id_fails_fast_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.monotonic()
+    forbid_network(monkeypatch)
     with pytest.raises(ClapError, match="openai/clip-vit-base-patch16.*HF_HUB_OFFLINE"):
         load_backbone("hf:openai/clip-vit-base-patch16", cache_dir=str(tmp_path))
-    assert time.monotonic() - start < 5
 
 
 def test_reachable_is_false_for_an_unresolvable_host():

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from safetensors.torch import load_file
 
 from clap.adapter.disentangler import Disentangler
 from clap.cli.main import main
+from conftest import free_port, run_until
 from clap.prompts.augment import AugmentationConfig
 from clap.prompts.templates import AttributeVocab
 from clap.training.losses import clap_loss, info_nce
@@ -152,18 +152,13 @@ def test_sigkill_and_resume_gives_the_uninterrupted_adapter(tmp_path):
     full = write_config(tmp_path / "full", steps=200, chunk_samples=50)
     assert subprocess.run(_train_cmd(full, tmp_path / "full" / "adapter"), env=env, capture_output=True).returncode == 0
     killed = write_config(tmp_path / "killed", steps=200, chunk_samples=50)
-    proc = subprocess.Popen(_train_cmd(killed, tmp_path / "killed" / "adapter"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "killed" / "ckpt" / "last.ckpt"
-    deadline = time.time() + 180
-    while time.time() < deadline and not last.exists():
-        time.sleep(0.02)
-    time.sleep(0.3)
+    proc = run_until(tmp_path / "marker", "step", 60, _train_cmd(killed, tmp_path / "killed" / "adapter")[3:],
+                     env=env)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "killed" / "adapter").exists(), "the run finished before it could be killed"
-    step = torch.load(last, weights_only=False)["global_step"]
-    assert 0 < step < 200
+    last = tmp_path / "killed" / "ckpt" / "last.ckpt"
+    assert not (tmp_path / "killed" / "adapter").exists()
+    assert torch.load(last, weights_only=False)["global_step"] == 60
     resumed = subprocess.run(_train_cmd(killed, tmp_path / "killed" / "adapter", "--ckpt_path", str(last)), env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -220,8 +215,8 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     config = write_config(tmp_path, steps=40)
     cmd = _train_cmd(config, tmp_path / "adapter", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                      "--trainer.strategy", "ddp")
-    result = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                            timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     adapter = Disentangler.from_pretrained(tmp_path / "adapter")
     assert adapter.config.training["world_size"] == 2 and not adapter.is_identity()

@@ -137,10 +137,12 @@ def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, 
                        disable=not progress, position=state.process_index)
             for batch in batches:
                 images = _generate_batch(pipe, batch, config)
-                for job, image in zip(batch, images):
-                    save_image_atomic(image, root / job.relpath)
+                # Rows first: a kill between the two leaves rows without images (dropped at the merge),
+                # never an image without its row (which a resumed run would skip and so never list).
                 append_rows(shard, [{**job.record(), **config.settings(), "rank": state.process_index}
                                     for job in batch])
+                for job, image in zip(batch, images):
+                    save_image_atomic(image, root / job.relpath)
                 bar.update(len(batch))
             bar.close()
     state.wait_for_everyone()

@@ -1,0 +1,55 @@
+"""Run the clap CLI and freeze it at a chosen point, so that a test can interrupt it exactly there.
+
+    python tests/run_until.py MARKER step N  clap-args...   after training step N (its checkpoint written)
+    python tests/run_until.py MARKER image N clap-args...   after the N-th generated image is written
+
+On reaching the point it writes MARKER and sleeps until a signal ends it; waiting for MARKER replaces
+sleeps and polling for side effects (which raced against fast runs).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def freeze(marker: Path) -> None:
+    marker.write_text("reached\n")
+    while True:
+        time.sleep(1)
+
+
+def after_step(marker: Path, n: int) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    original = ModelCheckpoint.on_train_batch_end
+
+    def hook(self, trainer, *args, **kwargs):
+        original(self, trainer, *args, **kwargs)
+        if trainer.global_step >= n:
+            freeze(marker)
+
+    ModelCheckpoint.on_train_batch_end = hook
+
+
+def after_image(marker: Path, n: int) -> None:
+    from clap.data_gen.sd import generate
+
+    original, written = generate.save_image_atomic, []
+
+    def hook(image, path):
+        original(image, path)
+        written.append(path)
+        if len(written) >= n:
+            freeze(marker)
+
+    generate.save_image_atomic = hook
+
+
+if __name__ == "__main__":
+    marker, kind, n, *argv = sys.argv[1:]
+    {"step": after_step, "image": after_image}[kind](Path(marker), int(n))
+    from clap.cli.main import main
+
+    sys.exit(main(argv))
