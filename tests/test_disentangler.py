@@ -26,7 +26,7 @@ def test_layers_follow_the_method():
     assert isinstance(adapter.act, torch.nn.SiLU)
     assert adapter.linear.weight.shape == (8, 16) and adapter.linear.bias is not None
     assert adapter.projection.weight.shape == (12, 8) and adapter.projection.bias is None
-    assert adapter.alpha == 1.0
+    assert adapter.config.alpha == 1.0 and not hasattr(adapter, "alpha")
 
 
 def test_identity_at_initialisation():
@@ -42,6 +42,8 @@ def test_forward_is_shortcut_plus_alpha_times_main_branch():
     main = adapter.projection(adapter.linear(torch.nn.functional.silu(z)))
     assert torch.allclose(adapter(z), z + main, atol=1e-6)
     assert torch.allclose(adapter(z, alpha=0.1), z + 0.1 * main, atol=1e-6)
+    adapter.config.alpha = 0.2  # the recorded inference alpha is the default weight
+    assert torch.allclose(adapter(z), z + 0.2 * main, atol=1e-6)
 
 
 def test_nearest_neighbour_shortcut_when_out_dim_differs():
@@ -67,7 +69,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     z = torch.randn(3, 16)
     assert torch.equal(adapter(z), loaded(z))
     assert loaded.config == adapter.config
-    assert loaded.config.alpha == 0.25 and loaded.alpha == 1.0
+    assert loaded.config.alpha == 0.25
 
 
 def test_files_are_peft_like(tmp_path):
@@ -192,3 +194,14 @@ def test_interrupted_save_keeps_the_previous_files(tmp_path, monkeypatch):
         trained(Disentangler.create(8), seed=2).save_pretrained(tmp_path)
     assert (tmp_path / WEIGHTS_NAME).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+
+
+def test_training_weighs_the_branch_by_one_whatever_the_inference_alpha():
+    from clap.training.modules import CLAPModule
+
+    module = CLAPModule(in_dim=16, inference_alpha=0.05)
+    trained(module.adapter)
+    z = torch.randn(3, 16)
+    assert module.adapter.config.alpha == 0.05
+    assert torch.allclose(module.train_features(z), module.adapter(z, alpha=1.0))
+    assert not torch.allclose(module.train_features(z), module.adapter(z))

@@ -38,6 +38,16 @@ def test_default_alpha_comes_from_the_adapter_config(tiny_open_clip):
     assert CLAPModel(tiny_open_clip).alpha == 0.0
 
 
+def test_plain_torch_adapter_gives_the_cli_features(tiny_open_clip, tmp_path):
+    trained_adapter(tiny_open_clip, alpha=0.14).save_pretrained(tmp_path)
+    loaded = Disentangler.from_pretrained(tmp_path)
+    model = CLAPModel(tiny_open_clip, Disentangler.from_pretrained(tmp_path))
+    with torch.no_grad():
+        raw = tiny_open_clip.encode_text(["a star", "a ring"])
+        assert torch.equal(loaded(raw), model.adapt(raw))
+        assert not torch.allclose(loaded(raw), loaded(raw, alpha=1.0))
+
+
 def test_without_adapter_it_is_the_backbone(tiny_open_clip):
     model = CLAPModel(tiny_open_clip)
     with torch.no_grad():

@@ -24,14 +24,16 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
+TRAINING_ALPHA = 1.0
 
 
 class Disentangler(nn.Module):
     """`shortcut(z) + alpha * projection(linear(act(z)))`, the identity at initialisation.
 
     The projection is zero-initialised (ControlNet's zero-conv idea); the shortcut is `z` itself, or
-    `z` resized to `out_dim` by nearest-neighbour interpolation. `alpha` is 1 in training and a
-    user weight at inference.
+    `z` resized to `out_dim` by nearest-neighbour interpolation. Two weights exist: the inference
+    alpha (`config.alpha`, the default of `forward` everywhere) and `TRAINING_ALPHA` (1, which the
+    training routes pass explicitly).
     """
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -41,7 +43,6 @@ class Disentangler(nn.Module):
         self.linear = nn.Linear(config.in_dim, config.latent_dim, bias=True)
         self.projection = nn.Linear(config.latent_dim, config.out_dim, bias=False)
         nn.init.zeros_(self.projection.weight)
-        self.alpha = 1.0
 
     @classmethod
     def create(cls, in_dim: int, latent_dim: int | None = None, out_dim: int | None = None, **config) -> "Disentangler":
@@ -59,9 +60,10 @@ class Disentangler(nn.Module):
         return self.projection(self.linear(self.act(z)))
 
     def forward(self, z: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
+        """Adapted features; `alpha` defaults to the recorded inference alpha (`config.alpha`)."""
         if z.shape[-1] != self.config.in_dim:
             raise ClapError(f"adapter expects {self.config.in_dim}-d features, got {z.shape[-1]}-d")
-        weight = self.alpha if alpha is None else alpha
+        weight = self.config.alpha if alpha is None else alpha
         return self.shortcut(z) + weight * self.residual(z.to(self.linear.weight.dtype)).to(z.dtype)
 
     def is_identity(self) -> bool:

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 
 from clap.adapter.config import AdapterConfig
-from clap.adapter.disentangler import Disentangler
+from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler
 from clap.errors import ClapError
 from clap.training.losses import clap_loss, info_nce
 
@@ -53,6 +53,10 @@ class AdapterModule(L.LightningModule, abc.ABC):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.adapter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def train_features(self, z: torch.Tensor) -> torch.Tensor:
+        """The adapter at the training weight (alpha 1), whatever inference alpha it records."""
+        return self.adapter(z, alpha=TRAINING_ALPHA)
 
     @abc.abstractmethod
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -119,9 +123,9 @@ class CLAPModule(AdapterModule):
         self.save_hyperparameters()
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        f = self.adapter
         hp = self.hparams
-        return clap_loss(f(batch["prompt"]), f(batch["augmented"]), f(batch["class_name"]), hp.tau, hp.tau_c, hp.lam)
+        prompt, augmented, name = (self.train_features(batch[k]) for k in ("prompt", "augmented", "class_name"))
+        return clap_loss(prompt, augmented, name, hp.tau, hp.tau_c, hp.lam)
 
 
 class ImAugModule(AdapterModule):
@@ -141,5 +145,5 @@ class ImAugModule(AdapterModule):
         self.save_hyperparameters()
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        f = self.adapter
-        return {"loss": info_nce(f(batch["image"]), f(batch["augmented"]), self.hparams.tau)}
+        image, augmented = self.train_features(batch["image"]), self.train_features(batch["augmented"])
+        return {"loss": info_nce(image, augmented, self.hparams.tau)}
