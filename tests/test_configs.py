@@ -30,5 +30,6 @@ def test_paper_settings(dataset):
     model, data = cfg["model"]["init_args"], cfg["data"]["init_args"]
     got = (model["latent_dim"], data["batch_size"], model["tau"], model["lam"], data["ign_tokens"])
     assert got == METHOD[dataset]
+    assert "out_dim" not in model  # the output keeps the backbone's feature size (ViT-L/14: 768)
     assert model["tau_c"] == 1.0 and model["lr"] == 0.0001 and cfg["trainer"]["max_steps"] == 8000
     assert (data["osd"], data["ocd"], data["spo"], data["itd"], data["asd"]) == (0.5, 0.5, 0.5, 0.0, 0.0)

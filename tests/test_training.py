@@ -145,6 +145,18 @@ def _train_cmd(config: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "clap.cli.main", "train", "--config", str(config), "--out", str(out), *extra]
 
 
+def test_resolved_config_is_saved_and_reruns_to_the_same_adapter(tmp_path):
+    config = write_config(tmp_path, steps=40)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "a"), "--seed_everything", "7"]) == 0
+    saved = tmp_path / "a" / "training_config.yaml"
+    assert "seed_everything: 7" in saved.read_text()
+    assert Disentangler.from_pretrained(tmp_path / "a").config.training["seed"] == 7
+    assert main(["train", "--config", str(saved), "--out", str(tmp_path / "b")]) == 0
+    a = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_sigkill_and_resume_gives_the_uninterrupted_adapter(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     (tmp_path / "full").mkdir()

@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--attack-images", type=int, default=100, help="images per domain attacked (0 = all)")
     p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
-                   help="pixel: perturb [0,1] pixels (correct); paper: perturb normalised tensors like the authors")
+                   help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
+                        "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
+                        "probes are scored on the whole domain, their own shots included)")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0])
     p.add_argument("--cache", default=None, help="folder caching raw image features across runs")
     p.add_argument("--device", default="cpu")
@@ -43,7 +45,7 @@ def run_tasks(setup, tasks, args) -> dict:
         if task == "zeroshot":
             results[task] = runner.run_zeroshot(setup)
         elif task == "fewshot":
-            results[task] = runner.run_fewshot(setup, args.shots, args.seeds)
+            results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
         elif task == "adversarial":
             results[task] = runner.run_adversarial(setup, protocol=args.protocol, seed=args.seed,
                                                    max_images=args.attack_images or None)

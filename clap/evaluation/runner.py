@@ -101,13 +101,20 @@ def run_zeroshot(setup: EvalSetup) -> dict:
     return {name: zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes) for name, m in setup.models.items()}
 
 
-def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int]) -> dict:
-    return {name: fewshot.evaluate_few_shot(m, setup.raw, shots, seeds) for name, m in setup.models.items()}
+def few_shot_scoring(protocol: str) -> str:
+    """The paper protocol scores probes on the whole domain (shots included); ours on the held-out images."""
+    return "whole-domain" if protocol == "paper" else "held-out"
 
 
-def _pixels(setup: EvalSetup, domain: str, limit: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel") -> dict:
+    scoring = few_shot_scoring(protocol)
+    return {name: fewshot.evaluate_few_shot(m, setup.raw, shots, seeds, scoring) for name, m in setup.models.items()}
+
+
+def _pixels(setup: EvalSetup, domain: str, candidates: np.ndarray, limit: int | None, seed: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     data = setup.raw[domain]
-    keep = adversarial.subset(len(data.paths), limit, seed)
+    keep = candidates[adversarial.subset(len(candidates), limit, seed)]
     tf = setup.backbone.eval_transform
     pixels = torch.stack([tf(load_image(data.paths[i])) for i in keep]).to(setup.backbone.device)
     return pixels, data.labels[torch.from_numpy(keep)].to(setup.backbone.device)
@@ -115,15 +122,20 @@ def _pixels(setup: EvalSetup, domain: str, limit: int | None, seed: int) -> tupl
 
 def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTACKS, eps: float = adversarial.EPS,
                     protocol: str = "pixel", max_images: int | None = 100, seed: int = 0) -> dict:
-    """{model: {classifier: {domain: {clean, FGSM, ...}}}} for the zero-shot C and the 1-shot linear classifiers."""
+    """{model: {classifier: {domain: {clean, FGSM, ...}}}} for the zero-shot C and the 1-shot linear classifiers.
+
+    Both classifiers are attacked on the same images: by default none of them is one of the 1-shot
+    probe's training shots; the paper protocol draws from the whole domain.
+    """
     out: dict = {name: {"zero-shot C": {}, "1-shot linear": {}} for name in setup.models}
     for domain in setup.dataset.domains:
-        pixels, labels = _pixels(setup, domain, max_images, seed)
         data = setup.raw[domain]
+        shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
+        candidates = fewshot.scored_positions(len(data.paths), shots, few_shot_scoring(protocol))
+        pixels, labels = _pixels(setup, domain, candidates, max_images, seed)
         for name, model in setup.models.items():
             weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
             feats = model.adapted(data.features).numpy()
-            shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
             probe = fit_probe(feats[shots], data.labels.numpy()[shots], seed)
             heads = {"zero-shot C": adversarial.zero_shot_head(weights),
                      "1-shot linear": adversarial.linear_head(probe)}

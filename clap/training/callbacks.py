@@ -1,4 +1,4 @@
-"""Callbacks: export the trained adapter with its config and a JSON training summary."""
+"""Callbacks: export the trained adapter with its resolved training config and a JSON training summary."""
 
 from __future__ import annotations
 
@@ -9,14 +9,22 @@ from pathlib import Path
 import lightning as L
 
 from clap import __version__
+from clap.fileio import write_text_atomic
 from clap.training.modules import WINDOW_METRIC
 
 
-class AdapterExport(L.Callback):
-    """At the end of fit, write the adapter (save_pretrained) and training_summary.json into `out_dir`."""
+CONFIG_FILE = "training_config.yaml"
+SUMMARY_FILE = "training_summary.json"
 
-    def __init__(self, out_dir: str = "adapter") -> None:
+
+class AdapterExport(L.Callback):
+    """At the end of fit, write into `out_dir` the adapter (save_pretrained), the resolved training config
+    (`training_config.yaml`, what `clap train --config` reruns) and `training_summary.json`, each atomically."""
+
+    def __init__(self, out_dir: str = "adapter", resolved_config: str = "", seed: int | None = None) -> None:
         self.out_dir = Path(out_dir)
+        self.resolved_config = resolved_config
+        self.seed = seed
         self.windows: list[dict] = []
         self._start = time.monotonic()
 
@@ -42,17 +50,18 @@ class AdapterExport(L.Callback):
         config.backbone = data.backbone_identity
         config.classes = list(data.classes)
         config.dataset = data.dataset
-        config.training = {"module": type(pl_module).__name__, **_plain(pl_module.hparams),
+        config.training = {"module": type(pl_module).__name__, **_plain(pl_module.hparams), "seed": self.seed,
                            "data": _plain(data.hparams), "steps": trainer.global_step,
                            "max_steps": trainer.max_steps, "world_size": trainer.world_size}
         pl_module.adapter.save_pretrained(self.out_dir)
+        write_text_atomic(self.out_dir / CONFIG_FILE, self.resolved_config)
         stopped = next((cb.stopped_epoch for cb in trainer.callbacks
                         if isinstance(cb, L.pytorch.callbacks.EarlyStopping) and cb.stopped_epoch), None)
         summary = {"adapter": str(self.out_dir), "route": config.route, "steps": trainer.global_step,
                    "max_steps": trainer.max_steps, "stopped_early": stopped is not None,
                    "window_losses": self.windows, "last_loss": _metric(trainer, "train/loss"),
                    "wall_seconds": time.monotonic() - self._start, "clap_version": __version__}
-        (self.out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(self.out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def _plain(hparams) -> dict:

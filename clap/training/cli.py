@@ -54,6 +54,7 @@ def main(args: Sequence[str] | None = None) -> int:
     cli = ClapTrainCLI(AdapterModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                        trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0, run=False,
                        args=list(args) if args is not None else None, save_config_callback=None)
-    cli.trainer.callbacks.append(AdapterExport(cli.config["out"]))
+    resolved = cli.parser.dump(cli.config, skip_none=False)
+    cli.trainer.callbacks.append(AdapterExport(cli.config["out"], resolved, cli.config["seed_everything"]))
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     return 0

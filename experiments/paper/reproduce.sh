@@ -20,7 +20,7 @@ clap generate --classes "$dataset" --out "$out/sd_images" --device cuda --fp16 -
   --prompts-per-class "${PROMPTS_PER_CLASS:-480}"
 latent=$(python3 -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['model']['init_args']['latent_dim'])" \
   "$here/experiments/configs/${dataset}_clap.yaml")
-clap train --model ImAugModule --model.latent_dim "$latent" --model.out_dim 512 --trainer.max_steps 8000 \
+clap train --model ImAugModule --model.latent_dim "$latent" --trainer.max_steps 8000 \
   --data ImageDataModule --data.root "$out/sd_images" --data.model ViT-B-16 --data.pretrained openai \
   --data.batch_size 64 --data.device cuda --trainer.default_root_dir "$out/runs/imaug" --out "$out/adapters/imaug"
 clap train --config "$here/experiments/configs/${dataset}_clap.yaml" --out "$out/adapters/clap"
