@@ -128,6 +128,45 @@ def test_probe_regularisation_is_chosen_on_training_shots_only(monkeypatch):
     assert seen == [12]
 
 
+def leaky_features(shots: int = 2, per_class: int = 10, classes: int = 3):
+    """Features where only the probe's own shots are classifiable: every other image sits on another class."""
+    from clap.data.fewshot import pick_per_class
+
+    labels = torch.arange(classes * per_class) % classes
+    fitted = pick_per_class(labels.tolist(), shots, seed=0, salt="d")
+    basis = torch.eye(classes)
+    feats = basis[(labels + 1) % classes].clone()  # the wrong class's direction ...
+    feats[fitted] = basis[labels[fitted]]  # ... except for the shots
+    return feats, labels, fitted
+
+
+def test_few_shot_scores_the_images_it_was_not_fit_on():
+    feats, labels, fitted = leaky_features()
+    assert fewshot.few_shot_accuracy(feats, labels, 2, seed=0, domain="d") == 0.0
+    leaked = fewshot.few_shot_accuracy(feats, labels, 2, seed=0, domain="d", scoring="whole-domain")
+    assert leaked == pytest.approx(len(fitted) / len(labels))  # the paper protocol counts its own shots
+
+
+@pytest.mark.parametrize("protocol", ["pixel", "paper"])
+def test_one_shot_attacks_never_use_the_probe_shots(setup, monkeypatch, protocol):
+    from clap.data.fewshot import pick_per_class
+
+    attacked, original = {}, runner._pixels
+
+    def spy(setup, domain, candidates, limit, seed):
+        attacked[domain] = candidates
+        return original(setup, domain, candidates, 2, seed)
+
+    monkeypatch.setattr(runner, "_pixels", spy)
+    runner.run_adversarial(setup, attacks=("FGSM",), protocol=protocol, max_images=2)
+    for domain, data in setup.raw.items():
+        shots = set(pick_per_class(data.labels.tolist(), 1, 0, salt=domain))
+        if protocol == "pixel":
+            assert not shots & set(attacked[domain].tolist()) and len(attacked[domain]) == len(data.paths) - len(shots)
+        else:  # the authors attack the whole domain, shots included
+            assert len(attacked[domain]) == len(data.paths)
+
+
 @pytest.fixture(scope="module")
 def attack_target(setup):
     model = setup.models["CLAP"]
@@ -217,6 +256,24 @@ def test_cli_eval_zeroshot_and_tsne(world_root, adapter_dir, tmp_path, capsys):
     assert report["models"]["CLAP"]["alpha"] == 0.3 and report["backbone"]["model"] == "tiny-clip-world"
     assert set(report["results"]["zeroshot"]) == {"CLIP", "CLAP"}
     assert "| sketch | CLAP |" in capsys.readouterr().out
+    from clap.backbones.loading import file_checksum
+
+    assert report["models"]["CLAP"]["adapter"] == str(adapter_dir.resolve())
+    assert report["models"]["CLAP"]["adapter_sha256"] == file_checksum(adapter_dir / "adapter_model.safetensors")
+    assert {"torch", "open_clip_torch", "transformers", "lightning"} <= set(report["versions"])
+    assert report["protocol"]["fewshot_scoring"] == "held-out" and "held-out" in (out / "zeroshot.md").read_text()
+
+
+def test_cli_eval_refuses_to_overwrite_a_report(world_root, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["eval", "zeroshot", "--dataset", str(world_root), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    before = (out / "zeroshot.json").read_bytes()
+    assert main(args) == 2
+    assert "exists from an earlier run" in capsys.readouterr().err
+    assert (out / "zeroshot.json").read_bytes() == before
+    assert main(args + ["--overwrite", "--protocol", "paper"]) == 0
+    assert json.loads((out / "zeroshot.json").read_text())["protocol"]["fewshot_scoring"] == "whole-domain"
 
 
 @pytest.mark.parametrize("spec, message", [("CLAP", "NAME=PATH"), ("CLAP=/nope", "neither an existing folder"),

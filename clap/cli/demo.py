@@ -54,8 +54,8 @@ def train_adapters(args: argparse.Namespace, out: Path) -> dict[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from clap.cli.eval import TASKS, run_tasks
-    from clap.evaluation.report import markdown, write_report
-    from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.evaluation.report import markdown, report_paths, write_report
+    from clap.evaluation.runner import AdapterSpec, build_setup, protocol_info
     from clap.data_gen.world.export import render_world
 
     start = time.monotonic()
@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
                                    attack_images=args.attack_images, out=str(out / "report"),
                                    alphas=[0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
     results = run_tasks(setup, TASKS[:-1], eval_args)
-    json_path, md_path = write_report(out / "report", "demo", setup.describe(), results, args.seed)
+    if report_paths(out / "report", "demo")[0].exists():
+        print(f"replacing the previous demo report in {out / 'report'}")
+    run_info = {"seed": args.seed, "protocol": protocol_info(eval_args.protocol)}
+    json_path, md_path = write_report(out / "report", "demo", setup.describe(), results, run_info)
     print("4/4 results\n")
     print(markdown(results))
     print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {time.monotonic() - start:.0f} s")

@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
+    p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -59,15 +60,17 @@ def run_tasks(setup, tasks, args) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.report import markdown, write_report
-    from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.evaluation.report import claim_report, markdown, write_report
+    from clap.evaluation.runner import AdapterSpec, build_setup, protocol_info
 
     specs = [AdapterSpec.parse(text) for text in args.adapter]
+    claim_report(args.out, args.task, args.overwrite)
     setup = build_setup(args.dataset, specs, args.model, args.pretrained, args.cache, args.device,
                         args.ignore_classes, progress=not args.no_progress)
     tasks = TASKS[:-1] if args.task == "all" else (args.task,)
     results = run_tasks(setup, tasks, args)
-    json_path, md_path = write_report(args.out, args.task, setup.describe(), results, args.seed)
+    run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
+    json_path, md_path = write_report(args.out, args.task, setup.describe(), results, run_info)
     print(markdown(results))
     skipped = sum(len(f.skipped) for f in setup.raw.values())
     if skipped:

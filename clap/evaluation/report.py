@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from clap import __version__
+from clap.errors import ClapError
 from clap.fileio import write_text_atomic
+
+VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
 
 ZS_COLUMNS = ("C", "CP", "PC", "NC", "R", "delta", "Delta_NC")
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
@@ -95,14 +97,41 @@ def markdown(results: dict) -> str:
     return "\n".join(parts)
 
 
-def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict, seed: int) -> tuple[Path, Path]:
-    """Write <task>.json and <task>.md into out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def versions() -> dict[str, str | None]:
+    """Python and the installed versions of the libraries that decide the numbers."""
+    found: dict[str, str | None] = {"python": platform.python_version(), "clap": __version__}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def report_paths(out_dir: str | Path, task: str) -> tuple[Path, Path]:
+    return Path(out_dir) / f"{task}.json", Path(out_dir) / f"{task}.md"
+
+
+def claim_report(out_dir: str | Path, task: str, overwrite: bool = False) -> None:
+    """Refuse, before any work, to replace an earlier run's report unless asked to."""
+    existing = [p for p in report_paths(out_dir, task) if p.exists()]
+    if existing and not overwrite:
+        raise ClapError(f"{existing[0]} exists from an earlier run; choose another --out or pass --overwrite")
+
+
+def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict, run: dict) -> tuple[Path, Path]:
+    """Write <task>.json and <task>.md into out_dir; `run` holds the seed and the protocol."""
     doc = {"clap_version": __version__, "task": task, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-           "seed": seed, "versions": {"python": platform.python_version(), "torch": torch.__version__},
-           **setup_info, "results": results}
-    json_path, md_path = out_dir / f"{task}.json", out_dir / f"{task}.md"
+           **run, "versions": versions(), **setup_info, "results": results}
+    json_path, md_path = report_paths(out_dir, task)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(doc, indent=2) + "\n")
-    write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{markdown(results)}")
+    write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{protocol_line(run)}\n\n{markdown(results)}")
     return json_path, md_path
+
+
+def protocol_line(run: dict) -> str:
+    """What was measured how, in one sentence for the Markdown report."""
+    protocol = run.get("protocol", {})
+    return (f"Protocol: {protocol.get('name', '?')} (few-shot probes scored on {protocol.get('fewshot_scoring', '?')} "
+            f"images; attacks perturb {protocol.get('attack_inputs', '?')}); seed {run.get('seed')}.")

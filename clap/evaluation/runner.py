@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -54,13 +55,16 @@ class EvalSetup:
     backbone: Backbone
     models: dict[str, CLAPModel]
     raw: dict[str, DomainFeatures]
+    adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     def describe(self) -> dict:
         models = {}
         for name, m in self.models.items():
             cfg = m.adapter.config if m.adapter is not None else None
             models[name] = {"alpha": m.alpha, "route": cfg.route if cfg else None,
-                            "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None}
+                            "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None,
+                            "training_seed": cfg.training.get("seed") if cfg else None,
+                            **self.adapter_files.get(name, {"adapter": None})}
         return {"dataset": {"root": str(self.dataset.root), "domains": self.dataset.domains,
                             "classes": self.dataset.classes,
                             "images": {d: len(f.paths) for d, f in self.raw.items()},
@@ -85,7 +89,7 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
 
     dataset = scan_domain_dataset(dataset_root)
     backbone = load_backbone(model, pretrained, device=device)
-    models = {BASELINE: CLAPModel(backbone)}
+    models, files = {BASELINE: CLAPModel(backbone)}, {}
     for spec in adapters:
         if spec.name in models:
             raise ClapError(f"model name '{spec.name}' is used twice")
@@ -93,8 +97,26 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
         if not ignore_classes:
             check_classes(dataset, adapter, spec.name)
         models[spec.name] = CLAPModel(backbone, adapter, spec.alpha)
+        files[spec.name] = adapter_file_info(spec.path)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
-    return EvalSetup(dataset, backbone, models, raw)
+    return EvalSetup(dataset, backbone, models, raw, files)
+
+
+def adapter_file_info(path: str) -> dict:
+    """Where an adapter came from and the checksum of its weights file, for the report."""
+    from clap.adapter.disentangler import WEIGHTS_NAME
+    from clap.backbones.loading import file_checksum
+
+    folder = Path(path).expanduser()
+    weights = folder / WEIGHTS_NAME
+    return {"adapter": str(folder.resolve()) if folder.is_dir() else path,
+            "adapter_sha256": file_checksum(weights) if weights.is_file() else None}
+
+
+def protocol_info(protocol: str) -> dict[str, str]:
+    """The report's record of how few-shot probes are scored and what the attacks perturb."""
+    return {"name": protocol, "fewshot_scoring": few_shot_scoring(protocol),
+            "attack_inputs": "normalised tensors (the authors' code)" if protocol == "paper" else "pixels in [0, 1]"}
 
 
 def run_zeroshot(setup: EvalSetup) -> dict:
