@@ -19,7 +19,7 @@ import torch
 from benchmarks.common import save_result
 from clap.backbones.loading import load_backbone
 from clap.batching import encode_in_batches
-from clap.prompts.augment import AugmentationConfig
+from clap.prompts.augment import AugmentationConfig, PromptRegistry
 from clap.prompts.classes import preset_classes
 from clap.prompts.templates import class_prompts
 from clap.runtime import keep_freed_memory
@@ -45,7 +45,8 @@ def main() -> None:
     backbone = load_backbone(None, None) if args.model == "embedded" else load_backbone(args.model, "random")
     prompts = [class_prompts(c) for c in preset_classes("pacs")]
     bank = [p.text() for ps in prompts for p in ps]
-    _, _, chunk = draw_samples(prompts, 0, args.chunk, np.random.default_rng(0), AugmentationConfig())
+    registry = PromptRegistry(p for ps in prompts for p in ps)
+    _, _, chunk = draw_samples(prompts, registry, 0, args.chunk, np.random.default_rng(0), AugmentationConfig())
     backbone.encode_texts(bank[:256])  # warm-up
 
     def plain(texts: list[str], n_tokens: int) -> torch.Tensor:

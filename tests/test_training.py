@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -282,3 +283,41 @@ def test_loss_terms_are_logged_as_means_over_each_interval(tmp_path):
         logged = [float(row["train/loss"]) for row in csv.DictReader(f) if row.get("train/loss")]
     assert logged[:2] == pytest.approx([sum(losses[:5]) / 5, sum(losses[5:10]) / 5], rel=1e-6)
     assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(sum(losses[10:]) / 2, rel=1e-6)
+
+
+class ScriptedGenerator:
+    """Stands in for the chunk's numpy Generator: fixed prompt picks, uniform draws from a script."""
+
+    def __init__(self, pick: int, draws: list[float]) -> None:
+        self.pick, self.draws = pick, list(draws)
+
+    def integers(self, low, high, size):
+        return np.full(size, self.pick)
+
+    def random(self):
+        return self.draws.pop(0)
+
+
+def test_training_path_has_the_exact_joint_augmentation_distribution():
+    """Exact, not sampled: each of the 2^5 fire patterns is fed to the training sampler (draw p/2 to fire,
+    (1+p)/2 not to), and the probability mass of every output text equals the independent-Bernoulli law."""
+    import itertools
+
+    from clap.prompts.augment import PromptRegistry
+    from clap.prompts.templates import class_prompts
+    from clap.training.text_data import draw_samples
+
+    config = AugmentationConfig(osd=0.5, ocd=0.3, itd=0.2, asd=0.1, spo=0.6)
+    prompts = [class_prompts("giraffe")]
+    registry = PromptRegistry(prompts[0])
+    probs = list(config.probabilities().values())
+    law: Counter = Counter()
+    for pattern in itertools.product((True, False), repeat=5):
+        draws = [p / 2 if fire else (1 + p) / 2 for p, fire in zip(probs, pattern)]
+        rng = ScriptedGenerator(123, draws)
+        _, _, (text,) = draw_samples(prompts, registry, 0, 1, rng, config)
+        assert rng.draws == []  # one draw per augmenter, no more, no less
+        law[text] += math.prod(p if fire else 1 - p for p, fire in zip(probs, pattern))
+    expected = {p.text(): q for p, q in config.variants(prompts[0][123])}
+    assert law.keys() == expected.keys()
+    assert all(law[t] == pytest.approx(q, abs=1e-12) for t, q in expected.items())

@@ -8,7 +8,9 @@ words ("orange", "black widow", "mosaic") come out intact.
 
 Each augmenter fires with its own probability, independently. nlpaug's own pipelines retry when
 the output equals the input, which would change those probabilities; `PromptAugmentation` is a
-`nlpaug.flow.Sequential` that makes exactly one pass.
+`nlpaug.flow.Sequential` that makes exactly one pass. Each augmenter takes one uniform draw per text
+from `draw` (nlpaug's global `random.random` unless given), so training can seed the flow per chunk:
+the flow is what training applies, not a re-implementation of it.
 """
 
 from __future__ import annotations
@@ -63,17 +65,18 @@ class _StructuredAugmenter(WordAugmenter):
     """Base: fire with probability `p` (nlpaug's global `random`), apply `edit` to the registered structure."""
 
     def __init__(self, registry: PromptRegistry, p: float, action: str, name: str,
-                 edit: Callable[[PromptParts], PromptParts]) -> None:
+                 edit: Callable[[PromptParts], PromptParts], draw: Callable[[], float] = random.random) -> None:
         if not 0.0 <= p <= 1.0:
             raise ClapError(f"{name} probability must be in [0, 1], got {p}")
         super().__init__(action=action, name=name, aug_p=p)
         self.registry = registry
         self.p = p
         self.edit = edit
+        self.draw = draw
 
     def _apply(self, data: str) -> str:
         parts = self.registry.parts(data)
-        if random.random() >= self.p:
+        if self.draw() >= self.p:
             return data
         return self.registry.add(self.edit(parts))
 
@@ -81,12 +84,13 @@ class _StructuredAugmenter(WordAugmenter):
 class AttributeDeletion(_StructuredAugmenter):
     """Delete one attribute (OSD, OCD, ITD or ASD) with probability p."""
 
-    def __init__(self, registry: PromptRegistry, attribute: str, p: float, name: str | None = None) -> None:
+    def __init__(self, registry: PromptRegistry, attribute: str, p: float, name: str | None = None,
+                 draw: Callable[[], float] = random.random) -> None:
         if attribute not in DELETIONS.values():
             raise ClapError(f"unknown attribute '{attribute}'; use one of {', '.join(DELETIONS.values())}")
         self.attribute = attribute
         super().__init__(registry, p, Action.DELETE, name or f"delete_{attribute}",
-                         operator.methodcaller("without", attribute))
+                         operator.methodcaller("without", attribute), draw)
 
     def delete(self, data: str) -> str:
         return self._apply(data)
@@ -95,8 +99,8 @@ class AttributeDeletion(_StructuredAugmenter):
 class PromptOrderSwap(_StructuredAugmenter):
     """SPO: "a [style] [type] of a [size] [colour] [class]" -> "a [size] [colour] [class] in a [style] [type] style"."""
 
-    def __init__(self, registry: PromptRegistry, p: float) -> None:
-        super().__init__(registry, p, Action.SWAP, "spo", operator.methodcaller("swap"))
+    def __init__(self, registry: PromptRegistry, p: float, draw: Callable[[], float] = random.random) -> None:
+        super().__init__(registry, p, Action.SWAP, "spo", operator.methodcaller("swap"), draw)
 
     def swap(self, data: str) -> str:
         return self._apply(data)
@@ -134,10 +138,10 @@ class AugmentationConfig:
     def probabilities(self) -> dict[str, float]:
         return {"osd": self.osd, "ocd": self.ocd, "itd": self.itd, "asd": self.asd, "spo": self.spo}
 
-    def flow(self, registry: PromptRegistry) -> PromptAugmentation:
-        """The nlpaug flow: deletions (OSD, OCD, ITD, ASD) then SPO, each with its probability."""
-        augs = [AttributeDeletion(registry, attr, getattr(self, key), name=key) for key, attr in DELETIONS.items()]
-        return PromptAugmentation([*augs, PromptOrderSwap(registry, self.spo)], name="clap_prompt_augmentation")
+    def flow(self, registry: PromptRegistry, draw: Callable[[], float] = random.random) -> PromptAugmentation:
+        """The nlpaug flow: deletions (OSD, OCD, ITD, ASD) then SPO, each with its probability and one draw."""
+        augs = [AttributeDeletion(registry, attr, getattr(self, key), key, draw) for key, attr in DELETIONS.items()]
+        return PromptAugmentation([*augs, PromptOrderSwap(registry, self.spo, draw)], name="clap_prompt_augmentation")
 
     def variants(self, parts: PromptParts) -> list[tuple[PromptParts, float]]:
         """Every output the flow can produce from `parts`, with its probability (sums to 1)."""

@@ -3,9 +3,9 @@
 Computed once per run (`Backbone.encode_texts`: every shared token prefix computed once): the features
 of every class name and every template prompt, and (without IGN) of each deletion/swap variant the
 first time it is drawn.
-Per step, each sample takes the next class round robin, a random prompt of that class, independent
-Bernoulli draws of OSD/OCD/ITD/ASD/SPO (the distribution of the nlpaug flow) and, with IGN, fresh
-Gaussian token embeddings; the noisy views are encoded a chunk of steps at a time.
+Per step, each sample takes the next class round robin, a random prompt of that class, the nlpaug
+augmentation flow (OSD/OCD/ITD/ASD/SPO, drawing from the chunk's seeded generator) and, with IGN,
+fresh Gaussian token embeddings; the noisy views are encoded a chunk of steps at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from clap.backbones.base import Backbone
 from clap.fileio import save_tensors_atomic
-from clap.prompts.augment import DELETIONS, AugmentationConfig
+from clap.prompts.augment import AugmentationConfig, PromptRegistry
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
 from clap.training.steps import FrozenFeatureDataModule
 
@@ -66,6 +66,7 @@ class PromptBank:
         self.backbone = backbone
         self.classes = list(classes)
         self.prompts: list[list[PromptParts]] = [class_prompts(c, vocab) for c in self.classes]
+        self.registry = PromptRegistry(p for ps in self.prompts for p in ps)
         self.encode_batch_size = encode_batch_size
         texts = [p.text() for ps in self.prompts for p in ps]
         self.class_features = self._encode(self.classes, cache)
@@ -92,21 +93,14 @@ class PromptBank:
                                           self.encode_batch_size).cpu()
 
 
-def sample_augmented(parts: PromptParts, draws: np.ndarray, probs: dict[str, float]) -> PromptParts:
-    """Apply the augmentations whose uniform draw (one per key of `probs`, in order) fell below their probability."""
-    fired = {key: draw < p for draw, (key, p) in zip(draws, probs.items())}
-    out = parts.without(*[attr for key, attr in DELETIONS.items() if fired[key]])
-    return out.swap() if fired["spo"] else out
-
-
-def draw_samples(prompts: Sequence[Sequence[PromptParts]], first: int, n: int, rng: np.random.Generator,
-                 augmentation: AugmentationConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Samples `first`..`first + n`: classes round robin, a random prompt of each, augmented texts."""
+def draw_samples(prompts: Sequence[Sequence[PromptParts]], registry: PromptRegistry, first: int, n: int,
+                 rng: np.random.Generator, augmentation: AugmentationConfig
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Samples `first`..`first + n`: classes round robin, a random prompt of each, augmented by the nlpaug flow."""
     classes = (np.arange(first, first + n) % len(prompts)).astype(np.int64)
     picks = rng.integers(0, len(prompts[0]), size=n)
-    draws = rng.random((n, 5))
-    probs = augmentation.probabilities()
-    texts = [sample_augmented(prompts[c][p], d, probs).text() for c, p, d in zip(classes, picks, draws)]
+    flow = augmentation.flow(registry, draw=rng.random)
+    texts = flow.augment([prompts[c][p].text() for c, p in zip(classes, picks)])
     return classes, picks, texts
 
 
@@ -122,7 +116,8 @@ class PromptChunks:
         """Class and prompt indices and augmented texts of a chunk, and the generator that drew them."""
         rng = np.random.default_rng([self.seed, self.rank, chunk])
         n = self.chunk_steps * self.batch_size
-        classes, prompts, texts = draw_samples(self.bank.prompts, chunk * n, n, rng, self.augmentation)
+        classes, prompts, texts = draw_samples(self.bank.prompts, self.bank.registry, chunk * n, n, rng,
+                                               self.augmentation)
         return classes, prompts, texts, rng
 
     def __call__(self, chunk: int) -> dict[str, torch.Tensor]:
