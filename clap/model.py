@@ -27,8 +27,10 @@ def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
         return
     trained_on = BackboneIdentity.from_dict(recorded)
     if not trained_on.matches(backbone.identity):
-        raise ClapError(f"adapter was trained on {trained_on.describe()}, not on {backbone.identity.describe()}; "
-                        "load that backbone (or retrain the adapter)")
+        differences = trained_on.architecture_differences(backbone.identity)
+        detail = f" (adapter vs backbone: {'; '.join(differences)})" if differences else ""
+        raise ClapError(f"adapter was trained on {trained_on.describe()}, not on {backbone.identity.describe()}"
+                        f"{detail}; load that backbone with the same quick_gelu/preprocess (or retrain the adapter)")
 
 
 class CLAPModel(nn.Module):

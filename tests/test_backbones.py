@@ -211,3 +211,72 @@ def test_full_precision_block_restores_autocast(tiny_open_clip):
         assert tiny_open_clip.use_autocast is True
     finally:
         tiny_open_clip.use_autocast = False
+
+
+@pytest.fixture()
+def fake_tag(tiny_open_clip_files, tmp_path, monkeypatch):
+    """A pretrained tag of the tiny model whose config asks for QuickGELU and its own mean/std, cached like the hub."""
+    import shutil
+
+    from open_clip import pretrained
+
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    tags = {"fake_tag": pretrained._pcfg(hf_hub="fakeorg/fakerepo/", quick_gelu=True, mean=mean, std=std)}
+    monkeypatch.setitem(pretrained._PRETRAINED, "tiny-test-vit", tags)
+    snapshot = tmp_path / "models--fakeorg--fakerepo" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    shutil.copy(tiny_open_clip_files[1], snapshot / "open_clip_model.safetensors")
+    (tmp_path / "models--fakeorg--fakerepo" / "refs").mkdir()
+    (tmp_path / "models--fakeorg--fakerepo" / "refs" / "main").write_text("0" * 40)
+    return {"cache_dir": str(tmp_path), "mean": list(mean), "std": list(std), "weights": tiny_open_clip_files[1]}
+
+
+def _has_quick_gelu(backbone) -> bool:
+    import open_clip
+
+    return any(isinstance(m, open_clip.transformer.QuickGELU) for m in backbone.model.modules())
+
+
+def test_cached_tag_keeps_its_quick_gelu_and_preprocessing(fake_tag):
+    forbid = pytest.MonkeyPatch()
+    forbid_network(forbid)
+    try:
+        backbone = load_backbone("tiny-test-vit", "fake_tag", cache_dir=fake_tag["cache_dir"])
+    finally:
+        forbid.undo()
+    assert _has_quick_gelu(backbone) and backbone.identity.quick_gelu is True
+    assert backbone.identity.preprocess["mean"] == pytest.approx(fake_tag["mean"])
+    assert backbone.mean.flatten().tolist() == pytest.approx(fake_tag["mean"])
+
+
+def test_weights_file_route_takes_the_flags_and_the_offline_hint_names_them(fake_tag, monkeypatch, tmp_path):
+    plain = load_backbone("tiny-test-vit", str(fake_tag["weights"]))
+    assert not _has_quick_gelu(plain) and plain.identity.quick_gelu is False
+    flagged = load_backbone("tiny-test-vit", str(fake_tag["weights"]), quick_gelu=True,
+                            preprocess={"mean": fake_tag["mean"], "std": fake_tag["std"]})
+    assert _has_quick_gelu(flagged) and flagged.identity.preprocess["std"] == pytest.approx(fake_tag["std"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ClapError, match=r"quick_gelu=True, preprocess=\{'mean': \[0.5, 0.4, 0.3\]") as e:
+        load_backbone("tiny-test-vit", "fake_tag", cache_dir=str(tmp_path / "empty"))
+    assert "--quick-gelu" in str(e.value)
+
+
+def test_an_adapter_is_refused_on_a_backbone_without_its_quick_gelu(fake_tag):
+    from clap.adapter.disentangler import Disentangler
+    from clap.model import CLAPModel
+
+    flagged = load_backbone("tiny-test-vit", str(fake_tag["weights"]), quick_gelu=True)
+    adapter = Disentangler.create(flagged.embed_dim, backbone=flagged.identity.to_dict())
+    CLAPModel(flagged, adapter)
+    with pytest.raises(ClapError, match="quick_gelu: True vs False"):
+        CLAPModel(load_backbone("tiny-test-vit", str(fake_tag["weights"])), adapter)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": None, "quick_gelu": True}, "apply to open_clip models built from a weights file"),
+    ({"model": "tiny-test-vit", "pretrained": "random", "preprocess": {"colour": 1}}, "unknown preprocess keys"),
+    ({"model": "tiny-test-vit", "pretrained": "random", "preprocess": {"mean": [0.5]}}, "needs 3 numbers"),
+])
+def test_bad_architecture_flags(tiny_open_clip_files, kwargs, message):
+    with pytest.raises(ClapError, match=message):
+        load_backbone(**kwargs)

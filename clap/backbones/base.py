@@ -27,6 +27,8 @@ class BackboneIdentity:
     pretrained: str | None = None
     checksum: str | None = None
     embed_dim: int = 0
+    quick_gelu: bool | None = None
+    preprocess: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -41,11 +43,29 @@ class BackboneIdentity:
         return f"{self.family} {self.model} ({weights})"
 
     def matches(self, other: "BackboneIdentity") -> bool:
-        """Same family, model, weights and feature size (checksum compared when both have one)."""
+        """Same family, model, weights, feature size and architecture flags (each compared where both record it)."""
         same = (self.family, self.model, self.embed_dim) == (other.family, other.model, other.embed_dim)
+        same = same and not self.architecture_differences(other)
         if self.checksum and other.checksum:
             return same and self.checksum == other.checksum
         return same and self.pretrained == other.pretrained
+
+    def architecture_differences(self, other: "BackboneIdentity") -> list[str]:
+        """What differs in activation and preprocessing, as 'name: self vs other' (unrecorded sides are skipped)."""
+        out = []
+        if None not in (self.quick_gelu, other.quick_gelu) and self.quick_gelu != other.quick_gelu:
+            out.append(f"quick_gelu: {self.quick_gelu} vs {other.quick_gelu}")
+        mine, theirs = self.preprocess or {}, other.preprocess or {}
+        for key in sorted(set(mine) & set(theirs)):
+            if _rounded(mine[key]) != _rounded(theirs[key]):
+                out.append(f"{key}: {mine[key]} vs {theirs[key]}")
+        return out
+
+
+def _rounded(value):
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return round(value, 5) if isinstance(value, float) else value
 
 
 def insertion_index(eot: torch.Tensor, position: str, generator: torch.Generator | None) -> torch.Tensor:

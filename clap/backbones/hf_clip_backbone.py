@@ -67,7 +67,10 @@ class HFClipBackbone(Backbone):
         super().__init__(mean, std, size, int(model.config.projection_dim), int(text_cfg.max_position_embeddings))
         self.model = model
         self._tokenizer = tokenizer
-        self.identity = BackboneIdentity(**{**identity.to_dict(), "embed_dim": self.embed_dim})
+        quick_gelu = getattr(text_cfg, "hidden_act", None) == "quick_gelu"
+        preprocess = {"mean": list(mean), "std": list(std), "size": size}
+        self.identity = BackboneIdentity(**{**identity.to_dict(), "embed_dim": self.embed_dim,
+                                            "quick_gelu": quick_gelu, "preprocess": preprocess})
         self.eval_transform, self.train_transform = image_transforms(processor, size)
         self.freeze()
 

@@ -7,6 +7,10 @@
     load_backbone("/path/open_clip_folder")           folder with open_clip_config.json + weights
     load_backbone("hf:openai/clip-vit-base-patch16")  transformers CLIPModel (hub id or folder)
     load_backbone("/path/hf_clip_folder")             folder with a transformers config.json
+
+A weights file does not carry its pretrained tag's architecture flags (open_clip #771): pass them with
+`quick_gelu=True` (OpenAI-trained weights use QuickGELU) and `preprocess={"mean": ..., "std": ...}`.
+Both are recorded in the backbone identity, so an adapter is refused on a backbone built otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "tiny-clip-world"
 RANDOM_INIT = "random"
+PREPROCESS_KEYS = ("mean", "std", "size", "interpolation", "resize_mode")
 WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors",
                 "pytorch_model.bin")
 
@@ -48,34 +53,59 @@ def file_checksum(path: str | Path) -> str:
 
 
 def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
-                  cache_dir: str | None = None) -> Backbone:
-    """A frozen backbone on `device`; see the module docstring for the accepted forms."""
-    backbone = _build(model, pretrained, cache_dir)
+                  cache_dir: str | None = None, quick_gelu: bool | None = None,
+                  preprocess: dict | None = None) -> Backbone:
+    """A frozen backbone on `device`; see the module docstring for the accepted forms.
+
+    `quick_gelu=True` and `preprocess` (mean, std, size, interpolation, resize_mode) override an open_clip
+    model's config, for weights files whose tag used them.
+    """
+    arch = _architecture(quick_gelu, preprocess)
+    if arch and (model is None or model.startswith("hf:") or (Path(model).expanduser() / "config.json").is_file()):
+        raise ClapError("quick_gelu and preprocess apply to open_clip models built from a weights file; the embedded "
+                        "model and transformers folders carry their own")
+    backbone = _build(model, pretrained, cache_dir, arch)
     backbone = backbone.to(device)
     backbone.use_autocast = torch.device(device).type == "cuda"
     logger.info("loaded backbone %s", backbone.identity.describe())
     return backbone
 
 
-def _build(model: str | None, pretrained: str | None, cache_dir: str | None) -> Backbone:
+def _architecture(quick_gelu: bool | None, preprocess: dict | None) -> dict:
+    """open_clip.create_model keywords that force QuickGELU and the preprocessing config."""
+    arch: dict = {}
+    if quick_gelu:
+        arch["force_quick_gelu"] = True
+    if preprocess:
+        unknown = sorted(set(preprocess) - set(PREPROCESS_KEYS))
+        if unknown:
+            raise ClapError(f"unknown preprocess keys {unknown}; use {', '.join(PREPROCESS_KEYS)}")
+        for key in ("mean", "std"):
+            if key in preprocess and len(preprocess[key]) != 3:
+                raise ClapError(f"preprocess {key} needs 3 numbers (R, G, B), got {preprocess[key]!r}")
+        arch["force_preprocess_cfg"] = dict(preprocess)
+    return arch
+
+
+def _build(model: str | None, pretrained: str | None, cache_dir: str | None, arch: dict) -> Backbone:
     if model is None:
-        return _open_clip_folder(embedded_dir(), EMBEDDED_NAME, "embedded")
+        return _open_clip_folder(embedded_dir(), EMBEDDED_NAME, "embedded", {})
     if model.startswith("hf:"):
         return _hf_clip(model[3:], pretrained, cache_dir)
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "open_clip_config.json").is_file():
-            return _open_clip_folder(path, path.name, pretrained)
+            return _open_clip_folder(path, path.name, pretrained, arch)
         if (path / "config.json").is_file():
             return _hf_clip(str(path), pretrained, cache_dir)
         raise ClapError(f"folder {path} holds neither open_clip_config.json (open_clip) nor config.json "
                         "(transformers CLIPModel)")
     if model.endswith(".json"):
-        return _open_clip_config_file(path, pretrained)
-    return _open_clip_named(model, pretrained, cache_dir)
+        return _open_clip_config_file(path, pretrained, arch)
+    return _open_clip_named(model, pretrained, cache_dir, arch)
 
 
-def _open_clip_folder(folder: Path, name: str, tag: str | None) -> Backbone:
+def _open_clip_folder(folder: Path, name: str, tag: str | None, arch: dict) -> Backbone:
     import open_clip
 
     from clap.backbones.open_clip_backbone import OpenClipBackbone
@@ -84,13 +114,13 @@ def _open_clip_folder(folder: Path, name: str, tag: str | None) -> Backbone:
     if weights is None:
         raise ClapError(f"no weights in {folder}: expected one of {', '.join(WEIGHT_NAMES)} "
                         "beside open_clip_config.json")
-    model = open_clip.create_model(f"local-dir:{folder}", weights_only=True)
+    model = open_clip.create_model(f"local-dir:{folder}", weights_only=True, **arch)
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     identity = BackboneIdentity("open_clip", name, tag, file_checksum(weights))
     return OpenClipBackbone(model, tokenizer, identity)
 
 
-def _open_clip_config_file(config: Path, weights: str | None) -> Backbone:
+def _open_clip_config_file(config: Path, weights: str | None, arch: dict) -> Backbone:
     import open_clip
 
     from clap.backbones.open_clip_backbone import OpenClipBackbone
@@ -107,11 +137,11 @@ def _open_clip_config_file(config: Path, weights: str | None) -> Backbone:
     open_clip.add_model_config(config)
     name = config.stem
     if weights == RANDOM_INIT:
-        model = open_clip.create_model(name)
+        model = open_clip.create_model(name, **arch)
         identity = BackboneIdentity("open_clip", name, RANDOM_INIT)
     else:
         _check_file(weights, name)
-        model = open_clip.create_model(name, pretrained=weights, weights_only=True)
+        model = open_clip.create_model(name, pretrained=weights, weights_only=True, **arch)
         identity = BackboneIdentity("open_clip", name, Path(weights).name, file_checksum(weights))
     return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
 
@@ -122,7 +152,7 @@ def _check_file(weights: str, model: str) -> None:
                         "(.safetensors, .pt or .bin)")
 
 
-def _open_clip_named(name: str, pretrained: str | None, cache_dir: str | None) -> Backbone:
+def _open_clip_named(name: str, pretrained: str | None, cache_dir: str | None, arch: dict) -> Backbone:
     import open_clip
 
     from clap.backbones.open_clip_backbone import OpenClipBackbone
@@ -135,16 +165,19 @@ def _open_clip_named(name: str, pretrained: str | None, cache_dir: str | None) -
         raise ClapError(f"{name} needs pretrained weights: a tag ({', '.join(tags) or 'none known'}), a local "
                         "checkpoint file, or 'random' for a randomly initialised model")
     if pretrained == RANDOM_INIT:
-        model = open_clip.create_model(name)
+        model = open_clip.create_model(name, **arch)
         identity = BackboneIdentity("open_clip", name, RANDOM_INIT)
     elif pretrained in tags:
+        if arch:
+            raise ClapError(f"tag '{pretrained}' carries its own QuickGELU and preprocessing; pass quick_gelu and "
+                            "preprocess only with a weights file")
         model = _open_clip_tag(name, pretrained, cache_dir)
         identity = BackboneIdentity("open_clip", name, pretrained)
     else:
         if not Path(pretrained).is_file():
             raise ClapError(f"pretrained '{pretrained}' for {name} is neither a known tag "
                             f"({', '.join(tags) or 'none'}) nor an existing file")
-        model = open_clip.create_model(name, pretrained=pretrained, weights_only=True)
+        model = open_clip.create_model(name, pretrained=pretrained, weights_only=True, **arch)
         identity = BackboneIdentity("open_clip", name, Path(pretrained).name, file_checksum(pretrained))
     return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
 
@@ -173,17 +206,25 @@ def _open_clip_tag(name: str, tag: str, cache_dir: str | None):
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(name, tag)
+    preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
     cached = _tag_cache_file(cfg, cache_dir)
     if cached:
         # A file path loses the tag's flags: pass QuickGELU and mean/std explicitly (open_clip #771).
-        preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
-        return open_clip.create_model(name, pretrained=cached, force_quick_gelu=bool(cfg.get("quick_gelu")),
-                                      force_preprocess_cfg=preprocess, weights_only=True)
+        return open_clip.create_model(name, pretrained=cached, weights_only=True,
+                                      **_architecture(bool(cfg.get("quick_gelu")), preprocess))
     host = HUB_HOST if cfg.get("hf_hub") else urlparse(cfg.get("url", "")).hostname or HUB_HOST
-    require_network(f"open_clip weights {name} / {tag}", host,
-                     f"download them elsewhere and pass the file: load_backbone('{name}', '/path/to/weights') "
-                     f"or `--model {name} --pretrained /path/to/weights`")
+    require_network(f"open_clip weights {name} / {tag}", host, _file_route_hint(name, bool(cfg.get("quick_gelu")),
+                                                                                 preprocess))
     return open_clip.create_model(name, pretrained=tag, cache_dir=cache_dir, weights_only=True)
+
+
+def _file_route_hint(name: str, quick_gelu: bool, preprocess: dict) -> str:
+    """How to load the tag's weights from a file without losing its architecture flags."""
+    mean_std = {k: [round(v, 8) for v in preprocess[k]] for k in ("mean", "std") if k in preprocess}
+    py = f"load_backbone('{name}', '/path/to/weights', quick_gelu={quick_gelu}, preprocess={mean_std})"
+    cli = f"--model {name} --pretrained /path/to/weights" + (" --quick-gelu" if quick_gelu else "")
+    cli += f" --preprocess '{json.dumps(mean_std)}'"
+    return f"download the weights file elsewhere and pass it with the tag's architecture: {py} or `{cli}`"
 
 
 def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone:

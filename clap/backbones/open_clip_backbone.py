@@ -40,7 +40,11 @@ class OpenClipBackbone(Backbone):
         super().__init__(cfg["mean"], cfg["std"], size, embed_dim, context)
         self.model = model
         self._tokenizer = tokenizer
-        self.identity = BackboneIdentity(**{**identity.to_dict(), "embed_dim": embed_dim})
+        quick_gelu = any(isinstance(m, open_clip.transformer.QuickGELU) for m in model.modules())
+        preprocess = {"mean": list(cfg["mean"]), "std": list(cfg["std"]), "size": size,
+                      "interpolation": cfg.get("interpolation"), "resize_mode": cfg.get("resize_mode")}
+        self.identity = BackboneIdentity(**{**identity.to_dict(), "embed_dim": embed_dim, "quick_gelu": quick_gelu,
+                                            "preprocess": preprocess})
         pp = PreprocessCfg(**cfg)
         self.eval_transform = without_normalize(image_transform_v2(pp, is_train=False))
         self.train_transform = without_normalize(image_transform_v2(pp, is_train=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert-reference", help="import an authors' released checkpoint as an adapter",
@@ -13,8 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--route", choices=("text", "image"), default=None,
                    help="which sub-network to import (default: the one with a non-zero output projection)")
     p.add_argument("--alpha", type=float, default=1.0, help="default inference alpha to record")
-    p.add_argument("--model", default=None, help="backbone the checkpoint was trained on (recorded and checked)")
-    p.add_argument("--pretrained", default=None, help="its pretrained tag or weights file")
+    add_backbone_arguments(p, "backbone the checkpoint was trained on (recorded and checked)")
     p.add_argument("--dataset", default=None, help="dataset name to record")
     p.add_argument("--classes", nargs="*", default=None, help="class names to record")
     p.set_defaults(run=run)
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from clap.backbones.loading import load_backbone
 
-        backbone = load_backbone(args.model, args.pretrained).identity.to_dict()
+        backbone = load_backbone(**backbone_options(args)).identity.to_dict()
     adapter = convert_reference(args.checkpoint, route=args.route, alpha=args.alpha, backbone=backbone,
                                 classes=args.classes, dataset=args.dataset)
     out = adapter.save_pretrained(args.out_dir)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+
 TASKS = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha", "all")
 
 
@@ -17,8 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", required=True, help="root/domain/class/image folder")
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH[@ALPHA]",
                    help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its default")
-    p.add_argument("--model", default=None, help="backbone (default: the embedded tiny CLIP)")
-    p.add_argument("--pretrained", default=None)
+    add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--out", default="eval_report", help="folder for <task>.json, <task>.md and plots")
     p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     specs = [AdapterSpec.parse(text) for text in args.adapter]
     claim_report(args.out, args.task, args.overwrite)
-    setup = build_setup(args.dataset, specs, args.model, args.pretrained, args.cache, args.device,
-                        args.ignore_classes, progress=not args.no_progress)
+    setup = build_setup(args.dataset, specs, backbone_options(args), args.cache, args.device, args.ignore_classes,
+                        progress=not args.no_progress)
     tasks = TASKS[:-1] if args.task == "all" else (args.task,)
     results = run_tasks(setup, tasks, args)
     run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}

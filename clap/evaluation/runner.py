@@ -81,14 +81,14 @@ def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> N
                         f"{missing[:5]}; evaluate it on its own dataset (or pass --ignore-classes)")
 
 
-def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), model: str | None = None,
-                pretrained: str | None = None, cache_dir: str | None = None, device: str = "cpu",
-                ignore_classes: bool = False, progress: bool = True) -> EvalSetup:
-    """Load everything once: dataset index, backbone, adapters, raw image features."""
+def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
+                cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
+                progress: bool = True) -> EvalSetup:
+    """Load everything once: dataset index, backbone (`load_backbone` keywords), adapters, raw image features."""
     from clap.backbones.loading import load_backbone
 
     dataset = scan_domain_dataset(dataset_root)
-    backbone = load_backbone(model, pretrained, device=device)
+    backbone = load_backbone(**(backbone_options or {}), device=device)
     models, files = {BASELINE: CLAPModel(backbone)}, {}
     for spec in adapters:
         if spec.name in models:

@@ -91,6 +91,7 @@ class ImageDataModule(FrozenFeatureDataModule):
     Args:
         root: images in root/<class>/<prompt>/<image> layout (`clap generate` or `clap world render`).
         model, pretrained: the frozen backbone (None = the embedded tiny CLIP).
+        quick_gelu, preprocess: architecture flags of an open_clip weights file (see `clap.load_backbone`).
         dataset_name: recorded in the adapter config.
         batch_size: images per step.
         window: steps per epoch (the early-stopping window).
@@ -105,7 +106,8 @@ class ImageDataModule(FrozenFeatureDataModule):
                  dataset_name: str | None = None, batch_size: int = 8, window: int = 480,
                  crop_scale_min: float = 0.64, jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0,
                  perspective_p: float = 0.0, flip_p: float = 0.0, chunk_samples: int = 2048,
-                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu") -> None:
+                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu", quick_gelu: bool | None = None,
+                 preprocess: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.augmentation = ImageAugmentation((crop_scale_min, 1.0), jitter, jitter_p, block_mask_p, perspective_p,

@@ -69,8 +69,8 @@ def trainer_rank(trainer) -> int:
 class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     """What both routes' data modules share: the frozen backbone, work done once, chunked steps, windows.
 
-    Subclasses save `model`, `pretrained`, `device`, `batch_size`, `window`, `chunk_samples` and `seed`
-    as hyperparameters and provide the route-specific parts below.
+    Subclasses save `model`, `pretrained`, `quick_gelu`, `preprocess`, `device`, `batch_size`, `window`,
+    `chunk_samples` and `seed` as hyperparameters and provide the route-specific parts below.
     """
 
     def __init__(self) -> None:
@@ -101,7 +101,8 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
             return
         hp = self.hparams
         self.read_inputs()
-        backbone = load_backbone(hp.model, hp.pretrained, device=hp.device)
+        backbone = load_backbone(hp.model, hp.pretrained, hp.device, quick_gelu=hp.quick_gelu,
+                                 preprocess=hp.preprocess)
         self.encode_once(backbone)
         self.backbone = backbone
         self.backbone_identity = backbone.identity.to_dict()

@@ -140,6 +140,7 @@ class PromptDataModule(FrozenFeatureDataModule):
             or a list of names.
         model: backbone (None = the embedded tiny CLIP); see `clap.load_backbone`.
         pretrained: pretrained tag or weights file of the backbone.
+        quick_gelu, preprocess: architecture flags of an open_clip weights file (see `clap.load_backbone`).
         dataset_name: recorded in the adapter config (default: the preset or folder name).
         batch_size: prompts per step (the paper: 8; at least the number of classes is advised).
         window: steps per epoch; early stopping compares the mean loss of consecutive windows.
@@ -158,7 +159,7 @@ class PromptDataModule(FrozenFeatureDataModule):
                  ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = 4,
                  ign_std: float = 0.02, vocab: str | None = None, chunk_samples: int = 4096,
                  encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.augmentation = AugmentationConfig(osd, ocd, itd, asd, spo)
