@@ -5,31 +5,53 @@ BIN := $(VENV)/bin
 # torch and torchvision are installed first, pinned to releases this build machine serves from its disk;
 # override on other machines, e.g. `make test TORCH_SPEC="torch torchvision"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-STAMP := $(VENV)/.installed
+# `make test-min` sets CONSTRAINTS=constraints-min.txt: every dependency at its declared floor.
+CONSTRAINTS ?=
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+SMOKE_VENV ?= .venv-wheel
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-test demo test test-min wheel-smoke bench clean
 
-setup: $(STAMP)
-
-$(STAMP): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# torchattacks is the reference the attack tests compare against; its pin of requests~=2.25 would
-	# downgrade requests/idna under huggingface_hub, so it is installed without its dependencies.
-	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC) $(PIP_CONSTRAINTS)
+
+# The core install (what `make demo` needs) and the test extras (transformers, diffusers, torchattacks, ...).
+$(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e . $(PIP_CONSTRAINTS)
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml Makefile $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(PIP_CONSTRAINTS)
+	touch $@
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/clap demo
 
-test: setup
+test: setup-test
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -q --durations=15
 
-bench: setup
+# The test suite with every dependency at the floor pyproject.toml declares (its own venv).
+test-min:
+	$(MAKE) test VENV=.venv-min CONSTRAINTS=constraints-min.txt
+
+# The wheel is the product: build it, install it (not editable, core dependencies only) into a fresh
+# venv and run the commands a new user would, from outside the source tree.
+wheel-smoke: setup-test
+	rm -rf dist $(SMOKE_VENV)
+	$(BIN)/python -m build --wheel --outdir dist .
+	$(PYTHON) -m venv $(SMOKE_VENV)
+	$(SMOKE_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(SMOKE_VENV)/bin/python -m pip install --quiet dist/*.whl
+	cd /tmp && OMP_NUM_THREADS=2 bash $(CURDIR)/.ci/wheel_smoke.sh $(CURDIR)/$(SMOKE_VENV)/bin/clap
+
+bench: setup-test
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) demo_output benchmarks/results
+	rm -rf $(VENV) .venv-min $(SMOKE_VENV) dist demo_output

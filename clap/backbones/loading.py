@@ -27,6 +27,7 @@ import torch
 
 from clap.backbones.base import Backbone, BackboneIdentity
 from clap.errors import ClapError
+from clap.extras import require
 from clap.hub import HUB_HOST, require_network
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ def _file_route_hint(name: str, quick_gelu: bool, preprocess: dict) -> str:
 
 
 def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone:
+    require("hf", "transformers", what="a transformers CLIPModel backbone")
     from transformers import AutoProcessor, AutoTokenizer, CLIPModel
 
     from clap.backbones.hf_clip_backbone import HFClipBackbone

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clap.errors import ClapError
+from clap.extras import require
 from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from clap.data_gen.sd.manifest import append_rows, merge_shards, shard_path
@@ -67,18 +68,21 @@ class GenerationConfig:
 
 def load_pipeline(config: GenerationConfig, device: torch.device):
     """The diffusers pipeline from a local folder or hub id; fails fast when it cannot be had."""
+    import diffusers
     from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
     from clap.hub import HUB_HOST, hub_offline, reachable
 
     if config.fp16 and device.type != "cuda":
         raise ClapError("fp16 needs a CUDA device; drop --fp16 on the CPU")
-    dtype = torch.float16 if config.fp16 else torch.float32
+    # diffusers took `torch_dtype` until 0.40 and `dtype` since (torch_dtype is deprecated there)
+    dtype_key = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
+    dtype = {dtype_key: torch.float16 if config.fp16 else torch.float32}
     local = Path(config.model).expanduser()
     if local.exists() and not (local / "model_index.json").is_file():
         raise ClapError(f"{local} is not a diffusers pipeline folder (no model_index.json)")
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(local) if local.exists() else config.model, dtype=dtype,
+        pipe = DiffusionPipeline.from_pretrained(str(local) if local.exists() else config.model, **dtype,
                                                  local_files_only=True)
     except (OSError, ValueError) as e:
         if local.exists():
@@ -86,7 +90,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
         if hub_offline() or not reachable(HUB_HOST):
             raise ClapError(f"pipeline '{config.model}' is not in the local cache and the hub cannot be reached; "
                             "download it elsewhere and pass its folder with --model /path/to/pipeline") from None
-        pipe = DiffusionPipeline.from_pretrained(config.model, dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(config.model, **dtype)
     schedulers = {"dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
                   "ddim": (DDIMScheduler, {}), "euler": (EulerDiscreteScheduler, {})}
     if config.scheduler in schedulers:
@@ -96,6 +100,11 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
         pipe.enable_attention_slicing()
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as '0.42.1' or '0.40.0.dev0'."""
+    return tuple(int(part) for part in version.split(".")[:2])
 
 
 def _claim(root: Path, config: GenerationConfig, classes: Sequence[str]) -> None:
@@ -118,6 +127,7 @@ def _generate_batch(pipe, jobs: list[Job], config: GenerationConfig):
 def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, device: str = "cpu",
              progress: bool = True) -> Path | None:
     """Generate every missing image; returns the merged manifest (on the main process)."""
+    require("sd", "diffusers", "accelerate", what="Stable Diffusion synthesis (clap generate)")
     from accelerate import PartialState
 
     state = PartialState(cpu=torch.device(device).type == "cpu")
