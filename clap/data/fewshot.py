@@ -35,9 +35,11 @@ def pick_per_class(labels: Sequence[int], shots: int, seed: int, salt: str = "")
     chosen = []
     for label, pool in sorted(by_class.items()):
         order = random.Random(f"{seed}:{salt}:{label}").sample(pool, len(pool))
-        if len(pool) < shots:
-            logger.warning("class %d of %s has only %d items for %d shots", label, salt or "the set", len(pool), shots)
         chosen.extend(order[:shots])
+    short = [label for label, pool in by_class.items() if len(pool) <= shots]
+    if short:
+        logger.warning("%d classes of %s have no more than %d items for %d shots: nothing of theirs is left to "
+                       "score", len(short), salt or "the set", min(len(by_class[c]) for c in short), shots)
     return sorted(chosen)
 
 

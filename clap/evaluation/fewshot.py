@@ -32,29 +32,47 @@ def scored_positions(n: int, fitted: Sequence[int], scoring: str) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, seed: int, domain: str = "",
-                      scoring: str = "held-out") -> float:
-    """Accuracy of a probe fit on `shots` images per class (the `clap splits` choice); NaN if none is left."""
+def few_shot_correct(features: torch.Tensor, labels: torch.Tensor, shots: int, seed: int, domain: str = "",
+                     scoring: str = "held-out") -> tuple[np.ndarray, np.ndarray]:
+    """(scored positions, whether each is classified right) for a probe fit on `shots` images per class."""
     x, y = features.numpy(), labels.numpy()
     idx = np.asarray(pick_per_class(y.tolist(), shots, seed, salt=domain))
     test = scored_positions(len(y), idx, scoring)
-    if len(test) == 0:
-        return float("nan")
-    if len(np.unique(y[idx])) < 2:
-        return float(np.mean(y[test] == y[idx][0]))
-    return float(fit_probe(x[idx], y[idx], seed).score(x[test], y[test]))
+    if len(test) == 0 or len(np.unique(y[idx])) < 2:
+        return test, y[test] == y[idx][0]
+    return test, fit_probe(x[idx], y[idx], seed).predict(x[test]) == y[test]
+
+
+def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, seed: int, domain: str = "",
+                      scoring: str = "held-out") -> float:
+    """Accuracy of a probe fit on `shots` images per class (the `clap splits` choice); NaN if none is left."""
+    _, hits = few_shot_correct(features, labels, shots, seed, domain, scoring)
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS,
-                      seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out"
-                      ) -> dict[str, dict[str, dict[str, float]]]:
-    """{domain: {"<k>": {"mean": acc, "std": acc}}} plus the mean over domains."""
+                      seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out",
+                      per_image: dict[str, list[np.ndarray]] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """{domain: {"<k>": {"mean": acc, "std": acc}}} plus the mean over domains (mean and std over probe seeds).
+
+    `per_image`, when given, receives per k each image's correctness averaged over the probe seeds that
+    scored it (NaN for an image no seed scored), domain after domain.
+    """
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
         rows[domain] = {}
         for k in shots:
-            accs = [few_shot_accuracy(feats, data.labels, k, s, domain, scoring) for s in seeds]
+            hits, total = np.zeros(len(data.labels)), np.zeros(len(data.labels))
+            accs = []
+            for s in seeds:
+                test, ok = few_shot_correct(feats, data.labels, k, s, domain, scoring)
+                hits[test] += ok
+                total[test] += 1
+                accs.append(float(ok.mean()) if len(ok) else float("nan"))
+            if per_image is not None:
+                with np.errstate(invalid="ignore"):
+                    per_image.setdefault(str(k), []).append(hits / total)
             rows[domain][str(k)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs))}
     rows["mean"] = {str(k): {"mean": float(np.mean([rows[d][str(k)]["mean"] for d in raw_by_domain])),
                              "std": float(np.mean([rows[d][str(k)]["std"] for d in raw_by_domain]))}

@@ -25,10 +25,15 @@ def encode_images(model, pixels: torch.Tensor, batch_size: int = 256) -> torch.T
     return F.normalize(torch.cat(feats), dim=-1)
 
 
+def correct(image_features: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Per image: whether cosine-similarity classification is right (bool array, on the CPU)."""
+    predictions = (image_features @ class_weights.to(image_features.device)).argmax(dim=1)
+    return (predictions.cpu() == labels.cpu()).numpy()
+
+
 def accuracy(image_features: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy of cosine-similarity classification."""
-    predictions = (image_features @ class_weights.to(image_features.device)).argmax(dim=1)
-    return float((predictions.cpu() == labels.cpu()).float().mean())
+    return float(correct(image_features, class_weights, labels).mean())
 
 
 @torch.no_grad()
@@ -62,13 +67,21 @@ def robustness(accs: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per domain and mean: accuracies of C, PC, CP, NC and the robustness statistics."""
+def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str],
+                       per_image: dict[str, list[np.ndarray]] | None = None) -> dict[str, dict[str, float]]:
+    """Per domain and mean: accuracies of C, PC, CP, NC and the robustness statistics.
+
+    `per_image`, when given, receives each form's per-image correctness, domain after domain.
+    """
     weights = classifiers(model, classnames)
     rows = {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        accs = {form: accuracy(feats, w, data.labels) for form, w in weights.items()}
+        hits = {form: correct(feats, w, data.labels) for form, w in weights.items()}
+        if per_image is not None:
+            for form, h in hits.items():
+                per_image.setdefault(form, []).append(h)
+        accs = {form: float(h.mean()) for form, h in hits.items()}
         rows[domain] = {**accs, **robustness(accs)}
     keys = list(next(iter(rows.values())))
     rows["mean"] = {k: float(np.mean([rows[d][k] for d in raw_by_domain])) for k in keys}
