@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 EPS = 8 / 255
+EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 STEPS = 20
 ATTACKS = ("FGSM", "PGD-20", "CW-20")
 PROTOCOLS = ("pixel", "paper")
@@ -109,27 +110,50 @@ def attack(name: str, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, e
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((model(x).argmax(1) == labels).float().mean())
+def _correct(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    return (model(x).argmax(1) == labels).cpu().numpy()
+
+
+def eps_label(eps: float) -> str:
+    """An epsilon in the form people write it: 8/255."""
+    return f"{eps * 255:.3g}/255"
+
+
+def parse_eps(text: str) -> float:
+    """'8/255' or '0.031' -> a float in (0, 1]."""
+    num, slash, den = text.partition("/")
+    try:
+        value = float(num) / (float(den) if slash else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"epsilon '{text}' is not a number or a fraction such as 8/255") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"epsilon '{text}' must be in (0, 1] (pixels are in [0, 1]); e.g. 8/255")
+    return value
+
+
+def robust_correct(target: AttackTarget, pixels: torch.Tensor, labels: torch.Tensor,
+                   attacks: Sequence[str] = ATTACKS, epsilons: Sequence[float] = (EPS,), batch_size: int = 64,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Per image: right on the clean input ('clean'), and under each attack at each eps ('PGD-20', eps)."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = target.model.backbone.normalize(pixels) if target.protocol == "paper" else pixels
+    bounds = (0.0, 1.0)
+    hits: dict = {"clean": []} | {(name, eps): [] for name in attacks for eps in epsilons}
+    for i in range(0, len(inputs), batch_size):
+        x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
+        hits["clean"].append(_correct(target, x, y))
+        for name in attacks:
+            for eps in epsilons:
+                hits[(name, eps)].append(_correct(target, attack(name, target, x, y, eps, generator, bounds), y))
+    return {key: np.concatenate(parts) for key, parts in hits.items()}
 
 
 def robust_accuracies(target: AttackTarget, pixels: torch.Tensor, labels: torch.Tensor,
                       attacks: Sequence[str] = ATTACKS, eps: float = EPS, batch_size: int = 64,
                       seed: int = 0) -> dict[str, float]:
-    """Clean and adversarial accuracy of `target` on pixels in [0, 1]."""
-    generator = torch.Generator().manual_seed(seed)
-    if target.protocol == "paper":
-        inputs, bounds = target.model.backbone.normalize(pixels), (0.0, 1.0)
-    else:
-        inputs, bounds = pixels, (0.0, 1.0)
-    correct = {name: 0.0 for name in ("clean", *attacks)}
-    for i in range(0, len(inputs), batch_size):
-        x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
-        correct["clean"] += _accuracy(target, x, y) * len(y)
-        for name in attacks:
-            adv = attack(name, target, x, y, eps, generator, bounds)
-            correct[name] += _accuracy(target, adv, y) * len(y)
-    return {name: value / len(inputs) for name, value in correct.items()}
+    """Clean and adversarial accuracy of `target` on pixels in [0, 1] at one eps."""
+    hits = robust_correct(target, pixels, labels, attacks, (eps,), batch_size, seed)
+    return {key if key == "clean" else key[0]: float(h.mean()) for key, h in hits.items()}
 
 
 def subset(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
