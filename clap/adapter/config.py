@@ -28,6 +28,8 @@ class AdapterConfig:
     out_dim: int | None = field(default=None, metadata=_meta("output size; defaults to in_dim"))
     activation: str = field(default="silu", metadata=_meta(f"first layer of the main branch: {ACTIVATIONS}"))
     alpha: float = field(default=1.0, metadata=_meta("default inference weight of the residual branch"))
+    alpha_selection: dict[str, Any] | None = field(
+        default=None, metadata=_meta("how `alpha` was chosen on validation data (clap select-alpha), if it was"))
     route: str = field(default="text", metadata=_meta("modality it was trained on: 'text' (CLAP) or 'image' (Im.Aug)"))
     backbone: dict[str, Any] | None = field(default=None, metadata=_meta("identity of the frozen backbone"))
     classes: list[str] = field(default_factory=list, metadata=_meta("class names of the training prompts"))

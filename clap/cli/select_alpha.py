@@ -1,0 +1,34 @@
+"""`clap select-alpha`: choose each adapter's inference alpha on validation data and record it."""
+
+from __future__ import annotations
+
+import argparse
+
+from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+
+
+def add_parser(sub) -> None:
+    from clap.evaluation.alpha import ALPHA_GRID, RULE
+
+    p = sub.add_parser("select-alpha", help="choose adapters' inference alpha on validation data (no test labels)",
+                       description=f"{__doc__.splitlines()[0]} Rule: {RULE}.")
+    p.add_argument("adapters", nargs="+", help="adapter folders; each gets `alpha` and `alpha_selection` written")
+    p.add_argument("--val", required=True, help="validation root/domain/class/image folder (never the test set)")
+    p.add_argument("--alphas", type=float, nargs="+", default=list(ALPHA_GRID), help="the grid")
+    add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
+    p.add_argument("--cache", default=None, help="folder caching raw image features across runs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clap.evaluation.alpha import choose_alphas
+
+    chosen = choose_alphas(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
+                           progress=not args.no_progress)
+    for path, selection in chosen.items():
+        alpha = selection["alpha"]
+        print(f"{path}: alpha {alpha:g} (validation mean zero-shot {100 * selection['scores'][f'{alpha:g}']:.1f}% "
+              f"on {selection['validation_images']} images)")
+    return 0

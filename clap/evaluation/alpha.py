@@ -1,0 +1,63 @@
+"""Choosing the adapter's inference alpha without test labels.
+
+The rule: on a held-out validation set (a render of another seed, or a `--val` folder of real data),
+take the alpha of a fixed grid with the best mean zero-shot accuracy over the prompt forms C, PC and
+CP; ties go to the smaller alpha (closer to the frozen model). The choice is recorded in the
+adapter config (`alpha` and `alpha_selection`), so evaluation on test data only reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from clap.evaluation.zeroshot import PROMPT_FORMS, evaluate_zero_shot
+
+ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)
+RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
+
+
+def select_alpha(model, val_features: dict, classnames: Sequence[str], grid: Sequence[float] = ALPHA_GRID) -> dict:
+    """{alpha, rule, grid, scores} from validation features only; `model` is a CLAPModel with an adapter."""
+    if not grid or any(not np.isfinite(a) or a < 0 for a in grid):
+        raise ValueError(f"the alpha grid must be non-empty, finite and non-negative, got {list(grid)}")
+    original, scores = model.alpha, {}
+    try:
+        for alpha in grid:
+            model.alpha = float(alpha)
+            mean = evaluate_zero_shot(model, val_features, classnames)["mean"]
+            scores[float(alpha)] = float(np.mean([mean[f] for f in PROMPT_FORMS]))
+    finally:
+        model.alpha = original
+    best = max(scores, key=lambda a: (round(scores[a], 12), -a))
+    return {"alpha": best, "rule": RULE, "grid": [float(a) for a in grid],
+            "scores": {f"{a:g}": s for a, s in scores.items()}}
+
+
+def record_selection(adapter_dir: str | Path, selection: dict, val: str, n_images: int) -> None:
+    """Write the chosen alpha and how it was chosen into the adapter's config (weights untouched)."""
+    from clap.adapter.disentangler import Disentangler
+
+    adapter = Disentangler.from_pretrained(adapter_dir)
+    adapter.config.alpha = selection["alpha"]
+    adapter.config.alpha_selection = {**selection, "validation": val, "validation_images": n_images}
+    adapter.save_pretrained(adapter_dir)
+
+
+def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
+                  backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "cpu",
+                  progress: bool = True) -> dict[str, dict]:
+    """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
+    from clap.evaluation.runner import AdapterSpec, build_setup
+
+    specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
+    setup = build_setup(val_root, specs, backbone_options, cache_dir, device, progress=progress)
+    n_images = sum(len(f.paths) for f in setup.raw.values())
+    chosen = {}
+    for spec in specs:
+        selection = select_alpha(setup.models[spec.name], setup.raw, setup.dataset.classes, grid)
+        record_selection(spec.path, selection, str(val_root), n_images)
+        chosen[spec.path] = {**selection, "validation_images": n_images}
+    return chosen
