@@ -288,3 +288,80 @@ def test_class_mismatch_is_refused(world_root, embedded, tmp_path):
     adapter.save_pretrained(tmp_path / "a")
     with pytest.raises(ClapError, match="trained for 2 classes"):
         runner.build_setup(world_root, [runner.AdapterSpec("X", str(tmp_path / "a"))], progress=False)
+
+
+def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
+    sweep = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    out = runner.run_adversarial(setup, attacks=("PGD-20",), epsilons=sweep, max_images=8)
+    for model, heads in out.items():
+        for head, per_domain in heads.items():
+            mean = per_domain["mean"]
+            accs = [mean["clean"]] + [mean["PGD-20"][adversarial.eps_label(e)] for e in sweep]
+            assert all(b <= a + 1e-9 for a, b in zip(accs, accs[1:])), (model, head, accs)
+    hits = setup.per_image["adversarial"]["CLIP"]
+    assert set(hits) == {f"{h}/{k}" for h in runner.ADV_HEADS
+                         for k in ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]}
+
+
+@pytest.mark.parametrize("text, value", [("8/255", 8 / 255), ("0.5", 0.5)])
+def test_eps_parsing(text, value):
+    assert adversarial.parse_eps(text) == pytest.approx(value)
+    assert adversarial.eps_label(8 / 255) == "8/255"
+
+
+@pytest.mark.parametrize("text", ["0", "2", "x/255", "1/0", "-1/255"])
+def test_bad_eps_is_refused(text):
+    with pytest.raises(ValueError, match="epsilon"):
+        adversarial.parse_eps(text)
+
+
+def test_alpha_is_chosen_on_validation_data_only(world_root, adapter_dir, tmp_path, monkeypatch):
+    """`clap select-alpha` sees only the validation set; `@auto` at test time only reads the record."""
+    import shutil
+
+    from clap.evaluation import alpha as alpha_module
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(adapter_dir, adapter)
+    val, test = tmp_path / "val", tmp_path / "test"
+    render_world(val, "domains", 2, seed=99, spec=SPEC, progress=False)
+    shutil.copytree(world_root, test)
+    seen, original = [], alpha_module.select_alpha
+
+    def spy(model, features, classnames, grid=alpha_module.ALPHA_GRID):
+        seen.extend(str(p) for data in features.values() for p in data.paths)
+        return original(model, features, classnames, grid)
+
+    monkeypatch.setattr(alpha_module, "select_alpha", spy)
+    assert main(["select-alpha", str(adapter), "--val", str(val), "--no-progress"]) == 0
+    recorded = Disentangler.from_pretrained(adapter).config
+    assert seen and all(p.startswith(str(val)) for p in seen)
+    assert recorded.alpha_selection["validation"] == str(val) and recorded.alpha == recorded.alpha_selection["alpha"]
+    assert main(["eval", "alpha", "--dataset", str(test), "--adapter", f"CLAP={adapter}@auto", "--out",
+                 str(tmp_path / "r"), "--no-progress", "--alphas", "0", "0.5"]) == 0
+    report = json.loads((tmp_path / "r" / "alpha.json").read_text())
+    assert report["models"]["CLAP"]["alpha"] == recorded.alpha and len(seen) == len(set(seen))  # no re-selection
+    assert (tmp_path / "r" / "alpha_sweep.png").is_file()
+
+
+def test_auto_alpha_needs_a_selection(world_root, adapter_dir, tmp_path, capsys):
+    assert main(["eval", "zeroshot", "--dataset", str(world_root), "--adapter", f"CLAP={adapter_dir}@auto",
+                 "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "clap select-alpha" in capsys.readouterr().err
+
+
+def test_repeated_adapter_names_are_seeds_with_statistics(world_root, adapter_dir, tmp_path, capsys):
+    args = ["eval", "zeroshot", "--dataset", str(world_root), "--out", str(tmp_path / "r"), "--no-progress"]
+    for alpha in ("0.2", "0.4", "0.6"):
+        args += ["--adapter", f"CLAP={adapter_dir}@{alpha}"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "r" / "zeroshot.json").read_text())
+    assert set(report["results"]["zeroshot"]) == {"CLIP", "CLAP#1", "CLAP#2", "CLAP#3"}
+    seeds = report["statistics"]["seeds"]["zeroshot"]["CLAP"]
+    members = [report["results"]["zeroshot"][f"CLAP#{k}"]["mean"]["C"] for k in (1, 2, 3)]
+    assert seeds["mean"]["mean"]["C"] == pytest.approx(np.mean(members))
+    assert seeds["std"]["mean"]["C"] == pytest.approx(np.std(members))
+    diff = report["statistics"]["differences"]["zeroshot"]["CLAP"]["C"]
+    assert diff["low"] <= diff["difference"] <= diff["high"]
+    out = capsys.readouterr().out
+    assert "| sketch | CLAP |" in out and " ± " in out and "Differences to CLIP" in out

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 
@@ -17,13 +18,17 @@ def add_parser(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("task", choices=TASKS)
     p.add_argument("--dataset", required=True, help="root/domain/class/image folder")
-    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH[@ALPHA]",
-                   help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its default")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH[@ALPHA|@auto]",
+                   help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its recorded "
+                        "alpha, 'auto' takes the one chosen on validation data (clap select-alpha); a NAME given "
+                        "several times is one adapter trained with several seeds (reported as mean ± std)")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--out", default="eval_report", help="folder for <task>.json, <task>.md and plots")
     p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--attack-images", type=int, default=100, help="images per domain attacked (0 = all)")
+    p.add_argument("--eps", nargs="+", default=["1/255", "2/255", "4/255", "8/255"],
+                   help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
     p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
                    help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
                         "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
@@ -41,6 +46,7 @@ def add_parser(sub) -> None:
 def run_tasks(setup, tasks, args) -> dict:
     """Run the requested protocols on a loaded setup; returns results keyed by task."""
     from clap.evaluation import runner
+    from clap.evaluation.plots import plot_eps_sweep
 
     results = {}
     for task in tasks:
@@ -49,8 +55,9 @@ def run_tasks(setup, tasks, args) -> dict:
         elif task == "fewshot":
             results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
         elif task == "adversarial":
-            results[task] = runner.run_adversarial(setup, protocol=args.protocol, seed=args.seed,
-                                                   max_images=args.attack_images or None)
+            results[task] = runner.run_adversarial(setup, epsilons=epsilons(args.eps), protocol=args.protocol,
+                                                   seed=args.seed, max_images=args.attack_images or None)
+            results["adversarial_plot"] = str(plot_eps_sweep(results[task], Path(args.out) / "adversarial_eps.png"))
         elif task == "probe":
             results[task] = runner.run_probe(setup, args.seed)
         elif task == "tsne":
@@ -60,19 +67,43 @@ def run_tasks(setup, tasks, args) -> dict:
     return results
 
 
+def epsilons(texts: list[str]) -> list[float]:
+    """Parsed --eps values, or a one-line error."""
+    from clap.errors import ClapError
+    from clap.evaluation.adversarial import parse_eps
+
+    try:
+        return sorted({parse_eps(t) for t in texts})
+    except ValueError as e:
+        raise ClapError(f"--eps: {e}") from None
+
+
+def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, Path, str]:
+    """Statistics over seeds and images, then the JSON + Markdown report; returns their paths and the tables."""
+    from clap.evaluation.report import markdown, write_report
+    from clap.evaluation.runner import BASELINE, protocol_info
+    from clap.evaluation.stats import differences_to, seed_groups, seed_summary
+
+    statistics = {"seeds": seed_summary(results, seed_groups(setup.models)),
+                  "differences": differences_to(BASELINE, setup.per_image, seed=args.seed)}
+    run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
+    json_path, md_path = write_report(out, task, setup.describe(), results, run_info, statistics)
+    return json_path, md_path, markdown(results, statistics)
+
+
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.report import claim_report, markdown, write_report
-    from clap.evaluation.runner import AdapterSpec, build_setup, protocol_info
+    from clap.evaluation.report import claim_report
+    from clap.evaluation.runner import AdapterSpec, build_setup
 
     specs = [AdapterSpec.parse(text) for text in args.adapter]
+    epsilons(args.eps)
     claim_report(args.out, args.task, args.overwrite)
     setup = build_setup(args.dataset, specs, backbone_options(args), args.cache, args.device, args.ignore_classes,
                         progress=not args.no_progress)
     tasks = TASKS[:-1] if args.task == "all" else (args.task,)
     results = run_tasks(setup, tasks, args)
-    run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
-    json_path, md_path = write_report(args.out, args.task, setup.describe(), results, run_info)
-    print(markdown(results))
+    json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results)
+    print(tables)
     skipped = sum(len(f.skipped) for f in setup.raw.values())
     if skipped:
         print(f"{skipped} unreadable images were skipped (listed per domain in the JSON report)")

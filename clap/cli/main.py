@@ -8,11 +8,12 @@ import sys
 from typing import Sequence
 
 from clap import __version__
-from clap.cli import convert, demo, eval, generate, info, prompts, report, splits, train, world
+from clap.cli import (convert, demo, eval, generate, info, prompts, report, select_alpha, splits, train,
+                      world)
 from clap.errors import ClapError
 from clap.runtime import keep_freed_memory
 
-SUBCOMMANDS = (info, prompts, generate, world, splits, train, eval, report, convert, demo)
+SUBCOMMANDS = (info, prompts, generate, world, splits, train, select_alpha, eval, report, convert, demo)
 USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 
 

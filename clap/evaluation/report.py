@@ -18,8 +18,17 @@ ZS_COLUMNS = ("C", "CP", "PC", "NC", "R", "delta", "Delta_NC")
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
 
 
-def _pct(value: float) -> str:
+def _pct(value) -> str:
+    """A percentage; a (mean, std) pair over adapter seeds prints as 'mean ± std'."""
+    if isinstance(value, tuple):
+        return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
     return f"{100 * value:.1f}"
+
+
+def _num(value, digits: int = 3) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+    return f"{value:.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -44,25 +53,29 @@ def fewshot_table(results: dict) -> str:
     first = next(iter(results.values()))
     domains = list(first)
     shots = list(first[domains[0]])
-    rows = [[d, m] + [f"{_pct(r[d][k]['mean'])} ± {_pct(r[d][k]['std'])}" for k in shots]
-            for d in domains for m, r in results.items()]
+    def cell(row: dict) -> str:  # seed groups: mean ± std over adapter seeds of the probe-seed means
+        return _pct(row["mean"]) if isinstance(row["mean"], tuple) else f"{_pct(row['mean'])} ± {_pct(row['std'])}"
+
+    rows = [[d, m] + [cell(r[d][k]) for k in shots] for d in domains for m, r in results.items()]
     return _table(["domain", "model"] + [f"{k}-shot" for k in shots], rows)
 
 
 def adversarial_table(results: dict) -> str:
-    """Rows: model x classifier (mean over domains); columns: clean and attacked accuracy in %."""
-    rows = []
+    """Rows: model x classifier x attack (mean over domains); columns: clean, then accuracy at each eps in %."""
+    rows, epsilons = [], []
     for model, heads in results.items():
         for head, per_domain in heads.items():
             mean = per_domain["mean"]
-            rows.append([model, head] + [_pct(mean[c]) if c in mean else "-" for c in ADV_COLUMNS])
-    return _table(["model", "classifier", *ADV_COLUMNS], rows)
+            for attack in (k for k in mean if k != "clean"):
+                epsilons = list(mean[attack])
+                rows.append([model, head, attack, _pct(mean["clean"])] + [_pct(mean[attack][e]) for e in epsilons])
+    return _table(["model", "classifier", "attack", "clean", *[f"eps {e}" for e in epsilons]], rows)
 
 
 def probe_table(results: dict) -> str:
     """Rows: factor x model; columns: text recognition, variance share, probe accuracy."""
     factors = list(next(iter(results.values())))
-    rows = [[f, m, _pct(r[f]["recognition"]), f"{r[f]['variance_share']:.3f}", _pct(r[f]["probe"])]
+    rows = [[f, m, _pct(r[f]["recognition"]), _num(r[f]["variance_share"]), _pct(r[f]["probe"])]
             for f in factors for m, r in results.items() if f in r]
     return _table(["factor", "model", "text recognition (%)", "variance share", "probe (%)"], rows)
 
@@ -77,24 +90,68 @@ def alpha_table(results: dict) -> str:
     return _table(["model", "alpha", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)"], rows)
 
 
+def differences_table(differences: dict) -> str:
+    """Rows: task x model x metric; the paired difference to CLIP in points with its 95% bootstrap interval."""
+    rows = []
+    for task, by_model in differences.items():
+        for model, metrics in by_model.items():
+            for metric, d in metrics.items():
+                if "@" in metric and not metric.endswith(f"@{SHOWN_EPS}"):
+                    continue
+                verdict = "interval contains 0" if d["contains_zero"] else (
+                    "higher" if d["difference"] > 0 else "lower")
+                rows.append([task, model, metric, f"{100 * d['difference']:+.1f}",
+                             f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]", str(d["n"]), verdict])
+    return _table(["task", "model", "metric", "difference (points)", "95% interval", "images", "verdict"], rows)
+
+
 TABLES = {
     "zeroshot": ("Zero-shot accuracy (%)", zeroshot_table),
     "fewshot": ("Few-shot linear probe (%)", fewshot_table),
-    "adversarial": ("Adversarial robustness (%), eps 8/255", adversarial_table),
+    "adversarial": ("Adversarial robustness (%) against eps", adversarial_table),
     "probe": ("Disentanglement of image features", probe_table),
     "alpha": ("Alpha sweep (mean over domains)", alpha_table),
 }
 
 
-def markdown(results: dict) -> str:
-    """All tables of a run's results."""
+SEED_COLLAPSED = ("zeroshot", "fewshot", "adversarial", "probe", "alpha")
+SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budget; the JSON has every eps
+
+
+def markdown(results: dict, statistics: dict | None = None) -> str:
+    """All tables of a run's results; seed groups as mean ± std over seeds, then the differences to CLIP."""
+    statistics = statistics or {}
+    shown = collapse_seeds(results, statistics.get("seeds", {}))
     parts = []
     for task, (title, render) in TABLES.items():
-        if task in results and results[task]:
-            parts.append(f"## {title}\n\n{render(results[task])}\n")
+        if task in shown and shown[task]:
+            parts.append(f"## {title}\n\n{render(shown[task])}\n")
+    if results.get("adversarial_plot"):
+        parts.append(f"Robust accuracy against eps: {results['adversarial_plot']}\n")
     if "tsne" in results:
         parts.append("## t-SNE\n\n" + "\n".join(f"- {m}: {p}" for m, p in results["tsne"].items()) + "\n")
+    if statistics.get("differences"):
+        parts.append(f"## Differences to CLIP (paired over images, 95% bootstrap interval; attacks at eps {SHOWN_EPS})"
+                     f"\n\n{differences_table(statistics['differences'])}\n")
     return "\n".join(parts)
+
+
+def collapse_seeds(results: dict, seeds: dict) -> dict:
+    """Results for display: each seed group replaces its members, with (mean, std) pairs as leaves."""
+    shown = dict(results)
+    for task in SEED_COLLAPSED:
+        if task not in seeds or task not in results:
+            continue
+        members = {m for group in seeds[task] for m in results[task] if m.startswith(f"{group}#")}
+        by_model = {m: v for m, v in results[task].items() if m not in members}
+        shown[task] = by_model | {g: _pairs(s["mean"], s["std"]) for g, s in seeds[task].items()}
+    return shown
+
+
+def _pairs(mean, std):
+    if isinstance(mean, dict):
+        return {k: _pairs(mean[k], std[k]) for k in mean}
+    return (mean, std)
 
 
 def versions() -> dict[str, str | None]:
@@ -119,14 +176,16 @@ def claim_report(out_dir: str | Path, task: str, overwrite: bool = False) -> Non
         raise ClapError(f"{existing[0]} exists from an earlier run; choose another --out or pass --overwrite")
 
 
-def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict, run: dict) -> tuple[Path, Path]:
+def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict, run: dict,
+                 statistics: dict | None = None) -> tuple[Path, Path]:
     """Write <task>.json and <task>.md into out_dir; `run` holds the seed and the protocol."""
     doc = {"clap_version": __version__, "task": task, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-           **run, "versions": versions(), **setup_info, "results": results}
+           **run, "versions": versions(), **setup_info, "results": results, "statistics": statistics or {}}
     json_path, md_path = report_paths(out_dir, task)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(doc, indent=2) + "\n")
-    write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{protocol_line(run)}\n\n{markdown(results)}")
+    body = markdown(results, statistics)
+    write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{protocol_line(run)}\n\n{body}")
     return json_path, md_path
 
 

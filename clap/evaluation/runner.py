@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import dataclasses
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +22,9 @@ from clap.errors import ClapError
 from clap.evaluation import adversarial, fewshot, zeroshot
 from clap.evaluation.disentangle import factor_measures
 from clap.evaluation.features import DomainFeatures, domain_features
+from clap.evaluation.plots import plot_alpha
 from clap.evaluation.probe import fit_probe
+from clap.evaluation.stats import SEED_MEMBER, member_name
 from clap.model import CLAPModel
 
 logger = logging.getLogger(__name__)
@@ -29,22 +33,39 @@ BASELINE = "CLIP"
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    """NAME=PATH[@ALPHA] from the command line."""
+    """NAME=PATH[@ALPHA|@auto] from the command line; ALPHA overrides the recorded inference alpha, 'auto'
+    insists on the alpha chosen on validation data (`clap select-alpha`). A NAME given several times is
+    one adapter trained with several seeds."""
 
     name: str
     path: str
-    alpha: float | None = None
+    alpha: float | str | None = None
 
     @classmethod
     def parse(cls, text: str) -> "AdapterSpec":
         name, sep, rest = text.partition("=")
-        if not sep or not name or not rest:
-            raise ClapError(f"adapter '{text}' must look like NAME=PATH or NAME=PATH@ALPHA")
+        if not sep or not name or not rest or "#" in name:
+            raise ClapError(f"adapter '{text}' must look like NAME=PATH, NAME=PATH@ALPHA or NAME=PATH@auto "
+                            "(no '#' in NAME)")
         path, at, alpha = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        if alpha == "auto":
+            return cls(name, path, "auto")
         try:
-            return cls(name, path, float(alpha) if at else None)
+            value = float(alpha) if at else None
         except ValueError:
-            raise ClapError(f"adapter '{text}': alpha '{alpha}' is not a number") from None
+            raise ClapError(f"adapter '{text}': alpha '{alpha}' is not a number (or 'auto')") from None
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ClapError(f"adapter '{text}': alpha must be a finite number >= 0, got {alpha}")
+        return cls(name, path, value)
+
+    def inference_alpha(self, adapter: Disentangler) -> float | None:
+        """The alpha to apply: given, chosen on validation data ('auto'), or None for the recorded one."""
+        if self.alpha != "auto":
+            return self.alpha
+        if not adapter.config.alpha_selection:
+            raise ClapError(f"adapter {self.path} has no alpha chosen on validation data; run "
+                            f"`clap select-alpha {self.path} --val VALIDATION_DATA` first")
+        return float(adapter.config.alpha_selection["alpha"])
 
 
 @dataclass
@@ -56,12 +77,15 @@ class EvalSetup:
     models: dict[str, CLAPModel]
     raw: dict[str, DomainFeatures]
     adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
+    per_image: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
+    """{task: {model: {metric: per-image correctness over all domains}}}, for paired statistics."""
 
     def describe(self) -> dict:
         models = {}
         for name, m in self.models.items():
             cfg = m.adapter.config if m.adapter is not None else None
             models[name] = {"alpha": m.alpha, "route": cfg.route if cfg else None,
+                            "alpha_selection": cfg.alpha_selection if cfg else None,
                             "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None,
                             "training_seed": cfg.training.get("seed") if cfg else None,
                             **self.adapter_files.get(name, {"adapter": None})}
@@ -90,16 +114,27 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
     dataset = scan_domain_dataset(dataset_root)
     backbone = load_backbone(**(backbone_options or {}), device=device)
     models, files = {BASELINE: CLAPModel(backbone)}, {}
-    for spec in adapters:
-        if spec.name in models:
-            raise ClapError(f"model name '{spec.name}' is used twice")
+    for name, spec in model_names(adapters):
         adapter = Disentangler.from_pretrained(spec.path)
         if not ignore_classes:
             check_classes(dataset, adapter, spec.name)
-        models[spec.name] = CLAPModel(backbone, adapter, spec.alpha)
-        files[spec.name] = adapter_file_info(spec.path)
+        models[name] = CLAPModel(backbone, adapter, spec.inference_alpha(adapter))
+        files[name] = adapter_file_info(spec.path)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
     return EvalSetup(dataset, backbone, models, raw, files)
+
+
+def model_names(adapters: Sequence[AdapterSpec]) -> list[tuple[str, AdapterSpec]]:
+    """Each adapter's model name: its NAME, or NAME#k for the k-th seed of a NAME given several times."""
+    counts = Counter(spec.name for spec in adapters)
+    if counts[BASELINE]:
+        raise ClapError(f"'{BASELINE}' names the plain backbone; give the adapter another name")
+    seen: Counter = Counter()
+    named = []
+    for spec in adapters:
+        seen[spec.name] += 1
+        named.append((member_name(spec.name, seen[spec.name]) if counts[spec.name] > 1 else spec.name, spec))
+    return named
 
 
 def adapter_file_info(path: str) -> dict:
@@ -120,7 +155,14 @@ def protocol_info(protocol: str) -> dict[str, str]:
 
 
 def run_zeroshot(setup: EvalSetup) -> dict:
-    return {name: zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes) for name, m in setup.models.items()}
+    """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]`."""
+    out, hits = {}, {}
+    for name, m in setup.models.items():
+        parts: dict[str, list[np.ndarray]] = {}
+        out[name] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts)
+        hits[name] = {form: np.concatenate(v) for form, v in parts.items()}
+    setup.per_image["zeroshot"] = hits
+    return out
 
 
 def few_shot_scoring(protocol: str) -> str:
@@ -129,8 +171,14 @@ def few_shot_scoring(protocol: str) -> str:
 
 
 def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel") -> dict:
-    scoring = few_shot_scoring(protocol)
-    return {name: fewshot.evaluate_few_shot(m, setup.raw, shots, seeds, scoring) for name, m in setup.models.items()}
+    """Few-shot rows per model; per-image results (averaged over probe seeds) go to `setup.per_image["fewshot"]`."""
+    scoring, out, hits = few_shot_scoring(protocol), {}, {}
+    for name, m in setup.models.items():
+        parts: dict[str, list[np.ndarray]] = {}
+        out[name] = fewshot.evaluate_few_shot(m, setup.raw, shots, seeds, scoring, parts)
+        hits[name] = {f"{k}-shot": np.concatenate(v) for k, v in parts.items()}
+    setup.per_image["fewshot"] = hits
+    return out
 
 
 def _pixels(setup: EvalSetup, domain: str, candidates: np.ndarray, limit: int | None, seed: int
@@ -142,34 +190,65 @@ def _pixels(setup: EvalSetup, domain: str, candidates: np.ndarray, limit: int | 
     return pixels, data.labels[torch.from_numpy(keep)].to(setup.backbone.device)
 
 
-def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTACKS, eps: float = adversarial.EPS,
-                    protocol: str = "pixel", max_images: int | None = 100, seed: int = 0) -> dict:
-    """{model: {classifier: {domain: {clean, FGSM, ...}}}} for the zero-shot C and the 1-shot linear classifiers.
+def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = adversarial.ATTACKS,
+                    epsilons: Sequence[float] = adversarial.EPS_SWEEP, protocol: str = "pixel",
+                    max_images: int | None = 100, seed: int = 0) -> dict:
+    """{model: {classifier: {domain|mean: {clean, FGSM: {eps: acc}, ...}}}} for the zero-shot C and the
+    1-shot linear classifiers, at every eps of the sweep (8/255 is the paper's).
 
     Both classifiers are attacked on the same images: by default none of them is one of the 1-shot
-    probe's training shots; the paper protocol draws from the whole domain.
+    probe's training shots; the paper protocol draws from the whole domain. Per-image results go to
+    `setup.per_image["adversarial"]`.
     """
-    out: dict = {name: {"zero-shot C": {}, "1-shot linear": {}} for name in setup.models}
+    out: dict = {name: {head: {} for head in ADV_HEADS} for name in setup.models}
+    hits: dict = {name: {} for name in setup.models}
     for domain in setup.dataset.domains:
         data = setup.raw[domain]
         shots = pick_per_class(data.labels.tolist(), 1, seed, salt=domain)
         candidates = fewshot.scored_positions(len(data.paths), shots, few_shot_scoring(protocol))
+        if len(candidates) == 0:
+            raise ClapError(f"domain {domain} has no image left to attack besides the 1-shot probe's shots; "
+                            "give it at least two images per class")
         pixels, labels = _pixels(setup, domain, candidates, max_images, seed)
         for name, model in setup.models.items():
-            weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
-            feats = model.adapted(data.features).numpy()
-            probe = fit_probe(feats[shots], data.labels.numpy()[shots], seed)
-            heads = {"zero-shot C": adversarial.zero_shot_head(weights),
-                     "1-shot linear": adversarial.linear_head(probe)}
-            for head_name, head in heads.items():
+            for head_name, head in _attack_heads(setup, model, data, shots, seed).items():
                 target = adversarial.AttackTarget(model, head, protocol)
-                out[name][head_name][domain] = adversarial.robust_accuracies(target, pixels, labels, attacks, eps,
-                                                                             seed=seed)
+                correct = adversarial.robust_correct(target, pixels, labels, attacks, epsilons, seed=seed)
+                out[name][head_name][domain] = _nest_attacks(correct)
+                for key, h in correct.items():
+                    metric = key if key == "clean" else f"{key[0]}@{adversarial.eps_label(key[1])}"
+                    hits[name].setdefault(f"{head_name}/{metric}", []).append(h)
     for per_model in out.values():
         for per_head in per_model.values():
-            keys = next(iter(per_head.values())).keys()
-            per_head["mean"] = {k: float(np.mean([per_head[d][k] for d in setup.dataset.domains])) for k in keys}
+            per_head["mean"] = _mean_tree([per_head[d] for d in setup.dataset.domains])
+    setup.per_image["adversarial"] = {name: {k: np.concatenate(v) for k, v in m.items()} for name, m in hits.items()}
     return out
+
+
+ADV_HEADS = ("zero-shot C", "1-shot linear")
+
+
+def _attack_heads(setup: EvalSetup, model: CLAPModel, data: DomainFeatures, shots: list[int], seed: int) -> dict:
+    """The two attacked classifiers: zero-shot ZS(C) weights and the 1-shot logistic probe."""
+    weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
+    feats = model.adapted(data.features).numpy()
+    probe = fit_probe(feats[shots], data.labels.numpy()[shots], seed)
+    return {"zero-shot C": adversarial.zero_shot_head(weights), "1-shot linear": adversarial.linear_head(probe)}
+
+
+def _nest_attacks(correct: dict) -> dict:
+    """{'clean': acc, attack: {eps label: acc}} from robust_correct's per-image arrays."""
+    row: dict = {"clean": float(correct["clean"].mean())}
+    for key, h in correct.items():
+        if key != "clean":
+            row.setdefault(key[0], {})[adversarial.eps_label(key[1])] = float(h.mean())
+    return row
+
+
+def _mean_tree(rows: list[dict]) -> dict:
+    """Leaf-wise mean of dicts with the same nested keys."""
+    return {k: _mean_tree([r[k] for r in rows]) if isinstance(rows[0][k], dict)
+            else float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 def dataset_factors(setup: EvalSetup) -> tuple[torch.Tensor, dict[str, list[str]]]:
@@ -211,6 +290,8 @@ def run_tsne(setup: EvalSetup, out_dir: str | Path, seed: int = 0) -> dict[str, 
 
     paths = {}
     for name, m in setup.models.items():
+        if SEED_MEMBER.match(name) and not name.endswith("#1"):
+            continue  # one seed of each repeated adapter shows the picture
         target = Path(out_dir) / f"tsne_{name.replace(' ', '_').replace('.', '')}.png"
         paths[name] = str(plot_tsne(m, setup.raw, setup.dataset.classes, f"t-SNE of {name} image features", target,
                                     seed))
@@ -230,27 +311,7 @@ def run_alpha(setup: EvalSetup, alphas: Sequence[float], out_dir: str | Path | N
             sweep[name][f"{alpha:g}"] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes)["mean"]
         m.alpha = original
     if out_dir is not None and sweep:
-        sweep["plot"] = str(_plot_alpha(sweep, Path(out_dir) / "alpha_sweep.png"))
+        chosen = {name: m.adapter.config.alpha_selection["alpha"] for name, m in setup.models.items()
+                  if m.adapter is not None and m.adapter.config.alpha_selection}
+        sweep["plot"] = str(plot_alpha(sweep, chosen, Path(out_dir) / "alpha_sweep.png"))
     return sweep
-
-
-def _plot_alpha(sweep: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in sweep.items():
-        alphas = [float(a) for a in rows]
-        for form, style in (("C", "-"), ("PC", "--"), ("NC", ":")):
-            ax.plot(alphas, [100 * rows[a][form] for a in rows], style, marker="o", ms=3, label=f"{name} ZS({form})")
-    ax.set_xlabel("alpha (weight of the adapter's residual branch)")
-    ax.set_ylabel("mean zero-shot accuracy (%)")
-    ax.set_xscale("symlog", linthresh=0.01)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
