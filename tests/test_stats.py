@@ -51,3 +51,23 @@ def test_seed_summary_is_leafwise_mean_and_std():
     assert summary["zeroshot"]["CLAP"]["mean"]["mean"]["C"] == pytest.approx(0.7)
     assert summary["zeroshot"]["CLAP"]["std"]["mean"]["C"] == pytest.approx(0.1)
     assert "tsne" not in summary
+
+
+def test_robustness_statistics_are_bootstrapped_as_differences():
+    rng = np.random.default_rng(2)
+    n = 500
+    base = {"C": rng.random(n) < 0.8, "PC": rng.random(n) < 0.6, "CP": rng.random(n) < 0.7, "NC": rng.random(n) < 0.5}
+    flat = {k: rng.random(n) < 0.7 for k in ("C", "PC", "CP", "NC")}
+    d = stats.robustness_differences(flat, base)
+    r_base = max(base[f].mean() for f in ("C", "PC", "CP")) - min(base[f].mean() for f in ("C", "PC", "CP"))
+    r_flat = max(flat[f].mean() for f in ("C", "PC", "CP")) - min(flat[f].mean() for f in ("C", "PC", "CP"))
+    assert d["R"]["difference"] == pytest.approx(r_flat - r_base)
+    assert d["R"]["high"] < 0 and d["Delta_NC"]["high"] < 0  # a flat model's spread is smaller, clearly
+
+
+def test_pairwise_differences_compare_seed_groups():
+    per_image = {"fewshot": {"CLIP": {"1-shot": np.zeros(4)}, "A#1": {"1-shot": np.ones(4)},
+                             "A#2": {"1-shot": np.ones(4)}, "B": {"1-shot": np.array([1, 0, 0, 0.0])}}}
+    pairs = stats.pairwise_differences("CLIP", per_image)
+    assert list(pairs) == ["A - B"]
+    assert pairs["A - B"]["fewshot"]["1-shot"]["difference"] == pytest.approx(0.75)

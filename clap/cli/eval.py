@@ -82,10 +82,11 @@ def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, 
     """Statistics over seeds and images, then the JSON + Markdown report; returns their paths and the tables."""
     from clap.evaluation.report import markdown, write_report
     from clap.evaluation.runner import BASELINE, protocol_info
-    from clap.evaluation.stats import differences_to, seed_groups, seed_summary
+    from clap.evaluation.stats import differences_to, pairwise_differences, seed_groups, seed_summary
 
     statistics = {"seeds": seed_summary(results, seed_groups(setup.models)),
-                  "differences": differences_to(BASELINE, setup.per_image, seed=args.seed)}
+                  "differences": differences_to(BASELINE, setup.per_image, seed=args.seed),
+                  "pairs": pairwise_differences(BASELINE, setup.per_image, seed=args.seed)}
     run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
     json_path, md_path = write_report(out, task, setup.describe(), results, run_info, statistics)
     return json_path, md_path, markdown(results, statistics)

@@ -133,6 +133,12 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
     if statistics.get("differences"):
         parts.append(f"## Differences to CLIP (paired over images, 95% bootstrap interval; attacks at eps {SHOWN_EPS})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
+    if statistics.get("pairs"):
+        by_task: dict = {}
+        for pair, tasks in statistics["pairs"].items():
+            for task, metrics in tasks.items():
+                by_task.setdefault(task, {})[pair] = metrics
+        parts.append(f"## Differences between adapters (same form)\n\n{differences_table(by_task)}\n")
     return "\n".join(parts)
 
 

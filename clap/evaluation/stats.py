@@ -40,31 +40,94 @@ def paired_bootstrap(model: np.ndarray, base: np.ndarray, n_boot: int = N_BOOT, 
                      seed: int = 0) -> dict[str, float | int | bool]:
     """Mean of `model - base` over images (NaN pairs dropped) with a percentile bootstrap interval."""
     diff = np.asarray(model, dtype=float) - np.asarray(base, dtype=float)
-    diff = diff[~np.isnan(diff)]
-    if len(diff) == 0:
+    return bootstrap({"d": diff}, lambda cols: float(cols["d"].mean()), n_boot, level, seed)
+
+
+def bootstrap(columns: dict[str, np.ndarray], statistic, n_boot: int = N_BOOT, level: float = LEVEL,
+              seed: int = 0) -> dict[str, float | int | bool]:
+    """`statistic` of per-image columns (rows with a NaN dropped) and its percentile bootstrap interval,
+    resampling images (rows) with replacement."""
+    table = np.column_stack([np.asarray(c, dtype=float) for c in columns.values()])
+    table = table[~np.isnan(table).any(axis=1)]
+    if len(table) == 0:
         raise ValueError("no images to compare")
+    keys = list(columns)
+
+    def stat(rows: np.ndarray) -> float:
+        return statistic({k: rows[:, i] for i, k in enumerate(keys)})
+
     rng = np.random.default_rng(seed)
-    means = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n_boot)])
-    low, high = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"difference": float(diff.mean()), "low": float(low), "high": float(high), "n": int(len(diff)),
+    draws = np.array([stat(table[rng.integers(0, len(table), len(table))]) for _ in range(n_boot)])
+    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"difference": stat(table), "low": float(low), "high": float(high), "n": int(len(table)),
             "contains_zero": bool(low <= 0.0 <= high)}
+
+
+def _spread(cols: dict[str, np.ndarray], prefix: str, kind: str) -> float:
+    accs = np.array([cols[f"{prefix}{f}"].mean() for f in ("C", "PC", "CP")])
+    if kind == "R":
+        return float(accs.max() - accs.min())
+    if kind == "delta":
+        return float(accs.std())
+    return float(cols[f"{prefix}C"].mean() - cols[f"{prefix}NC"].mean())
+
+
+def robustness_differences(model: dict[str, np.ndarray], base: dict[str, np.ndarray], seed: int = 0) -> dict:
+    """Paired bootstrap of the prompt-robustness statistics R, delta and Delta(NC): model minus base."""
+    if not {"C", "PC", "CP", "NC"} <= set(model) & set(base):
+        return {}
+    columns = {f"m{k}": model[k] for k in ("C", "PC", "CP", "NC")} | {f"b{k}": base[k] for k in ("C", "PC", "CP", "NC")}
+    return {kind: bootstrap(columns, lambda c, kind=kind: _spread(c, "m", kind) - _spread(c, "b", kind), seed=seed)
+            for kind in ("R", "delta", "Delta_NC")}
+
+
+def _per_image(by_model: dict, names: list[str]) -> dict[str, np.ndarray]:
+    """Per-image correctness of a model or a seed group (members averaged per image)."""
+    return {metric: np.mean([by_model[n][metric] for n in names], axis=0) for metric in by_model[names[0]]}
+
+
+def compared_entries(models: Sequence[str], baseline: str) -> dict[str, list[str]]:
+    """{model or seed group: member names}, baseline excluded, in order of appearance."""
+    groups = seed_groups(models)
+    members = {m for ms in groups.values() for m in ms}
+    entries: dict[str, list[str]] = {}
+    for name in models:
+        match = SEED_MEMBER.match(name)
+        if name == baseline:
+            continue
+        if name not in members:
+            entries[name] = [name]
+        elif match["name"] not in entries:
+            entries[match["name"]] = groups[match["name"]]
+    return entries
 
 
 def differences_to(baseline: str, per_image: dict[str, dict[str, dict[str, np.ndarray]]],
                    seed: int = 0) -> dict[str, dict[str, dict[str, dict]]]:
-    """{task: {model or seed group: {metric: paired_bootstrap vs baseline}}}."""
+    """{task: {model or seed group: {metric: paired bootstrap vs baseline}}}; zero-shot adds R, delta, Delta_NC."""
+    return {task: _compare(by_model, compared_entries(list(by_model), baseline), [baseline], seed)
+            for task, by_model in per_image.items() if baseline in by_model}
+
+
+def pairwise_differences(baseline: str, per_image: dict, seed: int = 0) -> dict[str, dict]:
+    """{'A - B': {task: {metric: paired bootstrap}}} for every pair of compared models or seed groups."""
     out: dict = {}
     for task, by_model in per_image.items():
-        if baseline not in by_model:
-            continue
-        groups = seed_groups(by_model)
-        members = {m for ms in groups.values() for m in ms}
-        compared = {name: [name] for name in by_model if name != baseline and name not in members} | groups
-        out[task] = {}
-        for name, names in compared.items():
-            out[task][name] = {metric: paired_bootstrap(np.mean([by_model[n][metric] for n in names], axis=0), base,
-                                                        seed=seed)
-                               for metric, base in by_model[baseline].items()}
+        entries = compared_entries(list(by_model), baseline)
+        names = list(entries)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                out.setdefault(f"{a} - {b}", {})[task] = _compare(by_model, {a: entries[a]}, entries[b], seed)[a]
+    return out
+
+
+def _compare(by_model: dict, entries: dict[str, list[str]], base_names: list[str], seed: int) -> dict:
+    base = _per_image(by_model, base_names)
+    out = {}
+    for name, names in entries.items():
+        model = _per_image(by_model, names)
+        out[name] = {metric: paired_bootstrap(model[metric], base[metric], seed=seed) for metric in base}
+        out[name].update(robustness_differences(model, base, seed))
     return out
 
 
