@@ -44,7 +44,7 @@ test-min:
 # venv and run the commands a new user would, from outside the source tree.
 wheel-smoke: setup-test
 	rm -rf dist $(SMOKE_VENV)
-	$(BIN)/python -m build --wheel --outdir dist .
+	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
 	$(PYTHON) -m venv $(SMOKE_VENV)
 	$(SMOKE_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
 	$(SMOKE_VENV)/bin/python -m pip install --quiet dist/*.whl

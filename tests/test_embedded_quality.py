@@ -1,41 +1,34 @@
-"""The shipped tiny CLIP meets its quality bar on freshly rendered images from an unseen seed."""
+"""The shipped tiny CLIP shows the problem CLAP addresses, on freshly rendered images of an unseen seed.
+
+The world's targets (`clap.data_gen.world.quality.TARGETS`: zero-shot off the ceiling and spread
+over image types, prompt sensitivity, style decodable and nameable) are asserted on a smaller render
+than the README's report, so this runs in seconds.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from clap.data_gen.world.quality import factor_probes, zero_shot_by_type
-from clap.model import CLAPModel
+from clap.data_gen.world.quality import TARGETS, world_report
 from clap.data_gen.world.render import WorldSpec
+from clap.model import CLAPModel
 
 SEED = 7_000_003  # never used in training (which draws from a seeded stream) nor in its monitoring
 
 
 @pytest.fixture(scope="module")
-def model(embedded):
-    return CLAPModel(embedded)
+def report(embedded):
+    return world_report(CLAPModel(embedded), WorldSpec(), SEED, per_type=100, n_train=1200, n_test=600)
 
 
-@pytest.fixture(scope="module")
-def zero_shot(model):
-    return zero_shot_by_type(model, WorldSpec(), SEED, per_type=50)
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_the_raw_tiny_clip_meets_the_world_target(report, target):
+    assert TARGETS[target](report), {k: report[k] for k in ("type_spread_PC", "probes")} | {
+        "mean": report["zero_shot"]["mean"], "text": report["style_text_recognition"]}
 
 
-def test_zero_shot_photo_prompt_meets_the_bar(zero_shot):
-    per_type = {t: v["PC"] for t, v in zero_shot.items() if t != "mean"}
-    assert zero_shot["mean"]["PC"] >= 0.80, zero_shot
-    assert min(per_type.values()) >= 0.60, per_type
-
-
-def test_other_prompt_forms_are_in_distribution(zero_shot):
-    assert zero_shot["mean"]["C"] >= 0.70 and zero_shot["mean"]["CP"] >= 0.70, zero_shot["mean"]
-
-
-def test_style_is_still_linearly_decodable(model):
-    probes = factor_probes(model, WorldSpec(), SEED + 10, n_train=1200, n_test=600)
-    assert probes["colour"] >= 0.80, probes
-    assert probes["image_type"] >= 0.90, probes
-    assert probes["class_name"] >= 0.80, probes
+def test_content_is_learned(report):
+    assert report["probes"]["class_name"] >= 0.5 and report["zero_shot"]["mean"]["C"] > 5 / 32
 
 
 def test_embedded_load_is_offline_and_identified(embedded, monkeypatch):

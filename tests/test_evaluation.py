@@ -61,7 +61,7 @@ def test_zero_shot_matches_a_direct_computation(setup, embedded):
     feats = torch.nn.functional.normalize(data.features, dim=-1)
     assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
     assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "R", "delta", "Delta_NC"}
-    assert rows["CLIP"]["mean"]["C"] > 0.3  # well above chance (0.1) for the trained tiny CLIP
+    assert rows["CLIP"]["mean"]["C"] > 4 / len(setup.dataset.classes)  # well above chance for the tiny CLIP
 
 
 def test_noise_prompts_differ_from_plain_class_names(embedded):

@@ -124,7 +124,7 @@ def test_train_writes_a_trained_adapter(tmp_path):
     assert main(["train", "--config", str(write_config(tmp_path)), "--out", str(tmp_path / "adapter")]) == 0
     adapter = Disentangler.from_pretrained(tmp_path / "adapter")
     assert not adapter.is_identity() and adapter.config.route == "text"
-    assert adapter.config.backbone["model"] == "tiny-clip-world" and len(adapter.config.classes) == 10
+    assert adapter.config.backbone["model"] == "tiny-clip-world" and len(adapter.config.classes) == 32
     summary = json.loads((tmp_path / "adapter" / "training_summary.json").read_text())
     assert summary["steps"] == 60 and len(summary["window_losses"]) == 3
     assert summary["window_losses"][-1]["mean_loss"] < summary["window_losses"][0]["mean_loss"]

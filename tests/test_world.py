@@ -22,7 +22,7 @@ def test_world_covers_the_method_vocabulary():
     from clap.prompts.templates import AttributeVocab
 
     vocab = AttributeVocab.default()
-    assert len(SHAPES) == 10
+    assert len(SHAPES) == 32 and len(set(SHAPES)) == 32
     assert (SPEC.colours, SPEC.sizes, SPEC.image_types, SPEC.art_styles) == (
         vocab.colour, vocab.size, vocab.image_type, vocab.art_style)
     assert set(IMAGE_TYPES) == set(vocab.image_type)
@@ -102,7 +102,7 @@ def test_captions_mix_forms_and_always_name_the_class():
     assert "an impressionistic photograph of a small orange hexagon" in texts
     assert any(t.endswith("style") for t in texts)
     short = sum(len(t.split()) <= 5 for t in texts) / len(texts)
-    assert 0.5 < short < 0.95
+    assert 0.3 < short < 0.9  # a mix of short web captions and longer descriptions
 
 
 def test_domains_layout(tmp_path):
@@ -171,3 +171,52 @@ def test_world_class_preset_lists_the_rendered_shapes():
     from clap.prompts.classes import preset_classes
 
     assert preset_classes("world") == list(SHAPES)
+
+
+def test_style_priors_deal_typical_values_evenly_and_apply_with_their_probability():
+    from collections import Counter
+
+    from clap.data_gen.world.priors import StylePriors
+
+    priors = StylePriors(p_typical=0.6)
+    table = priors.table()
+    assert set(table) == set(SHAPES)
+    assert max(Counter(v["image_type"] for v in table.values()).values()) == 4  # 32 classes over 8 types
+    rng = np.random.default_rng(0)
+    draws = [SPEC.sample(rng, priors, class_name="heart") for _ in range(3000)]
+    typical = table["heart"]
+    for field in ("colour", "image_type", "size"):
+        options = len(getattr(SPEC, {"colour": "colours", "image_type": "image_types", "size": "sizes"}[field]))
+        expected = 0.6 + 0.4 / options  # typical, or uniform and typical by chance
+        share = np.mean([getattr(d, field) == typical[field] for d in draws])
+        assert abs(share - expected) < 0.03, field
+    balanced = [SPEC.sample(rng, class_name="heart") for _ in range(3000)]
+    assert abs(np.mean([d.image_type == typical["image_type"] for d in balanced]) - 1 / 8) < 0.03
+
+
+def test_distractors_are_other_classes_drawn_in_the_same_image():
+    rng = np.random.default_rng(1)
+    draws = [SPEC.sample(rng) for _ in range(2000)]
+    counts = np.bincount([len(d.distractors) for d in draws], minlength=3) / len(draws)
+    assert np.allclose(counts, [0.5, 0.3, 0.2], atol=0.04)
+    assert all(d.class_name not in d.distractors and len(set(d.distractors)) == len(d.distractors) for d in draws)
+    alone = WorldAttributes("star", "red", "large", "clipart", "realistic")
+    cluttered = WorldAttributes("star", "red", "large", "clipart", "realistic", ("ring", "cross"))
+    a = render_image(alone, np.random.default_rng(5))
+    b = render_image(cluttered, np.random.default_rng(5))
+    assert (np.abs(a.astype(int) - b.astype(int)).sum(-1) > 60).sum() > 50  # the distractors are drawn
+
+
+def test_captions_vary_and_say_photo_mostly_of_photographs():
+    rng = np.random.default_rng(0)
+
+    def captions(itype, others=()):
+        attrs = WorldAttributes("star", "red", "large", itype, "realistic", others)
+        return [caption(attrs, rng) for _ in range(2000)]
+
+    photos, sketches = captions("photograph"), captions("sketch")
+    assert np.mean(["photo" in c for c in photos]) > 0.5 > 0.2 > np.mean(["photo" in c for c in sketches])
+    assert len(set(sketches)) > 100 and all("star" in c for c in sketches)
+    assert not all(c.startswith(("a star", "star")) for c in sketches)  # the class stands in many places
+    with_ring = captions("clipart", ("ring",))
+    assert 0.3 < np.mean(["ring" in c for c in with_ring]) < 0.6

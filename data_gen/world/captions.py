@@ -1,46 +1,69 @@
 """Web-like captions of rendered images, for pretraining the embedded tiny CLIP.
 
-Most captions are short or partial (as on the web), so that content is what tells a batch's
-captions apart and zero-shot prompts such as "[class]" or "a photo of a [class]" are in
-distribution; the rest are the full attribute template, in standard or swapped order.
+As on the web, captions vary in phrasing and in where the class name stands, carry extra words,
+name other objects in the picture, and say "photo" mostly about photographs: the phrasing itself
+carries style, so "[class]", "a photo of a [class]" and "a [class] in a photo" are not the same
+point for the text tower. A minority are the method's full template sentence.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from clap.prompts.templates import PromptParts, article
 from clap.data_gen.world.render import WorldAttributes
+from clap.prompts.templates import article
 
-GENERIC_FORMS = (
-    "{c}", "a {c}", "a photo of {a} {c}", "{a} {c} in a photo", "a picture of {a} {c}",
-    "an image of {a} {c}", "a photo of the {c}", "the {c}",
-)
-STYLE_FIELDS = ("colour", "size", "image_type", "art_style")
+BARE = ("{c}", "{a} {c}", "the {c}", "my {c}", "{c} !", "one {c}")
+PHOTO = ("a photo of {a} {c}", "{a} {c} in a photo", "photo of the {c}", "a close-up photo of {a} {c}",
+         "a picture of {a} {c}", "a photo of my {c}", "{a} {c} , photo")
+TYPED = ("{a} {t} of {a2} {c}", "{c} {t}", "{a2} {c} {t}", "{t} : {c}", "my {t} of {a2} {c}")
+CONTEXT = ("look at this {c}", "{a} {c} on the table", "{c} for sale", "i love this {c}", "new {c} design",
+           "{a} {c} i made today", "best {c} ever", "{a} {c} from the shop")
+OTHERS = ("{x} next to {a} {d}", "{x} and {a} {d}", "{a} {d} beside {x}", "{x} with {a} {d} behind it")
+TYPE_WORDS = {"photograph": ("photo", "photograph"), "mosaic art": ("mosaic", "mosaic art")}
+P_FULL_TEMPLATE = 0.15
+P_MENTION_OTHER = 0.5
+P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
+PHOTO_SHARE = {"photograph": 0.6, "other": 0.08}  # share of "photo" phrasings by image type
 
 
-def _photo_word(parts: PromptParts, rng: np.random.Generator) -> PromptParts:
-    if parts.image_type == "photograph" and rng.random() < 0.5:
-        return dataclasses.replace(parts, image_type="photo")
-    return parts
+def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
+    return options[int(rng.integers(len(options)))]
 
 
-def caption(attrs: WorldAttributes, rng: np.random.Generator,
-            p_full: float = 0.2, p_generic: float = 0.35, p_keep: float = 0.4) -> str:
-    """One caption for an image with these attributes.
+def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
+    """The class name with some of its adjectives ("small red star")."""
+    words = [attrs.size] if rng.random() < P_SIZE else []
+    words += [attrs.colour] if rng.random() < P_COLOUR else []
+    return " ".join([*words, attrs.class_name])
 
-    With probability `p_full` the full template sentence, with `p_generic` a class-only form
-    ("a photo of a star"), otherwise the template with each attribute kept with prob. `p_keep`.
-    """
+
+def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share_other: float) -> str:
+    """The main object in one of the web-like forms; "photo" words mostly for photographs."""
+    c = _described(attrs, rng)
+    t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
+    photo_share = PHOTO_SHARE["photograph"] if attrs.image_type == "photograph" else photo_share_other
     u = rng.random()
-    if u < p_generic:
-        form = GENERIC_FORMS[int(rng.integers(len(GENERIC_FORMS)))]
-        return form.format(c=attrs.class_name, a=article(attrs.class_name))
-    parts = attrs.prompt()
-    if u >= p_generic + p_full:
-        dropped = [f for f in STYLE_FIELDS if rng.random() >= p_keep]
-        parts = parts.without(*dropped)
-    parts = _photo_word(parts, rng)
-    return (parts.swap() if rng.random() < 0.3 else parts).text()
+    if u < photo_share:
+        forms = PHOTO
+    elif u < photo_share + (1 - photo_share) * 0.4:
+        forms = TYPED
+    else:
+        forms = BARE if rng.random() < 0.6 else CONTEXT
+    lead = t if forms is TYPED else c  # the article agrees with the word after it
+    text = _pick(forms, rng).format(c=c, a=article(lead), t=t, a2=article(c))
+    if rng.random() < P_STYLE:
+        text = f"{text} , {attrs.art_style}"
+    return text
+
+
+def caption(attrs: WorldAttributes, rng: np.random.Generator, photo_share_other: float = PHOTO_SHARE["other"]) -> str:
+    """One caption for an image with these attributes."""
+    if rng.random() < P_FULL_TEMPLATE:
+        parts = attrs.prompt()
+        return (parts.swap() if rng.random() < 0.3 else parts).text()
+    text = _phrase(attrs, rng, photo_share_other)
+    if attrs.distractors and rng.random() < P_MENTION_OTHER:
+        other = attrs.distractors[int(rng.integers(len(attrs.distractors)))]
+        text = _pick(OTHERS, rng).format(x=text, a=article(other), d=other)
+    return text

@@ -1,7 +1,8 @@
 """Write rendered worlds to disk in the layouts the rest of the package reads.
 
 - domains:     root/<image type>/<class>/<n>.png       (a PACS-shaped domain dataset, for evaluation)
-- captions:    root/images/<n>.png + captions.jsonl      (image-caption pairs, for pretraining)
+- captions:    root/images/<n>.png + captions.jsonl      (image-caption pairs with the web-like style
+               priors of `priors.StylePriors`, for pretraining; the other layouts are style-balanced)
 - image-route: root/<class>/<prompt>/<n>.png            (the layout of the SD generator, for Im.Aug)
 
 Each layout writes world.json (what was asked) and a JSONL manifest with every image's attributes.
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from clap.errors import ClapError
 from clap.fileio import claim_output_folder, folder_name, save_image_atomic, write_text_atomic
 from clap.data_gen.world.captions import caption
+from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
 
 LAYOUTS = ("domains", "captions", "image-route")
@@ -58,11 +60,12 @@ def _caption_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
 
 def _render_items(root: Path, spec: WorldSpec, seed: int, items: list[Item],
                   record: Callable[[WorldAttributes, np.random.Generator], dict],
-                  relpath: Callable[[Item, WorldAttributes], str], progress: bool) -> list[dict]:
+                  relpath: Callable[[Item, WorldAttributes], str], priors: StylePriors | None,
+                  progress: bool) -> list[dict]:
     rows = []
     for item in tqdm(items, desc=f"rendering {root.name}", unit="img", disable=not progress):
         rng = image_rng(seed, item.index)
-        attrs = spec.sample(rng, **item.fixed)
+        attrs = spec.sample(rng, priors, **item.fixed)
         row = {"path": relpath(item, attrs), **attrs.to_dict(), "index": item.index}
         row.update(record(attrs, np.random.default_rng([seed, item.index, 1])))
         target = root / row["path"]
@@ -81,11 +84,13 @@ def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
         raise ClapError(f"images per class must be at least 1, got {images_per_class}")
     spec = spec or WorldSpec()
     root = Path(out)
+    priors = StylePriors() if layout == "captions" else None
     request = {"layout": layout, "images_per_class": images_per_class, "seed": seed,
-               "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}}
+               "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
+               "style_priors": dataclasses.asdict(priors) if priors else None}
     claim_output_folder(root, WORLD_FILE, request, "world render")
     items, record, relpath = _LAYOUT_PARTS[layout]
-    rows = _render_items(root, spec, seed, list(items(spec, images_per_class)), record, relpath, progress)
+    rows = _render_items(root, spec, seed, list(items(spec, images_per_class)), record, relpath, priors, progress)
     manifest = root / MANIFESTS[layout]
     write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     return manifest

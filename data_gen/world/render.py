@@ -1,4 +1,9 @@
-"""Render one image of the content/style world from its attributes and a seed."""
+"""Render one image of the content/style world from its attributes and a seed.
+
+An image shows one main object (the class) in a colour, size, image type and art style, and 0-2
+smaller distractor objects of other classes and colours, drawn in the same image type: clutter, as in
+real photos, so that the main object is not the only thing a caption or a feature can describe.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from clap.prompts.templates import AttributeVocab, PromptParts
+from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.shapes import SHAPES, shape_mask
 from clap.data_gen.world.styles import ART_STYLES, COLOURS, IMAGE_TYPES, MULTICOLORED, Layout, colour_field
 
 SIZE_RADIUS = {"large": 0.40, "normal sized": 0.30, "small": 0.20}
+DISTRACTOR_RADIUS = 0.13
+DISTRACTOR_COUNTS = (0, 1, 2)
+DISTRACTOR_PROBS = (0.5, 0.3, 0.2)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 512
 DEFAULT_IMAGE_SIZE = 64
 
@@ -26,6 +35,7 @@ class WorldAttributes:
     size: str
     image_type: str
     art_style: str
+    distractors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check("class", self.class_name, SHAPES)
@@ -33,13 +43,15 @@ class WorldAttributes:
         _check("size", self.size, tuple(SIZE_RADIUS))
         _check("image type", self.image_type, tuple(IMAGE_TYPES))
         _check("art style", self.art_style, tuple(ART_STYLES))
+        for name in self.distractors:
+            _check("distractor class", name, SHAPES)
 
     def prompt(self) -> PromptParts:
-        """The template prompt that describes this image."""
-        return PromptParts(**dataclasses.asdict(self))
+        """The template prompt that describes this image's main object."""
+        return PromptParts(self.class_name, self.colour, self.size, self.image_type, self.art_style)
 
-    def to_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "distractors": list(self.distractors)}
 
 
 def _check(what: str, value: str, known: Iterable[str]) -> None:
@@ -74,14 +86,21 @@ class WorldSpec:
             for value in getattr(self, _PLURAL[field]):
                 _check(field, value, known)
 
-    def sample(self, rng: np.random.Generator, **fixed: str) -> WorldAttributes:
-        """Attributes drawn uniformly, except those given in `fixed`."""
-        draw = {
-            "class_name": self.classes, "colour": self.colours, "size": self.sizes,
-            "image_type": self.image_types, "art_style": self.art_styles,
-        }
-        values = {k: fixed.get(k) or v[int(rng.integers(len(v)))] for k, v in draw.items()}
-        return WorldAttributes(**values)
+    def sample(self, rng: np.random.Generator, priors: StylePriors | None = None, **fixed: str) -> WorldAttributes:
+        """Attributes drawn uniformly (style-balanced), or with the class's typical style under `priors`
+        (web-like co-occurrence, for pretraining); values in `fixed` are kept; then the distractors."""
+        name = fixed.get("class_name") or self.classes[int(rng.integers(len(self.classes)))]
+        lists = {"colour": self.colours, "size": self.sizes, "image_type": self.image_types,
+                 "art_style": self.art_styles}
+        typical = priors.typical(name) if priors is not None else {}
+        values = {}
+        for key, options in lists.items():
+            use_typical = key in typical and typical[key] in options and rng.random() < priors.p_typical
+            values[key] = fixed.get(key) or (typical[key] if use_typical else options[int(rng.integers(len(options)))])
+        others = [c for c in self.classes if c != name]
+        n = min(int(rng.choice(DISTRACTOR_COUNTS, p=DISTRACTOR_PROBS)), len(others))
+        distractors = tuple(others[int(k)] for k in rng.choice(len(others), size=n, replace=False)) if n else ()
+        return WorldAttributes(name, distractors=distractors, **values)
 
 
 _PLURAL = {"colour": "colours", "size": "sizes", "image type": "image_types", "art style": "art_styles"}
@@ -99,11 +118,29 @@ def _layout(attrs: WorldAttributes, rng: np.random.Generator, size: int) -> Layo
     return Layout(cx, cy, radius, angle)
 
 
+def _add_distractors(attrs: WorldAttributes, mask: np.ndarray, paint: np.ndarray, rng: np.random.Generator,
+                     size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Small objects of other classes and colours placed where they overlap the main object least."""
+    colours = [c for c in (*COLOURS, MULTICOLORED) if c != attrs.colour]
+    paint = np.array(paint, dtype=np.float32)
+    for name in attrs.distractors:
+        radius = DISTRACTOR_RADIUS * size * rng.uniform(0.9, 1.1)
+        spots = rng.uniform(radius + 1, size - radius - 1, size=(6, 2))
+        cx, cy = min(spots, key=lambda p: float(mask[int(p[1]), int(p[0])]))
+        extra = shape_mask(name, size, cx, cy, radius, rng.uniform(-0.5, 0.5)) * (1.0 - mask)
+        colour = colours[int(rng.integers(len(colours)))]
+        paint = paint * (1.0 - extra[..., None]) + colour_field(colour, rng, size) * extra[..., None]
+        mask = np.clip(mask + extra, 0.0, 1.0)
+    return mask, paint
+
+
 def render_image(attrs: WorldAttributes, rng: np.random.Generator, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:
     """An RGB uint8 image (image_size x image_size x 3) of the object with these attributes."""
     layout = _layout(attrs, rng, image_size)
     mask = shape_mask(attrs.class_name, image_size, layout.cx, layout.cy, layout.radius, layout.angle)
     paint = colour_field(attrs.colour, rng, image_size)
+    if attrs.distractors:
+        mask, paint = _add_distractors(attrs, mask, paint, rng, image_size)
     img = IMAGE_TYPES[attrs.image_type](mask, paint, layout, rng, image_size)
     style = ART_STYLES[attrs.art_style]
     if style is not None:
@@ -116,21 +153,21 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def render_samples(spec: WorldSpec, seed: int, indices: Iterable[int], **fixed: str
-                   ) -> Iterator[tuple[np.ndarray, WorldAttributes]]:
-    """(image, attributes) for each index; image i depends only on (seed, i, fixed)."""
+def render_samples(spec: WorldSpec, seed: int, indices: Iterable[int], priors: StylePriors | None = None,
+                   **fixed: str) -> Iterator[tuple[np.ndarray, WorldAttributes]]:
+    """(image, attributes) for each index; image i depends only on (seed, i, priors, fixed)."""
     for index in indices:
         rng = image_rng(seed, index)
-        attrs = spec.sample(rng, **fixed)
+        attrs = spec.sample(rng, priors, **fixed)
         yield render_image(attrs, rng, spec.image_size), attrs
 
 
-def render_arrays(spec: WorldSpec, seed: int, n: int, start: int = 0, **fixed: str
-                  ) -> tuple[np.ndarray, list[WorldAttributes]]:
+def render_arrays(spec: WorldSpec, seed: int, n: int, start: int = 0, priors: StylePriors | None = None,
+                  **fixed: str) -> tuple[np.ndarray, list[WorldAttributes]]:
     """n images as one uint8 array [n, S, S, 3] plus their attributes."""
     images = np.empty((n, spec.image_size, spec.image_size, 3), np.uint8)
     records = []
-    for k, (img, attrs) in enumerate(render_samples(spec, seed, range(start, start + n), **fixed)):
+    for k, (img, attrs) in enumerate(render_samples(spec, seed, range(start, start + n), priors, **fixed)):
         images[k] = img
         records.append(attrs)
     return images, records

@@ -1,9 +1,11 @@
-"""Quality report of the embedded tiny CLIP on freshly rendered images (unseen seed).
+"""Quality report of the embedded tiny CLIP on freshly rendered, style-balanced images (unseen seed).
 
     python experiments/tiny_clip/evaluate_tiny_clip.py [--out report.json]
 
-Zero-shot C / PC / CP per image type, and held-out logistic probes of content and style factors,
-for the shipped weights and for a random initialisation of the same architecture (reference row).
+Zero-shot C / PC / CP / NC per image type with R and Delta(NC), the spread between image types,
+held-out logistic probes of content and style factors, and text recognition of each style factor,
+for the shipped weights and for a random initialisation of the same architecture (reference row);
+then which of the world's targets (`clap.data_gen.world.quality.TARGETS`) the shipped weights meet.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import torch
 from clap.backbones.base import BackboneIdentity
 from clap.backbones.loading import embedded_dir, load_backbone
 from clap.backbones.open_clip_backbone import OpenClipBackbone
-from clap.data_gen.world.quality import factor_probes, zero_shot_by_type
-from clap.model import CLAPModel
+from clap.data_gen.world.quality import targets_met, world_report
 from clap.data_gen.world.render import WorldSpec
+from clap.model import CLAPModel
 
 SEED = 20261123
 
@@ -32,27 +34,33 @@ def random_init_backbone() -> OpenClipBackbone:
     return OpenClipBackbone(model, open_clip.get_tokenizer(name), BackboneIdentity("open_clip", "random-init"))
 
 
-def evaluate(backbone, per_type: int, n_train: int, n_test: int) -> dict:
-    spec, model = WorldSpec(), CLAPModel(backbone)
-    return {"zero_shot": zero_shot_by_type(model, spec, SEED, per_type),
-            "probes": factor_probes(model, spec, SEED + 100, n_train, n_test)}
+def print_report(name: str, report: dict) -> None:
+    print(f"\n## {name}\n| image type | C | PC | CP | NC | R | Delta(NC) |\n|" + " --- |" * 7)
+    for itype, a in report["zero_shot"].items():
+        print(f"| {itype} | {a['C']:.3f} | {a['PC']:.3f} | {a['CP']:.3f} | {a['NC']:.3f} | {a['R']:.3f} | "
+              f"{a['Delta_NC']:.3f} |")
+    print(f"\nbest - worst type (PC): {report['type_spread_PC']:.3f}")
+    print("probe: " + ", ".join(f"{k} {v:.3f}" for k, v in report["probes"].items()))
+    print("text recognition: " + ", ".join(f"{k} {v['accuracy']:.3f} (chance {v['chance']:.3f}, kappa "
+                                           f"{v['kappa']:.2f})" for k, v in report["style_text_recognition"].items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-type", type=int, default=100)
+    parser.add_argument("--per-type", type=int, default=200)
     parser.add_argument("--probe-train", type=int, default=2000)
     parser.add_argument("--probe-test", type=int, default=1000)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    report = {name: evaluate(b, args.per_type, args.probe_train, args.probe_test)
+    spec = WorldSpec()
+    report = {name: world_report(CLAPModel(b), spec, SEED, args.per_type, args.probe_train, args.probe_test)
               for name, b in (("embedded", load_backbone()), ("random init", random_init_backbone()))}
     for name, result in report.items():
-        print(f"\n## {name}\n| image type | C | PC | CP |\n| --- | --- | --- | --- |")
-        for itype, accs in result["zero_shot"].items():
-            print(f"| {itype} | {accs['C']:.3f} | {accs['PC']:.3f} | {accs['CP']:.3f} |")
-        print("\nprobe: " + ", ".join(f"{k} {v:.3f}" for k, v in result["probes"].items()))
+        print_report(name, result)
+    report["targets"] = targets_met(report["embedded"])
+    marks = [f"- [{'x' if ok else ' '}] {name}" for name, ok in report["targets"].items()]
+    print("\n## targets (embedded)\n" + "\n".join(marks))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)

@@ -1,8 +1,11 @@
 """Train the embedded tiny CLIP on the rendered world, from a seed, on the CPU.
 
-Images are rendered on the fly (fresh every step). Each batch is built of groups that share one
-style (colour, size, image type, art style) over distinct classes, so that style words alone
-cannot tell a batch's captions apart and content has to be learned. Loss: open_clip's ClipLoss.
+Images are rendered on the fly (fresh every step) with the world's web-like style priors (each class
+has a typical colour, image type and size: `clap.data_gen.world.priors`), distractor objects, and
+web-like captions (`clap.data_gen.world.captions`), so the model learns style together with content,
+as CLIP does from the web. A quarter of each batch is hard negatives: groups of images that share one
+style over distinct classes, which only content can tell apart (without them the tiny model learned
+style words first and content slowly). Loss: open_clip's ClipLoss.
 
     python experiments/tiny_clip/train_tiny_clip.py --out clap/assets/tiny_clip_world
 
@@ -28,7 +31,8 @@ from torch.nn import functional as F
 
 from clap.backbones.open_clip_text import encode_tokens
 
-from clap.data_gen.world.captions import caption
+from clap.data_gen.world.captions import PHOTO_SHARE, caption
+from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.render import WorldSpec, render_image, render_samples
 
 HERE = Path(__file__).resolve().parent
@@ -39,9 +43,16 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config-dir", type=Path, default=HERE, help="folder with open_clip_config.json")
     p.add_argument("--out", type=Path, required=True, help="folder for the trained weights")
-    p.add_argument("--steps", type=int, default=5000)
-    p.add_argument("--groups", type=int, default=8, help="style groups per batch")
-    p.add_argument("--classes-per-group", type=int, default=8)
+    p.add_argument("--steps", type=int, default=9000)
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this many steps of the --steps schedule (default: run it to the end)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--photo-share-other", type=float, default=PHOTO_SHARE["other"],
+                   help="share of 'photo' phrasings in captions of images that are not photographs")
+    p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
+    p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
+    p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
+                   help="probability of a class's typical colour / image type / size")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--warmup", type=int, default=200)
@@ -56,16 +67,24 @@ def to_tensor(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torc
     return (x - mean) / std
 
 
-def sample_batch(spec: WorldSpec, rng: np.random.Generator, groups: int, per_group: int):
-    """`groups` groups of `per_group` images; each group shares one style over distinct classes."""
+def sample_attributes(spec: WorldSpec, rng: np.random.Generator, batch: int, priors: StylePriors, group_share: float,
+                      group_size: int) -> list:
+    """Style-sharing groups over distinct classes (hard negatives), then independent draws with the priors."""
+    attrs = []
+    for _ in range(int(batch * group_share) // group_size):
+        style = spec.sample(rng, priors)
+        for ci in rng.choice(len(spec.classes), group_size, replace=False):
+            attrs.append(dataclasses.replace(style, class_name=spec.classes[ci],
+                                             distractors=tuple(d for d in style.distractors if d != spec.classes[ci])))
+    return attrs + [spec.sample(rng, priors) for _ in range(batch - len(attrs))]
+
+
+def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StylePriors):
+    """A batch of rendered images and their captions."""
     images, captions = [], []
-    for _ in range(groups):
-        style = spec.sample(rng)
-        classes = rng.choice(len(spec.classes), per_group, replace=False)
-        for ci in classes:
-            attrs = dataclasses.replace(style, class_name=spec.classes[ci])
-            images.append(render_image(attrs, rng, spec.image_size))
-            captions.append(caption(attrs, rng))
+    for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
+        images.append(render_image(attrs, rng, spec.image_size))
+        captions.append(caption(attrs, rng, args.photo_share_other))
     return np.stack(images), captions
 
 
@@ -115,6 +134,7 @@ def main() -> None:
     cfg = json.loads((args.config_dir / "open_clip_config.json").read_text())["preprocess_cfg"]
     mean, std = (torch.tensor(cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     spec = WorldSpec(image_size=cfg["size"])
+    priors = StylePriors(p_typical=args.p_typical)
     loss_fn = open_clip.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -123,10 +143,11 @@ def main() -> None:
     log = {"args": {k: str(v) for k, v in vars(args).items()}, "evals": []}
     start = time.time()
     model.train()
-    for step in range(args.steps):
+    last = args.stop_at or args.steps
+    for step in range(last):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        images, captions = sample_batch(spec, rng, args.groups, args.classes_per_group)
+        images, captions = sample_batch(spec, rng, args, priors)
         img_f = F.normalize(model.encode_image(to_tensor(images, mean, std)), dim=-1)
         txt_f = F.normalize(encode_tokens(model, tokenizer(captions)), dim=-1)
         loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
@@ -135,7 +156,7 @@ def main() -> None:
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+        if (step + 1) % args.eval_every == 0 or step + 1 == last:
             accs = zero_shot(model, tokenizer, spec, mean, std)
             entry = {"step": step + 1, "loss": loss.item(), "minutes": (time.time() - start) / 60, **accs}
             log["evals"].append(entry)
