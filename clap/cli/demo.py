@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from clap.cli.eval import TASKS, report_run, run_tasks
     from clap.data_gen.world.export import render_world
     from clap.evaluation.alpha import choose_alphas
+    from clap.evaluation.claims import claims_table
+    from clap.evaluation.merge import read_report
+    from clap.fileio import write_text_atomic
     from clap.evaluation.report import report_paths
     from clap.evaluation.runner import AdapterSpec, build_setup
 
@@ -85,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
     json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results)
+    claims = claims_table(read_report(json_path))
+    write_text_atomic(out / "report" / "claims.md", f"# The paper's claims in this run\n\n{claims}")
     print("5/5 results\n")
     print(tables)
+    print(f"## The paper's claims in this run\n\n{claims}")
     print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {time.monotonic() - start:.0f} s")
     return 0

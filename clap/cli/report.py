@@ -1,4 +1,5 @@
-"""`clap report merge`: many evaluation report JSONs -> one flat table (CSV + Markdown)."""
+"""`clap report merge`: many evaluation report JSONs -> one flat table (CSV + Markdown);
+`clap report claims`: the paper's claims side by side with what one report measured."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ def add_parser(sub) -> None:
     m.add_argument("reports", nargs="+", help="report JSON files (e.g. eval_report/*.json)")
     m.add_argument("--out", required=True, help="output path without suffix: writes OUT.csv and OUT.md")
     m.set_defaults(run=run)
+    c = rsub.add_parser("claims", help="the paper's claims against one report (reproduces / does not / cannot tell)")
+    c.add_argument("report", help="a report JSON with statistics (clap eval with CLIP, CLAP and Im.Aug; clap demo)")
+    c.add_argument("--model", default="CLAP", help="the adapter the claims are about")
+    c.add_argument("--other", default="Im.Aug", help="the adapter it should beat")
+    c.set_defaults(run=run_claims)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,4 +31,12 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out.with_suffix(".csv"), to_csv(columns, rows))
     write_text_atomic(out.with_suffix(".md"), to_markdown(columns, rows))
     print(f"{len(rows)} rows x {len(columns)} columns: {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    return 0
+
+
+def run_claims(args: argparse.Namespace) -> int:
+    from clap.evaluation.claims import claims_table
+    from clap.evaluation.merge import read_report
+
+    print(claims_table(read_report(Path(args.report)), args.model, args.other), end="")
     return 0
