@@ -24,6 +24,10 @@ $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS) | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml Makefile $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]" $(PIP_CONSTRAINTS)
+	# torchattacks is the reference the attack tests compare against; its pin requests~=2.25 sends pip's
+	# resolver into "resolution-too-deep" beside today's hub/transformers, so it goes in without its deps
+	# (numpy, scipy, tqdm and requests are there already).
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
 	touch $@
 
 setup: $(VENV)/.installed

@@ -130,7 +130,7 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
         parts.append(f"Robust accuracy against eps: {results['adversarial_plot']}\n")
     if "tsne" in results:
         parts.append("## t-SNE\n\n" + "\n".join(f"- {m}: {p}" for m, p in results["tsne"].items()) + "\n")
-    if statistics.get("differences"):
+    if any(statistics.get("differences", {}).values()):
         parts.append(f"## Differences to CLIP (paired over images, 95% bootstrap interval; attacks at eps {SHOWN_EPS})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
