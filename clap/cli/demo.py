@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--imaug-images-per-class", type=int, default=12, help="Im.Aug training images per class")
     p.add_argument("--clap-steps", type=int, default=3000)
     p.add_argument("--imaug-steps", type=int, default=1500)
-    p.add_argument("--attack-images", type=int, default=24, help="images per domain attacked")
+    p.add_argument("--attack-images", type=int, default=12, help="images per domain attacked")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
