@@ -21,12 +21,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="demo_output", help="folder for data, adapters, logs and the report")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--adapter-seeds", type=int, default=3, help="training seeds per adapter (mean ± std)")
-    p.add_argument("--images-per-class", type=int, default=12, help="test images per class and domain")
+    p.add_argument("--images-per-class", type=int, default=10, help="test images per class and domain")
     p.add_argument("--val-images-per-class", type=int, default=2, help="validation images per class and domain")
     p.add_argument("--imaug-images-per-class", type=int, default=12, help="Im.Aug training images per class")
     p.add_argument("--clap-steps", type=int, default=3000)
     p.add_argument("--imaug-steps", type=int, default=1500)
-    p.add_argument("--attack-images", type=int, default=12, help="images per domain attacked")
+    p.add_argument("--attack-images", type=int, default=8, help="images per domain attacked")
+    p.add_argument("--eps", nargs="+", default=["1/255", "4/255", "8/255"], help="attack budgets (8/255: the paper's)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -79,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
     print("4/5 evaluating CLIP, Im.Aug and CLAP on the test render")
     specs = [AdapterSpec(name, str(path), "auto") for a in trained for name, path in a.items()]
     setup = build_setup(out / "data" / "test", specs, progress=progress)
-    shots = [k for k in (1, 4, 8) if k < args.images_per_class]
+    shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
     eval_args = argparse.Namespace(shots=shots, seeds=[0, 1, 2], protocol="pixel", seed=args.seed,
                                    attack_images=args.attack_images, out=str(out / "report"),
-                                   eps=["1/255", "2/255", "4/255", "8/255"],
+                                   eps=args.eps,
                                    alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
     results = run_tasks(setup, TASKS[:-1], eval_args)
     if report_paths(out / "report", "demo")[0].exists():
