@@ -19,18 +19,24 @@ ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 
 RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
 
 
+def zero_shot_by_alpha(model, features: dict, classnames: Sequence[str], grid: Sequence[float]) -> dict:
+    """{alpha: mean zero-shot row over domains} of a CLAPModel at each alpha; its own alpha is restored."""
+    original, rows = model.alpha, {}
+    try:
+        for alpha in grid:
+            model.alpha = float(alpha)
+            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames)["mean"]
+    finally:
+        model.alpha = original
+    return rows
+
+
 def select_alpha(model, val_features: dict, classnames: Sequence[str], grid: Sequence[float] = ALPHA_GRID) -> dict:
     """{alpha, rule, grid, scores} from validation features only; `model` is a CLAPModel with an adapter."""
     if not grid or any(not np.isfinite(a) or a < 0 for a in grid):
         raise ValueError(f"the alpha grid must be non-empty, finite and non-negative, got {list(grid)}")
-    original, scores = model.alpha, {}
-    try:
-        for alpha in grid:
-            model.alpha = float(alpha)
-            mean = evaluate_zero_shot(model, val_features, classnames)["mean"]
-            scores[float(alpha)] = float(np.mean([mean[f] for f in PROMPT_FORMS]))
-    finally:
-        model.alpha = original
+    rows = zero_shot_by_alpha(model, val_features, classnames, grid)
+    scores = {alpha: float(np.mean([row[f] for f in PROMPT_FORMS])) for alpha, row in rows.items()}
     best = max(scores, key=lambda a: (round(scores[a], 12), -a))
     return {"alpha": best, "rule": RULE, "grid": [float(a) for a in grid],
             "scores": {f"{a:g}": s for a, s in scores.items()}}

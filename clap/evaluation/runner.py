@@ -20,6 +20,7 @@ from clap.data.domains import DomainDataset, load_image, scan_domain_dataset
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation import adversarial, fewshot, zeroshot
+from clap.evaluation.alpha import zero_shot_by_alpha
 from clap.evaluation.disentangle import factor_measures
 from clap.evaluation.features import DomainFeatures, domain_features
 from clap.evaluation.plots import plot_alpha
@@ -304,12 +305,8 @@ def run_alpha(setup: EvalSetup, alphas: Sequence[float], out_dir: str | Path | N
     for name, m in setup.models.items():
         if m.adapter is None:
             continue
-        original = m.alpha
-        sweep[name] = {}
-        for alpha in alphas:
-            m.alpha = float(alpha)
-            sweep[name][f"{alpha:g}"] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes)["mean"]
-        m.alpha = original
+        rows = zero_shot_by_alpha(m, setup.raw, setup.dataset.classes, alphas)
+        sweep[name] = {f"{alpha:g}": row for alpha, row in rows.items()}
     if out_dir is not None and sweep:
         chosen = {name: m.adapter.config.alpha_selection["alpha"] for name, m in setup.models.items()
                   if m.adapter is not None and m.adapter.config.alpha_selection}

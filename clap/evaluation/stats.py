@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from clap.evaluation.zeroshot import robustness
+
 SEED_MEMBER = re.compile(r"^(?P<name>.+)#(?P<k>\d+)$")
 N_BOOT = 2000
 LEVEL = 0.95
@@ -64,12 +66,7 @@ def bootstrap(columns: dict[str, np.ndarray], statistic, n_boot: int = N_BOOT, l
 
 
 def _spread(cols: dict[str, np.ndarray], prefix: str, kind: str) -> float:
-    accs = np.array([cols[f"{prefix}{f}"].mean() for f in ("C", "PC", "CP")])
-    if kind == "R":
-        return float(accs.max() - accs.min())
-    if kind == "delta":
-        return float(accs.std())
-    return float(cols[f"{prefix}C"].mean() - cols[f"{prefix}NC"].mean())
+    return robustness({f: float(cols[f"{prefix}{f}"].mean()) for f in ("C", "PC", "CP", "NC")})[kind]
 
 
 def robustness_differences(model: dict[str, np.ndarray], base: dict[str, np.ndarray], seed: int = 0) -> dict:
