@@ -1,7 +1,9 @@
 """Run the clap CLI and freeze it at a chosen point, so that a test can interrupt it exactly there.
 
-    python tests/run_until.py MARKER step N  clap-args...   after training step N (its checkpoint written)
-    python tests/run_until.py MARKER image N clap-args...   after the N-th generated image is written
+    python tests/run_until.py MARKER step N  clap-args...    after training step N (its checkpoint written)
+    python tests/run_until.py MARKER image N clap-args...    after the N-th generated image is written
+    python tests/run_until.py MARKER render N clap-args...   after the N-th world image is written
+    python tests/run_until.py MARKER attack 0 clap-args...   when `clap eval` starts its attacks
 
 On reaching the point it writes MARKER and sleeps until a signal ends it; waiting for MARKER replaces
 sleeps and polling for side effects (which raced against fast runs).
@@ -33,10 +35,9 @@ def after_step(marker: Path, n: int) -> None:
     ModelCheckpoint.on_train_batch_end = hook
 
 
-def after_image(marker: Path, n: int) -> None:
-    from clap.data_gen.sd import generate
-
-    original, written = generate.save_image_atomic, []
+def after_saves(module, marker: Path, n: int) -> None:
+    """Freeze after the n-th image `module` writes (through its `save_image_atomic`)."""
+    original, written = module.save_image_atomic, []
 
     def hook(image, path):
         original(image, path)
@@ -44,12 +45,30 @@ def after_image(marker: Path, n: int) -> None:
         if len(written) >= n:
             freeze(marker)
 
-    generate.save_image_atomic = hook
+    module.save_image_atomic = hook
+
+
+def after_image(marker: Path, n: int) -> None:
+    from clap.data_gen.sd import generate
+
+    after_saves(generate, marker, n)
+
+
+def after_render(marker: Path, n: int) -> None:
+    from clap.data_gen.world import export
+
+    after_saves(export, marker, n)
+
+
+def at_attack(marker: Path, n: int) -> None:
+    from clap.evaluation import runner
+
+    runner.run_adversarial = lambda *args, **kwargs: freeze(marker)
 
 
 if __name__ == "__main__":
     marker, kind, n, *argv = sys.argv[1:]
-    {"step": after_step, "image": after_image}[kind](Path(marker), int(n))
+    {"step": after_step, "image": after_image, "render": after_render, "attack": at_attack}[kind](Path(marker), int(n))
     from clap.cli.main import main
 
     sys.exit(main(argv))

@@ -29,7 +29,10 @@ def test_sources(tmp_path):
 @pytest.mark.parametrize("source, message", [
     ("imagenet-21k", "neither a preset"),
     ([], "empty"),
-    (["dog", "dog"], "repeats"),
+    (["dog", "dog"], "same class"),
+    (["Alarm_Clock", "alarm clock"], "same class"),
+    (["", "cat"], "empty class name"),
+    (["  ", "cat"], "empty class name"),
 ])
 def test_bad_sources(source, message):
     with pytest.raises(ClapError, match=message):

@@ -37,7 +37,7 @@ def test_debug_shows_the_traceback(tmp_path):
     from clap.errors import ClapError
 
     with pytest.raises(ClapError):
-        main(["--debug", "world", "render", "--out", str(tmp_path / "w"), "--image-size", "4"])
+        main(["--debug", "world", "render", "--out", str(tmp_path / "w"), "--classes", "no-such-shape"])
 
 
 def test_subprocess_error_has_no_traceback(tmp_path):

@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+from clap.options import ALPHA, NAME, PATH
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert-reference", help="import an authors' released checkpoint as an adapter",
                        description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help="torch state dict with network_beta.* / network_psi.* keys")
-    p.add_argument("out_dir", help="folder to write adapter_config.json + adapter_model.safetensors")
+    p.add_argument("checkpoint", type=PATH, help="torch state dict with network_beta.* / network_psi.* keys")
+    p.add_argument("out_dir", type=PATH, help="folder to write adapter_config.json + adapter_model.safetensors")
     p.add_argument("--route", choices=("text", "image"), default=None,
                    help="which sub-network to import (default: the one with a non-zero output projection)")
-    p.add_argument("--alpha", type=float, default=1.0, help="default inference alpha to record")
+    p.add_argument("--alpha", type=ALPHA, default=1.0, help="default inference alpha to record")
     add_backbone_arguments(p, "backbone the checkpoint was trained on (recorded and checked)")
-    p.add_argument("--dataset", default=None, help="dataset name to record")
-    p.add_argument("--classes", nargs="*", default=None, help="class names to record")
+    p.add_argument("--dataset", default=None, type=NAME, help="dataset name to record")
+    p.add_argument("--classes", nargs="*", type=NAME, default=None, help="class names to record")
     p.set_defaults(run=run)
 
 

@@ -5,32 +5,39 @@ from __future__ import annotations
 import argparse
 
 from clap.cli.prompts import add_class_arguments, class_source
+from clap.options import PATH, Device
 
 
 def add_parser(sub) -> None:
     from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+    from clap.data_gen.sd.generate import LIMITS
 
     p = sub.add_parser("generate", help="synthesise class images from attribute prompts with Stable Diffusion",
                        description=__doc__.splitlines()[0] + " Run under `accelerate launch --multi_gpu -m "
                        "clap.cli.main generate ...` (torchrun on CPUs) to split the prompts across processes.")
     add_class_arguments(p)
-    p.add_argument("--out", required=True, help="output folder: <class>/<prompt>/<n>.png + manifest.jsonl")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="diffusers pipeline: hub id or local folder")
+    p.add_argument("--out", required=True, type=PATH, help="output folder: <class>/<prompt>/<n>.png + manifest.jsonl")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=LIMITS["model"],
+                   help="diffusers pipeline: hub id or local folder")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="dpm-solver++")
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--size", type=int, default=512, help="image height and width in pixels")
-    p.add_argument("--negative-prompt", default=None)
-    p.add_argument("--images-per-prompt", type=int, default=1)
-    p.add_argument("--prompts-per-class", type=int, default=None, help="seeded subset of the 480 prompts per class")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--suffix", default=None, help="appended to every prompt (default: ' in a random environment')")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (under accelerate launch: each rank's device)")
+    p.add_argument("--steps", type=LIMITS["steps"], default=25)
+    p.add_argument("--guidance", type=LIMITS["guidance"], default=7.5)
+    p.add_argument("--size", type=LIMITS["height"], default=512,
+                   help="image height and width in pixels (a multiple of 8)")
+    p.add_argument("--negative-prompt", type=LIMITS["negative_prompt"], default=None)
+    p.add_argument("--images-per-prompt", type=LIMITS["images_per_prompt"], default=1)
+    p.add_argument("--prompts-per-class", type=LIMITS["prompts_per_class"], default=None,
+                   help="seeded subset of the 480 prompts per class")
+    p.add_argument("--batch-size", type=LIMITS["batch_size"], default=4)
+    p.add_argument("--suffix", type=LIMITS["suffix"], default=None,
+                   help="appended to every prompt (default: ' in a random environment'; '' for none)")
+    p.add_argument("--seed", type=LIMITS["seed"], default=0)
+    p.add_argument("--device", default="cpu", type=Device(),
+                   help="cpu or cuda (under accelerate launch: each rank's device)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--attention-slicing", action="store_true", help="lower memory use (CUDA)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, on_interrupt="the images written so far are kept; rerun the same command to resume")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,18 +6,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clap.options import NAME, PATH
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="work with evaluation reports", description=__doc__.splitlines()[0])
     rsub = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     m = rsub.add_parser("merge", help="merge report JSONs into one table: a row per (report, model)")
-    m.add_argument("reports", nargs="+", help="report JSON files (e.g. eval_report/*.json)")
-    m.add_argument("--out", required=True, help="output path without suffix: writes OUT.csv and OUT.md")
+    m.add_argument("reports", nargs="+", type=PATH, help="report JSON files (e.g. eval_report/*.json)")
+    m.add_argument("--out", required=True, type=PATH, help="output path without suffix: writes OUT.csv and OUT.md")
     m.set_defaults(run=run)
     c = rsub.add_parser("claims", help="the paper's claims against one report (reproduces / does not / cannot tell)")
-    c.add_argument("report", help="a report JSON with statistics (clap eval with CLIP, CLAP and Im.Aug; clap demo)")
-    c.add_argument("--model", default="CLAP", help="the adapter the claims are about")
-    c.add_argument("--other", default="Im.Aug", help="the adapter it should beat")
+    c.add_argument("report", type=PATH,
+                   help="a report JSON with statistics (clap eval with CLIP, CLAP and Im.Aug; clap demo)")
+    c.add_argument("--model", default="CLAP", type=NAME, help="the adapter the claims are about")
+    c.add_argument("--other", default="Im.Aug", type=NAME, help="the adapter it should beat")
     c.set_defaults(run=run_claims)
 
 

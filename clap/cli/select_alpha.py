@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+from clap.options import ALPHA, PATH, Device
 
 
 def add_parser(sub) -> None:
@@ -12,12 +13,14 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("select-alpha", help="choose adapters' inference alpha on validation data (no test labels)",
                        description=f"{__doc__.splitlines()[0]} Rule: {RULE}.")
-    p.add_argument("adapters", nargs="+", help="adapter folders; each gets `alpha` and `alpha_selection` written")
-    p.add_argument("--val", required=True, help="validation root/domain/class/image folder (never the test set)")
-    p.add_argument("--alphas", type=float, nargs="+", default=list(ALPHA_GRID), help="the grid")
+    p.add_argument("adapters", nargs="+", type=PATH,
+                   help="adapter folders; each gets `alpha` and `alpha_selection` written")
+    p.add_argument("--val", required=True, type=PATH,
+                   help="validation root/domain/class/image folder (never the test set)")
+    p.add_argument("--alphas", type=ALPHA, nargs="+", default=list(ALPHA_GRID), help="the grid")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
-    p.add_argument("--cache", default=None, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
+    p.add_argument("--device", default="cpu", type=Device())
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clap.options import NAME, PATH, SEED, Count
+
 
 def add_parser(sub) -> None:
+    from clap.data_gen.world.render import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
     p = sub.add_parser("world", help="the rendered content/style world", description=__doc__.splitlines()[0])
     wsub = p.add_subparsers(dest="world_command", metavar="ACTION", required=True)
     r = wsub.add_parser("render", help="render images with their attribute records")
-    r.add_argument("--out", required=True, help="output folder (resumable; a different render is refused)")
-    r.add_argument("--images-per-class", type=int, default=20, help="per class (and per domain for 'domains')")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, type=PATH, help="output folder (resumable; a different render is refused)")
+    r.add_argument("--images-per-class", type=Count(), default=20, help="per class (and per domain for 'domains')")
+    r.add_argument("--seed", type=SEED, default=0)
     r.add_argument("--layout", default="all", choices=("all", "domains", "captions", "image-route"),
                    help="'all' writes each layout into a sub-folder of --out")
-    r.add_argument("--classes", nargs="+", default=None, help="subset of the world's classes")
-    r.add_argument("--image-types", nargs="+", default=None, help="subset of image types (the domains)")
-    r.add_argument("--image-size", type=int, default=None, help="pixels (default 64)")
+    r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")
+    r.add_argument("--image-types", nargs="+", type=NAME, default=None, help="subset of image types (the domains)")
+    r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None, help="pixels (default 64)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    r.set_defaults(run=run)
+    r.set_defaults(run=run, on_interrupt="the images written so far are kept; rerun the same command to resume")
 
 
 def run(args: argparse.Namespace) -> int:

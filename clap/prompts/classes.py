@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from clap.data.domains import class_name_from_folder
 from clap.errors import ClapError
+from clap.options import check_names
 
 PRESETS = ("pacs", "vlcs", "officehome", "domainnet", "world")
 
@@ -19,6 +21,17 @@ def preset_classes(name: str) -> list[str]:
         raise ClapError(f"unknown class preset '{name}'; choose from {', '.join(PRESETS)}")
     text = (resources.files("clap.prompts") / "presets" / f"{key}.txt").read_text(encoding="utf-8")
     return [class_name_from_folder(line) for line in text.splitlines() if line.strip()]
+
+
+def preset_groups(name: str = "world") -> dict[str, list[str]]:
+    """A preset's class vocabularies (presets/<name>_groups.json): the world's 8 shape families of 4."""
+    text = (resources.files("clap.prompts") / "presets" / f"{name}_groups.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def world_held_out() -> list[str]:
+    """The world's default OOD classes: the last shape of each family (8 of 32, each near its family)."""
+    return [members[-1] for members in preset_groups("world").values()]
 
 
 def folder_classes(root: str | Path) -> list[str]:
@@ -51,10 +64,7 @@ def load_classes(source: str | Sequence[str]) -> list[str]:
             raise ClapError(f"'{source}' is neither a preset ({', '.join(PRESETS)}), a class-list file nor "
                             "a dataset folder")
     else:
-        names = [n.strip() for n in source if n and n.strip()]
+        names = [n.strip() if isinstance(n, str) else n for n in source]
     if not names:
         raise ClapError(f"the class list from {source!r} is empty; give at least one class name")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ClapError(f"the class list repeats {duplicates}")
-    return names
+    return check_names("class list", names)

@@ -15,6 +15,7 @@ from clap.training.modules import WINDOW_METRIC
 
 CONFIG_FILE = "training_config.yaml"
 SUMMARY_FILE = "training_summary.json"
+INTERRUPTED_CKPT = "interrupted.ckpt"
 
 
 class AdapterExport(L.Callback):
@@ -42,6 +43,18 @@ class AdapterExport(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.windows = list(state_dict.get("windows", []))
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """On Ctrl-C: a checkpoint of this exact step to resume from, a summary that says so, and no adapter."""
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        checkpoint = interrupted_checkpoint(trainer)
+        trainer.save_checkpoint(checkpoint, weights_only=False)  # full state: loops, optimiser, callbacks
+        if trainer.is_global_zero:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            summary = {"status": "interrupted", "steps": trainer.global_step, "max_steps": trainer.max_steps,
+                       "resume_from": str(checkpoint), "window_losses": self.windows, "clap_version": __version__}
+            write_text_atomic(self.out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+
     def on_fit_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
@@ -57,11 +70,17 @@ class AdapterExport(L.Callback):
         write_text_atomic(self.out_dir / CONFIG_FILE, self.resolved_config)
         stopped = next((cb.stopped_epoch for cb in trainer.callbacks
                         if isinstance(cb, L.pytorch.callbacks.EarlyStopping) and cb.stopped_epoch), None)
-        summary = {"adapter": str(self.out_dir), "route": config.route, "steps": trainer.global_step,
-                   "max_steps": trainer.max_steps, "stopped_early": stopped is not None,
+        summary = {"status": "completed", "adapter": str(self.out_dir), "route": config.route,
+                   "steps": trainer.global_step, "max_steps": trainer.max_steps, "stopped_early": stopped is not None,
                    "window_losses": self.windows, "last_loss": _metric(trainer, "train/loss"),
                    "wall_seconds": time.monotonic() - self._start, "clap_version": __version__}
         write_text_atomic(self.out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+
+
+def interrupted_checkpoint(trainer) -> Path:
+    """Where an interrupted run leaves its checkpoint: beside the periodic ones."""
+    folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+    return Path(folder or Path(trainer.default_root_dir) / "checkpoints") / INTERRUPTED_CKPT
 
 
 def _plain(hparams) -> dict:

@@ -19,6 +19,7 @@ from torchvision import transforms as T
 from clap.batching import encode_in_batches
 from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
 from clap.errors import ClapError
+from clap.options import PATH, PROBABILITY, Number, check_options
 from clap.training.steps import FrozenFeatureDataModule
 
 logger = logging.getLogger(__name__)
@@ -102,12 +103,17 @@ class ImageDataModule(FrozenFeatureDataModule):
         device: where the frozen backbone runs.
     """
 
+    LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "crop_scale_min": Number(low=0, high=1, open_low=True),
+              "jitter": Number(low=0, high=2), **dict.fromkeys(("jitter_p", "block_mask_p", "perspective_p", "flip_p"),
+                                                               PROBABILITY)}
+
     def __init__(self, root: str, model: str | None = None, pretrained: str | None = None,
                  dataset_name: str | None = None, batch_size: int = 8, window: int = 480,
                  crop_scale_min: float = 0.64, jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0,
                  perspective_p: float = 0.0, flip_p: float = 0.0, chunk_samples: int = 2048,
                  encode_batch_size: int = 128, seed: int = 0, device: str = "cpu", quick_gelu: bool | None = None,
                  preprocess: dict | None = None) -> None:
+        check_options(self.LIMITS, locals())
         super().__init__()
         self.save_hyperparameters()
         self.augmentation = ImageAugmentation((crop_scale_min, 1.0), jitter, jitter_p, block_mask_p, perspective_p,

@@ -7,14 +7,14 @@ state and the early-stopping window counters.
 from __future__ import annotations
 
 import abc
-import math
 
 import lightning as L
 import torch
 
-from clap.adapter.config import AdapterConfig
+from clap.adapter.config import ACTIVATIONS, AdapterConfig
 from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler
 from clap.errors import ClapError
+from clap.options import ALPHA, NON_NEGATIVE, POSITIVE, Choice, Count, Kind, check_options
 from clap.training.losses import clap_loss, info_nce
 
 WINDOW_METRIC = "train/window_loss"
@@ -24,10 +24,14 @@ class AdapterModule(L.LightningModule, abc.ABC):
     """Shared parts: lazy adapter creation (dims from the data module), Adam, NaN guard, window loss."""
 
     route = "text"
+    LIMITS: dict[str, Kind] = {"in_dim": Count(), "latent_dim": Count(), "out_dim": Count(),
+                               "activation": Choice(ACTIVATIONS), "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+                               "window": Count(), "inference_alpha": ALPHA}
 
     def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
                  activation: str = "silu", lr: float = 1e-4, weight_decay: float = 0.0, window: int = 480,
                  inference_alpha: float = 1.0) -> None:
+        check_options(self.LIMITS, locals())
         super().__init__()
         self.save_hyperparameters()
         self.adapter: Disentangler | None = None
@@ -112,13 +116,12 @@ class CLAPModule(AdapterModule):
     """
 
     route = "text"
+    LIMITS = {**AdapterModule.LIMITS, "tau": POSITIVE, "tau_c": POSITIVE, "lam": NON_NEGATIVE}
 
     def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
                  activation: str = "silu", tau: float = 0.5, tau_c: float = 1.0, lam: float = 1.0, lr: float = 1e-4,
                  weight_decay: float = 0.0, window: int = 480, inference_alpha: float = 1.0) -> None:
-        for name, value in (("tau", tau), ("tau_c", tau_c)):
-            if not (value > 0 and math.isfinite(value)):
-                raise ClapError(f"{name} must be a positive number, got {value}")
+        check_options(self.LIMITS, locals())
         super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
         self.save_hyperparameters()
 
@@ -135,12 +138,12 @@ class ImAugModule(AdapterModule):
     """
 
     route = "image"
+    LIMITS = {**AdapterModule.LIMITS, "tau": POSITIVE}
 
     def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
                  activation: str = "silu", tau: float = 0.5, lr: float = 1e-4, weight_decay: float = 0.0,
                  window: int = 480, inference_alpha: float = 1.0) -> None:
-        if not (tau > 0 and math.isfinite(tau)):
-            raise ClapError(f"tau must be a positive number, got {tau}")
+        check_options(self.LIMITS, locals())
         super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
         self.save_hyperparameters()
 

@@ -14,6 +14,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from clap.options import NAME, SEED, Count, Device, Kind, Text
+
 Producer = Callable[[int], dict[str, torch.Tensor]]
 
 
@@ -70,8 +72,14 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     """What both routes' data modules share: the frozen backbone, work done once, chunked steps, windows.
 
     Subclasses save `model`, `pretrained`, `quick_gelu`, `preprocess`, `device`, `batch_size`, `window`,
-    `chunk_samples` and `seed` as hyperparameters and provide the route-specific parts below.
+    `chunk_samples` and `seed` as hyperparameters, check their arguments against `LIMITS` and provide the
+    route-specific parts below.
     """
+
+    LIMITS: dict[str, Kind] = {
+        "model": Text(what="a model name, config file or folder"), "pretrained": Text(what="a tag or weights file"),
+        "dataset_name": NAME, "batch_size": Count(), "window": Count(), "chunk_samples": Count(),
+        "encode_batch_size": Count(), "seed": SEED, "device": Device()}
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from clap.backbones.base import Backbone
+from clap.options import NON_NEGATIVE, PATH, PROBABILITY, Count, check_options
 from clap.fileio import save_tensors_atomic
 from clap.prompts.augment import AugmentationConfig, PromptRegistry
 from clap.prompts.templates import AttributeVocab, PromptParts, class_prompts
@@ -154,12 +155,16 @@ class PromptDataModule(FrozenFeatureDataModule):
         device: where the frozen backbone runs.
     """
 
+    LIMITS = {**FrozenFeatureDataModule.LIMITS, **dict.fromkeys(("osd", "ocd", "itd", "asd", "spo"), PROBABILITY),
+              "ign_tokens": Count(0, 64), "ign_std": NON_NEGATIVE, "vocab": PATH, "feature_cache": PATH}
+
     def __init__(self, classes: str | list[str] = "world", model: str | None = None, pretrained: str | None = None,
                  dataset_name: str | None = None, batch_size: int = 8, window: int = 480, osd: float = 0.5,
                  ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = 4,
                  ign_std: float = 0.02, vocab: str | None = None, chunk_samples: int = 4096,
                  encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
                  device: str = "cpu", quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
+        check_options(self.LIMITS, locals())
         super().__init__()
         self.save_hyperparameters()
         self.augmentation = AugmentationConfig(osd, ocd, itd, asd, spo)

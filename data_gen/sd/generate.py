@@ -24,10 +24,17 @@ from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
 from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from clap.data_gen.sd.manifest import append_rows, merge_shards, shard_path
 from clap.fileio import claim_output_folder, save_image_atomic
+from clap.options import NON_NEGATIVE, SEED, Count, Text, check_options
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "generation.json"
+
+
+LIMITS = {"model": Text(what="a diffusers model id or folder"), "steps": Count(), "guidance": NON_NEGATIVE,
+          "height": Count(8), "width": Count(8), "negative_prompt": Text(what="a non-empty negative prompt"),
+          "images_per_prompt": Count(), "prompts_per_class": Count(), "batch_size": Count(),
+          "suffix": Text(empty_ok=True, what="a string"), "seed": SEED}
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,9 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ClapError(f"unknown scheduler '{self.scheduler}'; use one of {', '.join(SCHEDULERS)}")
-        for name in ("steps", "height", "width", "images_per_prompt", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ClapError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_options(LIMITS, vars(self))
         if self.height % 8 or self.width % 8:
             raise ClapError(f"image size {self.width}x{self.height} must be a multiple of 8")
-        if self.prompts_per_class is not None and self.prompts_per_class < 1:
-            raise ClapError(f"prompts_per_class must be at least 1, got {self.prompts_per_class}")
 
     def settings(self) -> dict:
         """What decides the pixels (recorded in generation.json and each manifest row)."""
