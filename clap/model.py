@@ -85,9 +85,9 @@ class CLAPModel(nn.Module):
         return self.adapt(raw, normalize)
 
     @torch.no_grad()
-    def zero_shot_classifier(self, classnames: Sequence[str], templates: Sequence[str] = ("{}",),
-                             batch_size: int = 256) -> torch.Tensor:
-        """Class weights [D, C]: per class, the renormalised mean of its normalised template features."""
+    def prompt_features(self, classnames: Sequence[str], templates: Sequence[str] = ("{}",),
+                        batch_size: int = 256) -> torch.Tensor:
+        """Normalised features [C, T, D] of every class in every template."""
         if not classnames:
             raise ClapError("zero-shot classifier needs at least one class name")
         if not templates or any("{}" not in t and "{c}" not in t for t in templates):
@@ -95,5 +95,10 @@ class CLAPModel(nn.Module):
         texts = [t.replace("{c}", "{}").format(c) for c in classnames for t in templates]
         feats = torch.cat([self.encode_text(texts[i:i + batch_size], normalize=True)
                            for i in range(0, len(texts), batch_size)])
-        feats = feats.view(len(classnames), len(templates), -1).mean(dim=1)
+        return feats.view(len(classnames), len(templates), -1)
+
+    def zero_shot_classifier(self, classnames: Sequence[str], templates: Sequence[str] = ("{}",),
+                             batch_size: int = 256) -> torch.Tensor:
+        """Class weights [D, C]: per class, the renormalised mean of its normalised template features."""
+        feats = self.prompt_features(classnames, templates, batch_size).mean(dim=1)
         return F.normalize(feats, dim=-1).T.contiguous()

@@ -60,7 +60,9 @@ def test_zero_shot_matches_a_direct_computation(setup, embedded):
     weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
     feats = torch.nn.functional.normalize(data.features, dim=-1)
     assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
-    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "R", "delta", "Delta_NC"}
+    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "ENS", "MAX", "R", "delta", "Delta_NC"}
+    templates = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, zeroshot.ENSEMBLE_TEMPLATES)
+    assert clip["ENS"] == pytest.approx(float(((feats @ templates).argmax(1) == data.labels).float().mean()))
     assert rows["CLIP"]["mean"]["C"] > 4 / len(setup.dataset.classes)  # well above chance for the tiny CLIP
 
 

@@ -14,22 +14,26 @@ import logging
 import time
 from pathlib import Path
 
+from clap.options import PATH, SEED, Count
+from clap.cli.eval import EPSILON
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="end-to-end run on the embedded world, offline",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="demo_output", help="folder for data, adapters, logs and the report")
-    p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--adapter-seeds", type=int, default=3, help="training seeds per adapter (mean ± std)")
-    p.add_argument("--images-per-class", type=int, default=10, help="test images per class and domain")
-    p.add_argument("--val-images-per-class", type=int, default=2, help="validation images per class and domain")
-    p.add_argument("--imaug-images-per-class", type=int, default=12, help="Im.Aug training images per class")
-    p.add_argument("--clap-steps", type=int, default=3000)
-    p.add_argument("--imaug-steps", type=int, default=1500)
-    p.add_argument("--attack-images", type=int, default=8, help="images per domain attacked")
-    p.add_argument("--eps", nargs="+", default=["1/255", "4/255", "8/255"], help="attack budgets (8/255: the paper's)")
+    p.add_argument("--out", default="demo_output", type=PATH, help="folder for data, adapters, logs and the report")
+    p.add_argument("--seed", type=SEED, default=2024)
+    p.add_argument("--adapter-seeds", type=Count(), default=3, help="training seeds per adapter (mean ± std)")
+    p.add_argument("--images-per-class", type=Count(2), default=10, help="test images per class and domain")
+    p.add_argument("--val-images-per-class", type=Count(), default=2, help="validation images per class and domain")
+    p.add_argument("--imaug-images-per-class", type=Count(), default=12, help="Im.Aug training images per class")
+    p.add_argument("--clap-steps", type=Count(), default=3000)
+    p.add_argument("--imaug-steps", type=Count(), default=1500)
+    p.add_argument("--attack-images", type=Count(), default=8, help="images per domain attacked")
+    p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 4 / 255, 8 / 255],
+                   help="attack budgets (8/255: the paper's)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, on_interrupt="rerun the same command (renders already written are reused)")
 
 
 def _train(args_list: list[str]) -> None:
@@ -53,8 +57,15 @@ def train_adapters(args: argparse.Namespace, out: Path, seed: int) -> dict[str, 
     return adapters
 
 
+def eval_defaults(dataset: Path) -> argparse.Namespace:
+    """`clap eval`'s options at their defaults, for the demo's evaluation."""
+    from clap.cli.main import build_parser
+
+    return build_parser().parse_args(["eval", "all", "--dataset", str(dataset)])
+
+
 def run(args: argparse.Namespace) -> int:
-    from clap.cli.eval import TASKS, report_run, run_tasks
+    from clap.cli.eval import CLOSED_SET, report_run, run_tasks
     from clap.data_gen.world.export import render_world
     from clap.evaluation.alpha import choose_alphas
     from clap.evaluation.claims import claims_table
@@ -81,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
     specs = [AdapterSpec(name, str(path), "auto") for a in trained for name, path in a.items()]
     setup = build_setup(out / "data" / "test", specs, progress=progress)
     shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
-    eval_args = argparse.Namespace(shots=shots, seeds=[0, 1, 2], protocol="pixel", seed=args.seed,
-                                   attack_images=args.attack_images, out=str(out / "report"),
-                                   eps=args.eps,
-                                   alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
-    results = run_tasks(setup, TASKS[:-1], eval_args)
+    eval_args = eval_defaults(out / "data" / "test")
+    eval_args.__dict__.update(shots=shots, seed=args.seed, attack_images=args.attack_images, out=str(out / "report"),
+                              eps=args.eps, alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True,
+                              no_progress=args.no_progress)
+    results = run_tasks(setup, (*CLOSED_SET, "ood", "openness"), eval_args)
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
     json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results)

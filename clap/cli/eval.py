@@ -7,40 +7,68 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
+from clap.cli.openworld_args import add_openworld_arguments
+from clap.errors import ClapError
+from clap.options import ALPHA, PATH, SEED, Count, Device, Kind
 
-TASKS = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha", "all")
+class Epsilon(Kind):
+    """An attack budget in pixel units: 8/255 or 0.031, in (0, 1]."""
+
+    def convert(self, value: Any) -> float:
+        from clap.evaluation.adversarial import parse_eps
+
+        return parse_eps(value if isinstance(value, str) else repr(value))
+
+
+class Adapter(Kind):
+    """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
+
+    def convert(self, value: Any):
+        from clap.evaluation.runner import AdapterSpec
+
+        try:
+            return AdapterSpec.parse(value)
+        except ClapError as e:
+            raise ValueError(str(e)) from None
+
+
+EPSILON, ADAPTER = Epsilon(), Adapter()
+TASKS = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha", "all", "ood", "openness")
+CLOSED_SET = TASKS[:TASKS.index("all")]  # what `all` runs; the open-world tasks are asked for by name
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate CLIP and adapters on a root/domain/class/image dataset",
                        description=__doc__.splitlines()[0])
     p.add_argument("task", choices=TASKS)
-    p.add_argument("--dataset", required=True, help="root/domain/class/image folder")
-    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH[@ALPHA|@auto]",
+    p.add_argument("--dataset", required=True, type=PATH, help="root/domain/class/image folder")
+    p.add_argument("--adapter", action="append", default=[], type=ADAPTER, metavar="NAME=PATH[@ALPHA|@auto]",
                    help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its recorded "
                         "alpha, 'auto' takes the one chosen on validation data (clap select-alpha); a NAME given "
                         "several times is one adapter trained with several seeds (reported as mean ± std)")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
-    p.add_argument("--out", default="eval_report", help="folder for <task>.json, <task>.md and plots")
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 8, 16, 32])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--attack-images", type=int, default=100, help="images per domain attacked (0 = all)")
-    p.add_argument("--eps", nargs="+", default=["1/255", "2/255", "4/255", "8/255"],
+    p.add_argument("--out", default="eval_report", type=PATH, help="folder for <task>.json, <task>.md and plots")
+    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32])
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
+    p.add_argument("--attack-images", type=Count(0), default=100, help="images per domain attacked (0 = all)")
+    p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 2 / 255, 4 / 255, 8 / 255],
                    help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
     p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
                    help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
                         "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
                         "probes are scored on the whole domain, their own shots included)")
-    p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0])
-    p.add_argument("--cache", default=None, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alphas", type=ALPHA, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0])
+    p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
+    p.add_argument("--device", default="cpu", type=Device())
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run)
+    add_openworld_arguments(p)
+    p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
 
 
 def run_tasks(setup, tasks, args) -> dict:
@@ -48,14 +76,16 @@ def run_tasks(setup, tasks, args) -> dict:
     from clap.evaluation import runner
     from clap.evaluation.plots import plot_eps_sweep
 
-    results = {}
+    results, repe = {}, repe_options(setup, args)
     for task in tasks:
         if task == "zeroshot":
             results[task] = runner.run_zeroshot(setup)
+            if repe is not None:
+                results["zeroshot_repe"] = runner.run_zeroshot(setup, repe)
         elif task == "fewshot":
             results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
         elif task == "adversarial":
-            results[task] = runner.run_adversarial(setup, epsilons=epsilons(args.eps), protocol=args.protocol,
+            results[task] = runner.run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol,
                                                    seed=args.seed, max_images=args.attack_images or None)
             results["adversarial_plot"] = str(plot_eps_sweep(results[task], Path(args.out) / "adversarial_eps.png"))
         elif task == "probe":
@@ -64,18 +94,45 @@ def run_tasks(setup, tasks, args) -> dict:
             results[task] = runner.run_tsne(setup, args.out, args.seed)
         elif task == "alpha":
             results[task] = runner.run_alpha(setup, args.alphas, args.out)
+        elif task == "ood":
+            results.update(run_ood_task(setup, args, repe))
+        elif task == "openness":
+            results.update(run_openness_task(setup, args, repe))
     return results
 
 
-def epsilons(texts: list[str]) -> list[float]:
-    """Parsed --eps values, or a one-line error."""
-    from clap.errors import ClapError
-    from clap.evaluation.adversarial import parse_eps
+def repe_options(setup, args: argparse.Namespace) -> dict | None:
+    """`Repe.encode` keywords when --repe is on."""
+    from clap.cli.openworld_args import repe_captions
 
-    try:
-        return sorted({parse_eps(t) for t in texts})
-    except ValueError as e:
-        raise ClapError(f"--eps: {e}") from None
+    captions = repe_captions(setup, args)
+    return None if captions is None else {"captions": captions, "weight": args.repe_weight, "k": args.repe_k}
+
+
+def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.cli.openworld_args import merge_groups, ood_sets
+    from clap.evaluation.ood import OODOptions, run_ood
+    from clap.evaluation.plots import plot_ood
+
+    id_sets, oods, id_classes = ood_sets(setup, args)
+    options = OODOptions(merge_groups(setup, args, id_classes), args.mcm_temperature)
+    results, pooled = run_ood(setup, id_sets, oods, id_classes, options, repe)
+    results["ood_plot"] = str(plot_ood(pooled, Path(args.out) / "ood_scores.png"))
+    results["ood_split"] = {"id_classes": id_classes, "ood": args.ood or [c for c in setup.dataset.classes
+                                                                        if c not in id_classes]}
+    return results
+
+
+def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.cli.openworld_args import openness_groups
+    from clap.evaluation.openness import run_openness
+    from clap.evaluation.plots import plot_openness
+
+    groups = openness_groups(setup, args)
+    results = run_openness(setup, groups, args.orders, args.seed, repe)
+    results["openness_plot"] = str(plot_openness(results["openness"], Path(args.out) / "openness_curves.png"))
+    results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
+    return results
 
 
 def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, Path, str]:
@@ -94,14 +151,12 @@ def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, 
 
 def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import claim_report
-    from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.evaluation.runner import build_setup
 
-    specs = [AdapterSpec.parse(text) for text in args.adapter]
-    epsilons(args.eps)
     claim_report(args.out, args.task, args.overwrite)
-    setup = build_setup(args.dataset, specs, backbone_options(args), args.cache, args.device, args.ignore_classes,
-                        progress=not args.no_progress)
-    tasks = TASKS[:-1] if args.task == "all" else (args.task,)
+    setup = build_setup(args.dataset, args.adapter, backbone_options(args), args.cache, args.device,
+                        args.ignore_classes, progress=not args.no_progress)
+    tasks = CLOSED_SET if args.task == "all" else (args.task,)
     results = run_tasks(setup, tasks, args)
     json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results)
     print(tables)

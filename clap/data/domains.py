@@ -65,6 +65,17 @@ def scan_domain_dataset(root: str | Path) -> DomainDataset:
     return dataset
 
 
+def scan_image_folder(root: str | Path, name: str = "images") -> DomainDataset:
+    """Every image under `root`, any layout, as one domain and one class (`name`): an OOD set."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ClapError(f"image folder {root} does not exist or is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ClapError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return DomainDataset(root, [name], [name], [(p, 0, 0) for p in files])
+
+
 def load_image(path: Path) -> Image.Image | None:
     """The image as RGB (grayscale, CMYK, palette and alpha converted), or None when unreadable."""
     try:

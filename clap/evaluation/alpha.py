@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from clap.evaluation.zeroshot import PROMPT_FORMS, evaluate_zero_shot
+from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
 
 ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)
 RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
@@ -25,7 +25,7 @@ def zero_shot_by_alpha(model, features: dict, classnames: Sequence[str], grid: S
     try:
         for alpha in grid:
             model.alpha = float(alpha)
-            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames)["mean"]
+            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames, forms=SINGLE_FORMS)["mean"]
     finally:
         model.alpha = original
     return rows

@@ -18,7 +18,7 @@ def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    fig.clf()
+    _pyplot().close(fig)
     return path
 
 
@@ -38,9 +38,7 @@ def plot_alpha(sweep: dict, chosen: dict[str, float], path: Path) -> Path:
     ax.set_ylabel("mean zero-shot accuracy (%)")
     ax.set_xscale("symlog", linthresh=0.01)
     ax.legend(fontsize=6)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_eps_sweep(adversarial: dict, path: Path) -> Path:
@@ -62,6 +60,53 @@ def plot_eps_sweep(adversarial: dict, path: Path) -> Path:
         ax.set_xlabel("eps (x/255, pixels in [0, 1])")
         ax.set_ylabel("robust accuracy (%)")
         ax.legend(fontsize=6)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_ood(pooled: dict, path: Path) -> Path:
+    """Per model (rows) and score (columns): histograms of ID and OOD scores (all domains pooled); a last row
+    of ROC curves, a line per model."""
+    from sklearn.metrics import roc_curve
+
+    plt = _pyplot()
+    models, scores = list(pooled), list(next(iter(pooled.values())))
+    fig, axes = plt.subplots(len(models) + 1, len(scores), figsize=(3.2 * len(scores), 2.2 * (len(models) + 1)),
+                             squeeze=False)
+    for i, model in enumerate(models):
+        for j, score in enumerate(scores):
+            ax, parts = axes[i][j], pooled[model][score]
+            for part, colour in (("id", "C0"), ("ood", "C3")):
+                ax.hist(parts[part], bins=30, alpha=0.5, color=colour, density=True, label=part.upper())
+            ax.set_title(f"{model}: {score}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    for j, score in enumerate(scores):
+        ax = axes[-1][j]
+        for k, model in enumerate(models):
+            parts = pooled[model][score]
+            labels = [1] * len(parts["id"]) + [0] * len(parts["ood"])
+            fpr, tpr, _ = roc_curve(labels, [*parts["id"], *parts["ood"]])
+            ax.plot(fpr, tpr, color=f"C{k % 10}", label=model)
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set_title(f"ROC: {score}", fontsize=8)
+        ax.set_xlabel("FPR (OOD accepted)", fontsize=7)
+        ax.set_ylabel("TPR (ID accepted)", fontsize=7)
+        ax.legend(fontsize=5)
+    axes[0][0].legend(fontsize=6)
+    return _save(fig, path)
+
+
+def plot_openness(openness: dict, path: Path) -> Path:
+    """Accuracy against the number of vocabularies (mean over domains): extensibility and stability."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((axes[0], "E_curve", "extensibility (images grow too)"),
+                           (axes[1], "S_curve", "stability (target images only)")):
+        for k, (model, rows) in enumerate(openness.items()):
+            curves = [row[key] for d, row in rows.items() if d != "mean"]
+            mean = [100 * sum(c[i] for c in curves) / len(curves) for i in range(len(curves[0]))]
+            ax.plot(range(1, len(mean) + 1), mean, color=f"C{k % 10}", marker="o", ms=3, label=model)
+        ax.set_title(title)
+        ax.set_xlabel("vocabularies in the label set")
+        ax.set_ylabel("accuracy (%)")
+        ax.legend(fontsize=6)
+    return _save(fig, path)

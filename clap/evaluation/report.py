@@ -14,8 +14,10 @@ from clap.fileio import write_text_atomic
 
 VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
 
-ZS_COLUMNS = ("C", "CP", "PC", "NC", "R", "delta", "Delta_NC")
+ZS_COLUMNS = ("C", "CP", "PC", "NC", "ENS", "MAX", "R", "delta", "Delta_NC")
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
+OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
+OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
 
 
 def _pct(value) -> str:
@@ -44,7 +46,7 @@ def zeroshot_table(results: dict) -> str:
         for model, per_domain in results.items():
             row = per_domain[domain]
             rows.append([domain, model] + [_pct(row[c]) if c in row else "-" for c in ZS_COLUMNS])
-    header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "R", "δ", "Δ(NC)"]
+    header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "ens. mean", "ens. max", "R", "δ", "Δ(NC)"]
     return _table(header, rows)
 
 
@@ -90,6 +92,19 @@ def alpha_table(results: dict) -> str:
     return _table(["model", "alpha", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)"], rows)
 
 
+def ood_table(results: dict) -> str:
+    """Rows: model x score (mean over domains); columns: AUROC, FPR95, AUPR-In, AUPR-Out in %."""
+    rows = [[model, score] + [_pct(m[k]) for k in OOD_COLUMNS]
+            for model, per_domain in results.items() for score, m in per_domain["mean"].items()]
+    return _table(["model", "score", "AUROC", "FPR95", "AUPR-In", "AUPR-Out"], rows)
+
+
+def openness_table(results: dict) -> str:
+    """Rows: model (mean over domains); columns: Acc-C, Acc-E, Acc-S, full-vocabulary accuracy, drops in %."""
+    rows = [[model] + [_pct(per_domain["mean"][k]) for k in OPENNESS_COLUMNS] for model, per_domain in results.items()]
+    return _table(["model", "Acc-C", "Acc-E", "Acc-S", "full vocabulary", "E drop", "S drop"], rows)
+
+
 def differences_table(differences: dict) -> str:
     """Rows: task x model x metric; the paired difference to CLIP in points with its 95% bootstrap interval."""
     rows = []
@@ -111,10 +126,17 @@ TABLES = {
     "adversarial": ("Adversarial robustness (%) against eps", adversarial_table),
     "probe": ("Disentanglement of image features", probe_table),
     "alpha": ("Alpha sweep (mean over domains)", alpha_table),
+    "zeroshot_repe": ("Zero-shot accuracy with REPE (%)", zeroshot_table),
+    "ood": ("OOD detection (%; mean over domains; FPR95 lower is better)", ood_table),
+    "ood_repe": ("OOD detection with REPE (%)", ood_table),
+    "openness": ("Vocabulary openness (%; mean over domains)", openness_table),
+    "openness_repe": ("Vocabulary openness with REPE (%)", openness_table),
 }
 
 
-SEED_COLLAPSED = ("zeroshot", "fewshot", "adversarial", "probe", "alpha")
+SEED_COLLAPSED = tuple(TABLES)
+PLOTS = {"adversarial_plot": "Robust accuracy against eps", "ood_plot": "OOD score histograms and ROC curves",
+         "openness_plot": "Accuracy against vocabulary size"}
 SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budget; the JSON has every eps
 
 
@@ -126,8 +148,9 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
     for task, (title, render) in TABLES.items():
         if task in shown and shown[task]:
             parts.append(f"## {title}\n\n{render(shown[task])}\n")
-    if results.get("adversarial_plot"):
-        parts.append(f"Robust accuracy against eps: {results['adversarial_plot']}\n")
+    for key, title in PLOTS.items():
+        if results.get(key):
+            parts.append(f"{title}: {results[key]}\n")
     if "tsne" in results:
         parts.append("## t-SNE\n\n" + "\n".join(f"- {m}: {p}" for m, p in results["tsne"].items()) + "\n")
     if any(statistics.get("differences", {}).values()):

@@ -155,14 +155,19 @@ def protocol_info(protocol: str) -> dict[str, str]:
             "attack_inputs": "normalised tensors (the authors' code)" if protocol == "paper" else "pixels in [0, 1]"}
 
 
-def run_zeroshot(setup: EvalSetup) -> dict:
-    """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]`."""
+def run_zeroshot(setup: EvalSetup, repe: dict | None = None) -> dict:
+    """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]` (without REPE; with
+    `Repe.encode` keywords the class features are REPE-enhanced)."""
+    from clap.evaluation.repe import Repe
+
     out, hits = {}, {}
     for name, m in setup.models.items():
         parts: dict[str, list[np.ndarray]] = {}
-        out[name] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts)
+        enhancer = Repe.encode(m, **repe) if repe is not None else None
+        out[name] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts, enhancer)
         hits[name] = {form: np.concatenate(v) for form, v in parts.items()}
-    setup.per_image["zeroshot"] = hits
+    if repe is None:
+        setup.per_image["zeroshot"] = hits
     return out
 
 

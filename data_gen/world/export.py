@@ -96,6 +96,17 @@ def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
     return manifest
 
 
+def caption_corpus(per_class: int = 30, seed: int = 11, spec: WorldSpec | None = None) -> list[str]:
+    """The captions a captions-layout render with this seed would write, without rendering the images: a
+    caption corpus for REPE."""
+    spec, priors = spec or WorldSpec(), StylePriors()
+    out = []
+    for item in _caption_items(spec, per_class):
+        attrs = spec.sample(image_rng(seed, item.index), priors, **item.fixed)
+        out.append(caption(attrs, np.random.default_rng([seed, item.index, 1])))
+    return out
+
+
 def _image_route_path(item: Item, attrs: WorldAttributes) -> str:
     prompt = attrs.prompt().text()
     return f"{folder_name(attrs.class_name)}/{folder_name(prompt)}/{item.index:06d}.png"

@@ -1,0 +1,202 @@
+"""Open-world protocols: OOD scores and metrics, prompt ensembles, openness, REPE, and `clap eval ood|openness`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch.nn import functional as F
+
+from clap.cli.main import main
+from clap.data_gen.world.export import caption_corpus, render_world
+from clap.data_gen.world.render import WorldSpec
+from clap.evaluation import ood_scores, openness, zeroshot
+from clap.evaluation.repe import Repe, names_class, read_captions
+from clap.model import CLAPModel
+from clap.prompts.classes import preset_classes, preset_groups, world_held_out
+
+
+def test_metrics_agree_with_sklearn_and_a_hand_computation():
+    rng = np.random.default_rng(0)
+    ids, oods = rng.normal(1, 1, 200), rng.normal(0, 1, 300)
+    m = ood_scores.detection_metrics(ids, oods)
+    labels = np.r_[np.ones(200), np.zeros(300)]
+    assert m["AUROC"] == pytest.approx(roc_auc_score(labels, np.r_[ids, oods]))
+    assert m["AUPR_in"] == pytest.approx(average_precision_score(labels, np.r_[ids, oods]))
+    assert m["AUPR_out"] == pytest.approx(average_precision_score(1 - labels, -np.r_[ids, oods]))
+    threshold = np.sort(ids)[::-1][int(np.ceil(0.95 * 200)) - 1]  # accepts exactly 190 of 200 ID scores
+    assert m["FPR95"] == pytest.approx(np.mean(oods >= threshold))
+
+
+def test_fpr95_counts_ties_at_the_threshold():
+    ids = np.array([5.0] * 19 + [1.0])  # 95% of ID accepted at threshold 5
+    oods = np.array([5.0, 5.0, 0.0, 0.0])  # two OOD tie with it: both accepted
+    assert ood_scores.fpr_at_tpr(ids, oods) == pytest.approx(0.5)
+    assert ood_scores.fpr_at_tpr(np.array([2.0, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.5)
+
+
+def test_scores_by_hand():
+    cos = torch.tensor([[0.3, 0.1], [0.2, 0.2]])
+    assert ood_scores.max_logit(cos).tolist() == pytest.approx([30.0, 20.0])
+    assert ood_scores.energy(cos)[1] == pytest.approx(0.01 * np.log(2 * np.exp(20.0)))
+    assert ood_scores.mcm(cos, 1.0)[1] == pytest.approx(0.5)
+
+
+def test_max_logit_ensemble_with_one_prompt_is_the_plain_cosine():
+    feats = F.normalize(torch.randn(6, 8), dim=-1)
+    prompts = F.normalize(torch.randn(3, 8), dim=-1)
+    plain = feats @ prompts.T
+    assert torch.allclose(ood_scores.ensemble_cosines(feats, prompts, [0, 1, 2], 3), plain)
+    assert torch.allclose(zeroshot.class_scores(feats, prompts.T[None]), plain)
+    two = ood_scores.ensemble_cosines(feats, torch.cat([prompts, -prompts]), [0, 1, 2, 0, 1, 2], 3)
+    assert torch.allclose(two, plain.abs())  # the max over a prompt and its opposite
+
+
+def test_class_merging_scores_a_group_as_one_class():
+    owner, n = ood_scores.merged_owner(["a", "b", "c", "d"], [["b", "d"]])
+    assert owner == [0, 1, 2, 1] and n == 3
+    feats = torch.eye(4)
+    merged = ood_scores.ensemble_cosines(feats, torch.eye(4), owner, n)
+    assert merged[3].tolist() == [0.0, 1.0, 0.0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("openworld")
+    render_world(root, "domains", 2, seed=5, spec=WorldSpec(image_types=("sketch", "photograph")), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def features(world, embedded):
+    from clap.data.domains import scan_domain_dataset
+    from clap.evaluation.features import domain_features
+
+    dataset = scan_domain_dataset(world)
+    return dataset, domain_features(embedded, dataset, progress=False)
+
+
+def test_openness_start_and_end_are_plain_zero_shot_accuracies(features, embedded):
+    dataset, raw = features
+    model = CLAPModel(embedded)
+    data = raw["sketch"]
+    feats = model.adapted(data.features)
+    weights = model.zero_shot_classifier(dataset.classes, ["a photo of a {}"])
+    groups = openness.check_groups(list(preset_groups("world").values()), dataset.classes)
+    row = openness.openness(feats, data.labels, weights, groups, orders=2, seed=0)
+    closed = []
+    for g in groups:  # no vocabulary added: zero-shot accuracy among the target's own classes
+        rows = torch.isin(data.labels, torch.tensor(g))
+        sub = weights[:, g]
+        predicted = torch.tensor(g)[(feats[rows] @ sub).argmax(1)]
+        closed.append(float((predicted == data.labels[rows]).float().mean()))
+    assert row["Acc-C"] == pytest.approx(np.mean(closed))
+    assert row["S_curve"][0] == pytest.approx(np.mean(closed))  # balanced classes: macro = micro
+    assert row["E_curve"][-1] == pytest.approx(zeroshot.accuracy(feats, weights, data.labels))
+    assert row["full"] == pytest.approx(zeroshot.accuracy(feats, weights, data.labels))
+    assert len(row["E_curve"]) == len(groups) and row["Acc-E"] <= max(row["E_curve"])
+
+
+def test_groups_must_cover_every_class_once():
+    from clap.errors import ClapError
+
+    with pytest.raises(ClapError, match="miss"):
+        openness.check_groups([["a"], ["b"]], ["a", "b", "c"])
+    with pytest.raises(ClapError, match="more than one group"):
+        openness.check_groups([["a", "b"], ["b", "c"]], ["a", "b", "c"])
+    with pytest.raises(ClapError, match="not classes"):
+        openness.check_groups([["a", "z"]], ["a"])
+
+
+def test_repe_with_zero_weight_is_the_plain_feature(embedded):
+    model = CLAPModel(embedded)
+    classes = ["star", "ring"]
+    plain = model.zero_shot_classifier(classes, ["a photo of a {}"]).T
+    captions = ["a red star on the table", "my ring !", "a star", "look at this cloud"]
+    assert torch.equal(Repe.encode(model, captions, weight=0.0).enhance(plain, classes), plain)
+    full = Repe.encode(model, captions, weight=1.0, k=1).enhance(plain, classes)
+    ring = model.encode_text(["my ring !"], normalize=True)[0]
+    assert torch.allclose(full[1], ring, atol=1e-6)  # the only caption naming "ring"
+    assert not torch.allclose(full[0], plain[0])
+
+
+def test_repe_filter_and_caption_files(tmp_path):
+    assert names_class("a small x mark , photo", "x mark") and not names_class("a box", "x mark")
+    assert not names_class("starfish", "star")
+    (tmp_path / "c.jsonl").write_text('{"caption": "a star"}\n{"caption": "my ring"}\n')
+    (tmp_path / "c.txt").write_text("a star\n\nmy ring\n")
+    assert read_captions(tmp_path / "c.jsonl") == read_captions(tmp_path / "c.txt") == ["a star", "my ring"]
+    corpus = caption_corpus(2, 11)
+    assert len(corpus) == 64 and corpus == caption_corpus(2, 11)
+
+
+def test_world_defaults():
+    groups = preset_groups("world")
+    assert len(groups) == 8 and sorted(c for g in groups.values() for c in g) == sorted(preset_classes("world"))
+    assert len(world_held_out()) == 8
+
+
+def run_cli(argv, capsys) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_eval_ood_and_openness_end_to_end(world, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "ood", "--dataset", str(world), "--out", str(out), "--no-progress", "--repe"]) == 0
+    report = json.loads((out / "ood.json").read_text())
+    rows = report["results"]["ood"]["CLIP"]
+    assert set(rows) == {"sketch", "photograph", "mean"}
+    assert set(rows["mean"]) == {"MCM", "MaxLogit", "Energy", "MaxLogitEnsemble"}
+    assert 0.5 < rows["mean"]["MaxLogit"]["AUROC"] <= 1.0
+    assert "ood_repe" in report["results"] and (out / "ood_scores.png").stat().st_size > 10_000
+    assert sorted(report["results"]["ood_split"]["ood"]) == sorted(world_held_out())
+    merge = tmp_path / "merge.json"
+    merge.write_text(json.dumps({"roundish": ["circle", "ellipse"]}))
+    assert main(["eval", "ood", "--dataset", str(world), "--out", str(tmp_path / "m"), "--no-progress",
+                 "--merge", str(merge)]) == 0
+    assert main(["eval", "openness", "--dataset", str(world), "--out", str(out), "--no-progress", "--orders", "2"]) == 0
+    result = json.loads((out / "openness.json").read_text())["results"]["openness"]["CLIP"]["mean"]
+    assert 0 < result["full"] <= result["Acc-E"] <= result["Acc-C"] <= 1
+    assert (out / "openness_curves.png").is_file()
+
+
+def test_eval_ood_with_an_ood_folder(world, tmp_path, capsys):
+    ood = tmp_path / "ood"
+    render_world(ood, "domains", 1, seed=9, spec=WorldSpec(image_types=("sketch",), classes=("star", "ring")),
+                 progress=False)
+    code, err = run_cli(["eval", "ood", "--dataset", str(world), "--ood", str(ood), "--out", str(tmp_path / "r")],
+                        capsys)
+    assert code == 2 and "named like ID classes" in err and err.count("\n") == 1
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, p in enumerate(sorted(ood.rglob("*.png"))):
+        p.rename(flat / f"{i}.png")
+    assert main(["eval", "ood", "--dataset", str(world), "--ood", str(flat), "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--ood", "EMPTY"], "holds no images"),
+    (["--ood", "WORLD"], "overlaps --dataset"),
+    (["--ood-classes", "dragon"], "must be classes"),
+    (["--merge", "BADGROUPS"], "not classes of the dataset"),
+])
+def test_eval_ood_bad_input(world, tmp_path, capsys, extra, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.json").write_text(json.dumps({"g": ["circle", "dragon"]}))
+    names = {"EMPTY": str(tmp_path / "empty"), "WORLD": str(world / "sketch"), "BADGROUPS": str(tmp_path / "bad.json")}
+    code, err = run_cli(["eval", "ood", "--dataset", str(world), "--out", str(tmp_path / "r"), "--no-progress",
+                         *[names.get(a, a) for a in extra]], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "ood.json").exists()
+
+
+def test_eval_openness_refuses_groups_missing_classes(world, tmp_path, capsys):
+    (tmp_path / "g.json").write_text(json.dumps({"a": ["circle"], "b": ["star"]}))
+    code, err = run_cli(["eval", "openness", "--dataset", str(world), "--groups", str(tmp_path / "g.json"),
+                         "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 2 and "the groups miss" in err
