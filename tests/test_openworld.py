@@ -200,3 +200,20 @@ def test_eval_openness_refuses_groups_missing_classes(world, tmp_path, capsys):
     code, err = run_cli(["eval", "openness", "--dataset", str(world), "--groups", str(tmp_path / "g.json"),
                          "--out", str(tmp_path / "r"), "--no-progress"], capsys)
     assert code == 2 and "the groups miss" in err
+
+
+def test_auroc_intervals_match_sklearn_and_cover_a_known_difference():
+    from clap.evaluation.stats import auroc, ood_differences
+
+    rng = np.random.default_rng(1)
+    ids, oods = np.round(rng.normal(1, 1, 300), 1), np.round(rng.normal(0, 1, 300), 1)  # with ties
+    labels = np.r_[np.ones(300), np.zeros(300)]
+    assert auroc(ids, oods) == pytest.approx(roc_auc_score(labels, np.r_[ids, oods]))
+    base = {"s": {"id": ids, "ood": oods}}
+    better = {"s": {"id": ids + 1.0, "ood": oods}}
+    scores = {"CLIP": base, "A#1": better, "A#2": better, "B": base}
+    out = ood_differences("CLIP", scores, seed=0)
+    d = out["A"]["s AUROC"]
+    assert d["low"] <= d["difference"] <= d["high"] and d["low"] > 0 and not d["contains_zero"]
+    assert d["difference"] == pytest.approx(auroc(ids + 1.0, oods) - auroc(ids, oods))
+    assert out["B"]["s AUROC"]["difference"] == 0.0 and out["B"]["s AUROC"]["contains_zero"]

@@ -117,6 +117,7 @@ def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
     id_sets, oods, id_classes = ood_sets(setup, args)
     options = OODOptions(merge_groups(setup, args, id_classes), args.mcm_temperature)
     results, pooled = run_ood(setup, id_sets, oods, id_classes, options, repe)
+    setup.ood_scores = pooled
     results["ood_plot"] = str(plot_ood(pooled, Path(args.out) / "ood_scores.png"))
     results["ood_split"] = {"id_classes": id_classes, "ood": args.ood or [c for c in setup.dataset.classes
                                                                         if c not in id_classes]}
@@ -139,10 +140,13 @@ def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, 
     """Statistics over seeds and images, then the JSON + Markdown report; returns their paths and the tables."""
     from clap.evaluation.report import markdown, write_report
     from clap.evaluation.runner import BASELINE, protocol_info
-    from clap.evaluation.stats import differences_to, pairwise_differences, seed_groups, seed_summary
+    from clap.evaluation.stats import (differences_to, ood_differences, pairwise_differences, seed_groups,
+                                       seed_summary)
 
-    statistics = {"seeds": seed_summary(results, seed_groups(setup.models)),
-                  "differences": differences_to(BASELINE, setup.per_image, seed=args.seed),
+    differences = differences_to(BASELINE, setup.per_image, seed=args.seed)
+    if setup.ood_scores:
+        differences["ood"] = ood_differences(BASELINE, setup.ood_scores, seed=args.seed)
+    statistics = {"seeds": seed_summary(results, seed_groups(setup.models)), "differences": differences,
                   "pairs": pairwise_differences(BASELINE, setup.per_image, seed=args.seed)}
     run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
     json_path, md_path = write_report(out, task, setup.describe(), results, run_info, statistics)

@@ -80,6 +80,8 @@ class EvalSetup:
     adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
     per_image: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
     """{task: {model: {metric: per-image correctness over all domains}}}, for paired statistics."""
+    ood_scores: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
+    """{model: {score: {"id": scores, "ood": scores}}} of the OOD task (all domains), for AUROC intervals."""
 
     def describe(self) -> dict:
         models = {}

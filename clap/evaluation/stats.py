@@ -148,3 +148,38 @@ def _leafwise(trees: list, reduce) -> dict | float | None:
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return float(reduce([float(t) for t in trees]))
     return None
+
+
+def auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
+    """AUROC (ID positive) from the Mann-Whitney rank sum, ties averaged: equal to scikit-learn's."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.r_[id_scores, ood_scores])
+    n1, n0 = len(id_scores), len(ood_scores)
+    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auroc_difference(members: list[dict[str, np.ndarray]], base: dict[str, np.ndarray], n_boot: int = N_BOOT,
+                     level: float = LEVEL, seed: int = 0) -> dict[str, float | int | bool]:
+    """Mean AUROC of `members` (the seeds of one adapter; {"id": scores, "ood": scores} on the same images)
+    minus the baseline's, with a percentile bootstrap interval resampling ID and OOD images separately."""
+    n1, n0 = len(base["id"]), len(base["ood"])
+
+    def stat(i: np.ndarray, o: np.ndarray) -> float:
+        mine = np.mean([auroc(m["id"][i], m["ood"][o]) for m in members])
+        return float(mine - auroc(base["id"][i], base["ood"][o]))
+
+    rng = np.random.default_rng(seed)
+    draws = np.array([stat(rng.integers(0, n1, n1), rng.integers(0, n0, n0)) for _ in range(n_boot)])
+    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"difference": stat(np.arange(n1), np.arange(n0)), "low": float(low), "high": float(high),
+            "n": int(n1 + n0), "contains_zero": bool(low <= 0.0 <= high)}
+
+
+def ood_differences(baseline: str, scores: dict[str, dict[str, dict[str, np.ndarray]]], seed: int = 0) -> dict:
+    """{model or seed group: {"SCORE AUROC": bootstrap of the AUROC difference to the baseline}}."""
+    out: dict = {}
+    for name, members in compared_entries(list(scores), baseline).items():
+        out[name] = {f"{score} AUROC": auroc_difference([scores[m][score] for m in members], by_score, seed=seed)
+                     for score, by_score in scores[baseline].items()}
+    return out
