@@ -16,7 +16,8 @@ import pytest
 from clap.cli.main import build_parser, main
 from clap.options import Kind, Number
 from clap.training.image_data import ImageDataModule
-from clap.training.modules import CLAPModule, ImAugModule
+from clap.training.caption_data import CaptionDataModule
+from clap.training.modules import CLAPModule, CLIPNModule, ImAugModule
 from clap.training.text_data import PromptDataModule
 
 BAD_VALUES = ("0", "-1", "nan", "inf", "-inf", "", "1e400", "99999999999999999999", "abc", "1/0")
@@ -110,7 +111,8 @@ def test_the_sweep_covers_every_command():
 
 def train_cases():
     """(route options, group, argument, bad value) over the init arguments of both routes' classes."""
-    routes = ((CLAPModule, PromptDataModule, []), (ImAugModule, ImageDataModule, ["--data.root", "IMAGES"]))
+    routes = ((CLAPModule, PromptDataModule, []), (ImAugModule, ImageDataModule, ["--data.root", "IMAGES"]),
+              (CLIPNModule, CaptionDataModule, ["--data.root", "IMAGES"]))
     seen = set()
     for model, data, required in routes:
         route = ["--model", model.__name__, "--data", data.__name__, *required]

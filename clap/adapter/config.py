@@ -11,7 +11,7 @@ from typing import Any
 from clap.errors import ClapError
 
 ACTIVATIONS = ("silu", "gelu", "relu")
-ROUTES = ("text", "image")
+ROUTES = ("text", "image", "negation")
 FORMAT_VERSION = 1
 
 
@@ -30,7 +30,11 @@ class AdapterConfig:
     alpha: float = field(default=1.0, metadata=_meta("default inference weight of the residual branch"))
     alpha_selection: dict[str, Any] | None = field(
         default=None, metadata=_meta("how `alpha` was chosen on validation data (clap select-alpha), if it was"))
-    route: str = field(default="text", metadata=_meta("modality it was trained on: 'text' (CLAP) or 'image' (Im.Aug)"))
+    route: str = field(default="text", metadata=_meta(
+        "what it was trained as: 'text' (CLAP), 'image' (Im.Aug) or 'negation' (CLIPN's 'no' prompts and head)"))
+    prompt_tokens: int = field(default=0, metadata=_meta("learned 'no' prompt tokens (negation route)"))
+    token_width: int | None = field(default=None, metadata=_meta("width of the text tower's token embeddings "
+                                                                 "(negation route)"))
     backbone: dict[str, Any] | None = field(default=None, metadata=_meta("identity of the frozen backbone"))
     classes: list[str] = field(default_factory=list, metadata=_meta("class names of the training prompts"))
     dataset: str | None = field(default=None, metadata=_meta("name of the dataset the adapter was trained for"))
@@ -48,7 +52,9 @@ class AdapterConfig:
         if self.activation not in ACTIVATIONS:
             raise ClapError(f"unknown adapter activation '{self.activation}'; use one of {', '.join(ACTIVATIONS)}")
         if self.route not in ROUTES:
-            raise ClapError(f"unknown adapter route '{self.route}'; use 'text' or 'image'")
+            raise ClapError(f"unknown adapter route '{self.route}'; use one of {', '.join(ROUTES)}")
+        if self.route == "negation" and not (self.prompt_tokens >= 1 and (self.token_width or 0) >= 1):
+            raise ClapError("a negation adapter needs prompt_tokens >= 1 and token_width >= 1")
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ClapError(f"adapter alpha must be a finite number, got {self.alpha!r}")
         if self.format_version > FORMAT_VERSION:

@@ -91,7 +91,7 @@ class Disentangler(nn.Module):
         """Load from a local folder, or else from a Hugging Face hub repo id; strictly."""
         folder = _resolve(str(name), revision, cache_dir)
         config = _read_config(folder / CONFIG_NAME)
-        adapter = cls(config)
+        adapter = _class_for(config)(config)
         try:
             state = load_file(str(folder / WEIGHTS_NAME))
         except (SafetensorError, OSError) as e:
@@ -141,6 +141,15 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
         raise ClapError(f"cannot fetch adapter '{name}' from the hub ({type(e).__name__}); "
                         "pass a local folder with adapter_config.json and adapter_model.safetensors") from None
     return Path(paths[0]).parent
+
+
+def _class_for(config: AdapterConfig) -> type:
+    """The module class a saved adapter's route needs."""
+    if config.route == "negation":
+        from clap.adapter.negation import NegationAdapter
+
+        return NegationAdapter
+    return Disentangler
 
 
 def _read_config(path: Path) -> AdapterConfig:

@@ -199,6 +199,21 @@ class Backbone(nn.Module, abc.ABC):
             x, eot = insert_embeddings(x, eot, noise.to(x.device), at)
             return self._encode_embeddings(x, eot).float()
 
+    def encode_text_with_prompt(self, texts: Sequence[str] | torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """Text features with learned token embeddings `prompt` [n, width] after the start token (CLIPN's
+        "no" prompts); gradients flow into `prompt` through the frozen tower."""
+        with self._autocast():
+            x, eot = self._token_embeddings(self._as_tokens(texts))
+            extra = prompt.to(x.device, x.dtype).expand(x.shape[0], -1, -1)
+            x, eot = insert_embeddings(x, eot, extra, torch.ones_like(eot))
+            return self._encode_embeddings(x, eot).float()
+
+    @property
+    def token_width(self) -> int:
+        """Width of the text tower's token embeddings (what `encode_text_with_prompt` takes)."""
+        with torch.no_grad():
+            return int(self._token_embeddings(self._as_tokens(["a"]))[0].shape[-1])
+
     def causal_stack(self) -> CausalStack | None:
         """The text tower split for prefix sharing; None when it is not a plain causal transformer."""
         return None

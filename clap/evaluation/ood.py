@@ -14,13 +14,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
+from clap.adapter import negation
 from clap.errors import ClapError
 from clap.evaluation import ood_scores
 from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers
-
-SCORES = ("MCM", "MaxLogit", "Energy", "MaxLogitEnsemble")
-
 
 @dataclass(frozen=True)
 class OODOptions:
@@ -50,20 +49,37 @@ class Scorer:
                 "MaxLogitEnsemble": ood_scores.max_logit(ensemble).numpy()}
 
 
-def evaluate_ood(model, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor],
-                 classnames: Sequence[str], options: OODOptions = OODOptions(), repe=None
-                 ) -> tuple[dict, dict]:
-    """({domain|mean: {score: metrics}}, {domain: {score: {"id": scores, "ood": scores}}}) for one model.
+class CLIPNScorer:
+    """CLIPN's CTW and ATD scores: plain CLIP image features, "yes" features of "a photo of a [class]" from the
+    frozen tower and "no" features of the same prompts from a negation adapter."""
 
-    `ood_sets` maps each domain to its OOD features, or holds one entry used for every domain."""
-    scorer, rows, raw_scores = Scorer(model, classnames, options, repe), {}, {}
+    def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE
+                 ) -> None:
+        prompts = [f"a photo of a {c}" for c in classnames]
+        with torch.no_grad():
+            self.yes = F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
+            self.no = adapter.no_features(backbone, prompts).cpu()
+        self.temperature = temperature
+
+    def __call__(self, raw: torch.Tensor) -> dict[str, np.ndarray]:
+        feats = F.normalize(raw.float(), dim=-1)
+        p_yes = torch.softmax(feats @ self.yes.T / self.temperature, dim=1)
+        rules = negation.ctw_atd(p_yes, negation.p_no(feats, self.yes, self.no, self.temperature))
+        return {"CTW": rules["CTW"].numpy(), "ATD": rules["ATD"].numpy()}
+
+
+def evaluate_ood(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """({domain|mean: {score: metrics}}, {domain: {score: {"id": scores, "ood": scores}}}) for one scorer
+    (raw features -> {score: array}). `ood_sets` maps each domain to its OOD features, or holds one entry used
+    for every domain."""
+    rows, raw_scores = {}, {}
     shared = next(iter(ood_sets.values())) if len(ood_sets) == 1 else None
     for domain, id_raw in id_sets.items():
         ids, oods = scorer(id_raw), scorer(ood_sets.get(domain, shared))
-        rows[domain] = {s: ood_scores.detection_metrics(ids[s], oods[s]) for s in SCORES}
-        raw_scores[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in SCORES}
-    metrics = next(iter(rows.values()))[SCORES[0]].keys()
-    rows["mean"] = {s: {m: float(np.mean([rows[d][s][m] for d in id_sets])) for m in metrics} for s in SCORES}
+        rows[domain] = {s: ood_scores.detection_metrics(ids[s], oods[s]) for s in ids}
+        raw_scores[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in ids}
+    first = next(iter(rows.values()))
+    rows["mean"] = {s: {m: float(np.mean([rows[d][s][m] for d in id_sets])) for m in first[s]} for s in first}
     return rows, raw_scores
 
 
@@ -87,17 +103,20 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
 
 def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
             repe: dict | None = None) -> tuple[dict, dict]:
-    """OOD rows of every model of an `EvalSetup` (and, given `Repe.encode` keywords, the same with REPE); and
+    """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD for each negation adapter (and, given
+    `Repe.encode` keywords, the models' rows with REPE); and
     the pooled scores of the plain run for the plots: {model: {score: {"id": array, "ood": array}}}."""
     from clap.evaluation.repe import Repe
 
     results, pooled = {"ood": {}}, {}
-    for name, model in setup.models.items():
-        rows, scores = evaluate_ood(model, id_sets, ood_sets, id_classes, options)
+    scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
+    scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes) for name, adapter in setup.negation.items()}
+    for name, scorer in scorers.items():
+        rows, scores = evaluate_ood(scorer, id_sets, ood_sets)
         results["ood"][name] = rows
         pooled[name] = {s: {part: np.concatenate([scores[d][s][part] for d in scores]) for part in ("id", "ood")}
-                        for s in SCORES}
-        if repe is not None:
-            results.setdefault("ood_repe", {})[name] = evaluate_ood(model, id_sets, ood_sets, id_classes, options,
-                                                                    Repe.encode(model, **repe))[0]
+                        for s in scores[next(iter(scores))]}
+    if repe is not None:
+        results["ood_repe"] = {name: evaluate_ood(Scorer(model, id_classes, options, Repe.encode(model, **repe)),
+                                                  id_sets, ood_sets)[0] for name, model in setup.models.items()}
     return results, pooled

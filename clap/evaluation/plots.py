@@ -69,12 +69,16 @@ def plot_ood(pooled: dict, path: Path) -> Path:
     from sklearn.metrics import roc_curve
 
     plt = _pyplot()
-    models, scores = list(pooled), list(next(iter(pooled.values())))
+    models = list(pooled)
+    scores = list(dict.fromkeys(s for by_score in pooled.values() for s in by_score))
     fig, axes = plt.subplots(len(models) + 1, len(scores), figsize=(3.2 * len(scores), 2.2 * (len(models) + 1)),
                              squeeze=False)
     for i, model in enumerate(models):
         for j, score in enumerate(scores):
-            ax, parts = axes[i][j], pooled[model][score]
+            ax, parts = axes[i][j], pooled[model].get(score)
+            if parts is None:
+                ax.axis("off")
+                continue
             for part, colour in (("id", "C0"), ("ood", "C3")):
                 ax.hist(parts[part], bins=30, alpha=0.5, color=colour, density=True, label=part.upper())
             ax.set_title(f"{model}: {score}", fontsize=8)
@@ -82,7 +86,9 @@ def plot_ood(pooled: dict, path: Path) -> Path:
     for j, score in enumerate(scores):
         ax = axes[-1][j]
         for k, model in enumerate(models):
-            parts = pooled[model][score]
+            parts = pooled[model].get(score)
+            if parts is None:
+                continue
             labels = [1] * len(parts["id"]) + [0] * len(parts["ood"])
             fpr, tpr, _ = roc_curve(labels, [*parts["id"], *parts["ood"]])
             ax.plot(fpr, tpr, color=f"C{k % 10}", label=model)

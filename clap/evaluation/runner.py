@@ -26,7 +26,7 @@ from clap.evaluation.features import DomainFeatures, domain_features
 from clap.evaluation.plots import plot_alpha
 from clap.evaluation.probe import fit_probe
 from clap.evaluation.stats import SEED_MEMBER, member_name
-from clap.model import CLAPModel
+from clap.model import CLAPModel, check_compatible
 
 logger = logging.getLogger(__name__)
 BASELINE = "CLIP"
@@ -80,6 +80,8 @@ class EvalSetup:
     adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
     per_image: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
     """{task: {model: {metric: per-image correctness over all domains}}}, for paired statistics."""
+    negation: dict[str, Disentangler] = dataclasses.field(default_factory=dict)
+    """CLIPN-route adapters: they score OOD images (CTW, ATD) and are no model of the other protocols."""
     ood_scores: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
     """{model: {score: {"id": scores, "ood": scores}}} of the OOD task (all domains), for AUROC intervals."""
 
@@ -92,6 +94,10 @@ class EvalSetup:
                             "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None,
                             "training_seed": cfg.training.get("seed") if cfg else None,
                             **self.adapter_files.get(name, {"adapter": None})}
+        for name, adapter in self.negation.items():
+            cfg = adapter.config
+            models[name] = {"route": cfg.route, "prompt_tokens": cfg.prompt_tokens, "training_seed":
+                            cfg.training.get("seed"), **self.adapter_files[name]}
         return {"dataset": {"root": str(self.dataset.root), "domains": self.dataset.domains,
                             "classes": self.dataset.classes,
                             "images": {d: len(f.paths) for d, f in self.raw.items()},
@@ -116,15 +122,19 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
 
     dataset = scan_domain_dataset(dataset_root)
     backbone = load_backbone(**(backbone_options or {}), device=device)
-    models, files = {BASELINE: CLAPModel(backbone)}, {}
+    models, files, negation = {BASELINE: CLAPModel(backbone)}, {}, {}
     for name, spec in model_names(adapters):
         adapter = Disentangler.from_pretrained(spec.path)
+        files[name] = adapter_file_info(spec.path)
+        if adapter.config.route == "negation":
+            check_compatible(backbone, adapter)
+            negation[name] = adapter
+            continue
         if not ignore_classes:
             check_classes(dataset, adapter, spec.name)
         models[name] = CLAPModel(backbone, adapter, spec.inference_alpha(adapter))
-        files[name] = adapter_file_info(spec.path)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
-    return EvalSetup(dataset, backbone, models, raw, files)
+    return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
 
 
 def model_names(adapters: Sequence[AdapterSpec]) -> list[tuple[str, AdapterSpec]]:

@@ -177,9 +177,15 @@ def auroc_difference(members: list[dict[str, np.ndarray]], base: dict[str, np.nd
 
 
 def ood_differences(baseline: str, scores: dict[str, dict[str, dict[str, np.ndarray]]], seed: int = 0) -> dict:
-    """{model or seed group: {"SCORE AUROC": bootstrap of the AUROC difference to the baseline}}."""
+    """{model or seed group: {"SCORE AUROC": bootstrap of the AUROC difference to the baseline's same score}};
+    a model with scores of its own (CLIPN's CTW, ATD) is compared with the baseline's first score (MCM)."""
     out: dict = {}
+    first = next(iter(scores[baseline]))
     for name, members in compared_entries(list(scores), baseline).items():
-        out[name] = {f"{score} AUROC": auroc_difference([scores[m][score] for m in members], by_score, seed=seed)
-                     for score, by_score in scores[baseline].items()}
+        out[name] = {}
+        for score in scores[members[0]]:
+            base = score if score in scores[baseline] else first
+            label = f"{score} AUROC" if base == score else f"{score} AUROC (vs CLIP {base})"
+            out[name][label] = auroc_difference([scores[m][score] for m in members], scores[baseline][base],
+                                                seed=seed)
     return out

@@ -23,8 +23,9 @@ from clap.errors import ClapError
 from clap.options import PATH
 from clap.training.callbacks import AdapterExport, interrupted_checkpoint
 from clap.training.image_data import ImageDataModule  # noqa: F401  (registers the class for --data)
-from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, ImAugModule  # noqa: F401
+from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, CLIPNModule, ImAugModule  # noqa: F401
 from clap.training.text_data import PromptDataModule  # noqa: F401
+from clap.training.caption_data import CaptionDataModule  # noqa: F401
 
 TRAINER_DEFAULTS = {
     "max_steps": 8000,

@@ -13,6 +13,7 @@ import torch
 
 from clap.adapter.config import ACTIVATIONS, AdapterConfig
 from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler
+from clap.adapter.negation import NegationAdapter, clipn_losses
 from clap.errors import ClapError
 from clap.options import ALPHA, NON_NEGATIVE, POSITIVE, Choice, Count, Kind, check_options
 from clap.training.losses import clap_loss, info_nce
@@ -150,3 +151,44 @@ class ImAugModule(AdapterModule):
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         image, augmented = self.train_features(batch["image"]), self.train_features(batch["augmented"])
         return {"loss": info_nce(image, augmented, self.hparams.tau)}
+
+
+class CLIPNModule(AdapterModule):
+    """CLIPN (negation route): learnable "no" prompts and a "no" head, trained with the image-text
+    binary-opposite and text semantic-opposite losses on image-caption pairs (`CaptionDataModule`).
+    The feature size comes from the data module's backbone.
+
+    Args:
+        prompt_tokens: learned "no" token embeddings after the start token (CLIPN: 16 on ViT-B/16).
+        latent_dim, out_dim, activation: the "no" head (a zero-initialised residual disentangler).
+        temperature: of the yes/no softmax (CLIP's 0.01).
+        lr, weight_decay: Adam.
+        window, inference_alpha: as `CLAPModule`.
+    """
+
+    route = "negation"
+    LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(1, 64), "temperature": POSITIVE}
+
+    def __init__(self, latent_dim: int | None = None, out_dim: int | None = None, activation: str = "silu",
+                 prompt_tokens: int = 8, temperature: float = 0.01, lr: float = 1e-3, weight_decay: float = 0.0,
+                 window: int = 480, inference_alpha: float = 1.0) -> None:
+        check_options(self.LIMITS, locals())
+        self._frozen: list = []  # the data module's backbone, kept out of the state dict
+        super().__init__(None, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        self.save_hyperparameters()
+
+    def configure_model(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not hasattr(datamodule, "token_width"):
+            raise ClapError("the CLIPN route trains on image-caption pairs: use --data CaptionDataModule")
+        self._frozen = [datamodule.backbone]
+        if self.adapter is None:
+            hp = self.hparams
+            self.adapter = NegationAdapter(AdapterConfig(
+                in_dim=datamodule.embed_dim, latent_dim=hp.latent_dim, out_dim=hp.out_dim, activation=hp.activation,
+                alpha=hp.inference_alpha, route=self.route, prompt_tokens=hp.prompt_tokens,
+                token_width=datamodule.token_width))
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        no = self.adapter.no_features(self._frozen[0], batch["tokens"], alpha=TRAINING_ALPHA)
+        return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature)

@@ -1,0 +1,121 @@
+"""The CLIPN route: losses and decision rules by hand, training, files, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.nn import functional as F
+
+from clap.adapter.disentangler import Disentangler
+from clap.adapter.negation import NegationAdapter, clipn_losses, ctw_atd, p_no
+from clap.cli.main import main
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
+from clap.training.caption_data import read_caption_pairs
+
+
+def test_losses_match_a_manual_computation():
+    torch.manual_seed(0)
+    image, yes, no = (F.normalize(torch.randn(3, 4), dim=-1) for _ in range(3))
+    t = 0.5
+    out = clipn_losses(image, yes, no, t)
+    loss_yes, loss_no = 0.0, 0.0
+    for i in range(3):
+        for j in range(3):
+            a, b = math.exp(float(image[i] @ no[j]) / t), math.exp(float(image[i] @ yes[j]) / t)
+            p = a / (a + b)  # the probability that text j does not describe image i
+            if i == j:
+                loss_yes += -math.log(1 - p) / 3
+            else:
+                loss_no += -math.log(p) / 6
+    tso = sum(2 - math.sqrt(float(((yes[j] - no[j]) ** 2).sum()) + 1e-4) for j in range(3)) / 3
+    assert out["loss_yes"].item() == pytest.approx(loss_yes, rel=1e-5)
+    assert out["loss_no"].item() == pytest.approx(loss_no, rel=1e-5)
+    assert out["loss_tso"].item() == pytest.approx(tso, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(0.5 * (loss_yes + loss_no + tso), rel=1e-5)
+
+
+def test_ctw_and_atd_by_hand():
+    p_yes = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25], [0.5, 0.5, 0.0]])
+    prob_no = torch.tensor([[0.1, 0.9, 0.9], [0.8, 0.3, 0.3], [0.6, 0.2, 0.0]])
+    out = ctw_atd(p_yes, prob_no)
+    # image 0: class 0 wins and says yes; image 1: class 0 wins but says no (0.8 > 0.5)
+    assert out["CTW_ood"].tolist() == [False, True, True]  # image 2: k* = 0 (first max), p_no 0.6
+    assert out["CTW"].tolist() == pytest.approx([0.9, 0.2, 0.4])
+    joint = p_yes * (1 - prob_no)  # image 1: [0.08, 0.245, 0.175], p_ood = 0.5 > 0.245: OOD
+    p_ood = 1 - joint.sum(1)
+    assert out["ATD"].tolist() == pytest.approx((1 - p_ood).tolist())
+    assert out["ATD_ood"].tolist() == [False, True, False]  # image 2: p_ood 0.4 is not above its best joint 0.4
+    assert p_no(torch.eye(2), torch.eye(2), torch.eye(2)).tolist() == [[0.5, 0.5], [0.5, 0.5]]
+
+
+@pytest.fixture(scope="module")
+def captions(tmp_path_factory):
+    root = tmp_path_factory.mktemp("captions")
+    render_world(root, "captions", 3, seed=4, spec=WorldSpec(), progress=False)
+    return root
+
+
+def config(tmp_path, captions, steps: int = 40, every: int = 20) -> list[str]:
+    return ["train", "--model", "CLIPNModule", "--data", "CaptionDataModule", "--data.root", str(captions),
+            "--data.batch_size", "16", "--data.window", "20", "--data.chunk_samples", "160",
+            "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+            "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(tmp_path / "runs"),
+            "--checkpoint.dirpath", str(tmp_path / "ckpt"), "--checkpoint.every_n_train_steps", str(every)]
+
+
+def test_training_lowers_the_loss_and_writes_a_negation_adapter(tmp_path, captions, embedded):
+    assert main(config(tmp_path, captions, steps=60) + ["--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "training_summary.json").read_text())
+    losses = [w["mean_loss"] for w in summary["window_losses"]]
+    assert summary["route"] == "negation" and losses[-1] < losses[0]
+    adapter = Disentangler.from_pretrained(tmp_path / "a")
+    assert isinstance(adapter, NegationAdapter) and adapter.config.prompt_tokens == 8
+    assert adapter.no_prompts.shape == (8, embedded.token_width)
+    no = adapter.no_features(embedded, ["a photo of a star"])
+    assert no.shape == (1, embedded.embed_dim) and torch.isfinite(no).all()
+
+
+def test_same_seed_same_weights_and_exact_resume(tmp_path, captions):
+    assert main(config(tmp_path / "a", captions) + ["--out", str(tmp_path / "a" / "out")]) == 0
+    assert main(config(tmp_path / "b", captions) + ["--out", str(tmp_path / "b" / "out")]) == 0
+    assert main(config(tmp_path / "c", captions, steps=20) + ["--out", str(tmp_path / "c" / "half")]) == 0
+    assert main(config(tmp_path / "c", captions) + ["--out", str(tmp_path / "c" / "out"), "--ckpt_path",
+                                                      str(tmp_path / "c" / "ckpt" / "last.ckpt")]) == 0
+    a, b, c = (load_file(str(tmp_path / r / "out" / "adapter_model.safetensors")) for r in "abc")
+    assert set(a) == {"linear.weight", "linear.bias", "projection.weight", "no_prompts"}
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+
+
+def test_caption_layouts(tmp_path, captions):
+    paths, texts = read_caption_pairs(captions)
+    assert len(paths) == len(texts) == 96 and all(p.is_file() for p in paths)
+    flat = tmp_path / "cc3m"
+    flat.mkdir()
+    for i, (p, t) in enumerate(zip(paths[:3], texts)):
+        (flat / f"{i}.png").write_bytes(p.read_bytes())
+        (flat / f"{i}.txt").write_text(t + "\n")
+    assert read_caption_pairs(flat) == (sorted(flat.glob("*.png")), texts[:3])
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text("".join(json.dumps({"image": f"cc3m/{i}.png", "caption": t}) + "\n"
+                            for i, t in enumerate(texts[:3])))
+    assert read_caption_pairs(rows)[1] == texts[:3]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "PromptDataModule"], "use --data CaptionDataModule"),
+    (["--data", "CaptionDataModule", "--data.root", "NOWHERE"], "does not exist"),
+    (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.prompt_tokens", "0"], "prompt_tokens = 0"),
+])
+def test_one_line_errors(tmp_path, captions, capsys, extra, message):
+    names = {"NOWHERE": str(tmp_path / "nowhere"), "CAPTIONS": str(captions)}
+    code = main(["train", "--model", "CLIPNModule", *[names.get(a, a) for a in extra], "--out", str(tmp_path / "a"),
+                 "--trainer.max_steps", "2", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+                 "--trainer.default_root_dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "a" / "adapter_model.safetensors").exists()
