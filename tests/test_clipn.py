@@ -109,7 +109,7 @@ def test_caption_layouts(tmp_path, captions):
 @pytest.mark.parametrize("extra, message", [
     (["--data", "PromptDataModule"], "use --data CaptionDataModule"),
     (["--data", "CaptionDataModule", "--data.root", "NOWHERE"], "does not exist"),
-    (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.prompt_tokens", "0"], "prompt_tokens = 0"),
+    (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.prompt_tokens=-1"], "prompt_tokens = -1"),
 ])
 def test_one_line_errors(tmp_path, captions, capsys, extra, message):
     names = {"NOWHERE": str(tmp_path / "nowhere"), "CAPTIONS": str(captions)}

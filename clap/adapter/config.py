@@ -53,8 +53,8 @@ class AdapterConfig:
             raise ClapError(f"unknown adapter activation '{self.activation}'; use one of {', '.join(ACTIVATIONS)}")
         if self.route not in ROUTES:
             raise ClapError(f"unknown adapter route '{self.route}'; use one of {', '.join(ROUTES)}")
-        if self.route == "negation" and not (self.prompt_tokens >= 1 and (self.token_width or 0) >= 1):
-            raise ClapError("a negation adapter needs prompt_tokens >= 1 and token_width >= 1")
+        if self.route == "negation" and not (self.prompt_tokens >= 0 and (self.token_width or 0) >= 1):
+            raise ClapError("a negation adapter needs prompt_tokens >= 0 and token_width >= 1")
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ClapError(f"adapter alpha must be a finite number, got {self.alpha!r}")
         if self.format_version > FORMAT_VERSION:

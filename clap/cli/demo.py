@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--imaug-images-per-class", type=Count(), default=12, help="Im.Aug training images per class")
     p.add_argument("--clap-steps", type=Count(), default=3000)
     p.add_argument("--imaug-steps", type=Count(), default=1500)
+    p.add_argument("--caption-images-per-class", type=Count(), default=16, help="CLIPN's image-caption pairs")
+    p.add_argument("--clipn-steps", type=Count(), default=300)
     p.add_argument("--attack-images", type=Count(), default=8, help="images per domain attacked")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 4 / 255, 8 / 255],
                    help="attack budgets (8/255: the paper's)")
@@ -42,10 +44,14 @@ def _train(args_list: list[str]) -> None:
     train(args_list)
 
 
+def _common(args: argparse.Namespace, seed: int) -> list[str]:
+    return ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
+            "--trainer.enable_progress_bar", str(not args.no_progress).lower(), "--trainer.logger", "false"]
+
+
 def train_adapters(args: argparse.Namespace, out: Path, seed: int) -> dict[str, Path]:
     """Train one CLAP (text) and one Im.Aug (image) adapter with this seed on the embedded backbone."""
-    common = ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
-              "--trainer.enable_progress_bar", str(not args.no_progress).lower(), "--trainer.logger", "false"]
+    common = _common(args, seed)
     adapters = {"CLAP": out / "adapters" / f"clap_seed{seed}", "Im.Aug": out / "adapters" / f"imaug_seed{seed}"}
     _train(common + ["--trainer.max_steps", str(args.clap_steps),
                      "--trainer.default_root_dir", str(out / "runs" / f"clap_seed{seed}"), "--data.classes", "world",
@@ -55,6 +61,41 @@ def train_adapters(args: argparse.Namespace, out: Path, seed: int) -> dict[str, 
                      "--data.root", str(out / "data" / "imaug"), "--data.batch_size", "32", "--data.seed", str(seed),
                      "--out", str(adapters["Im.Aug"])])
     return adapters
+
+
+def train_clipn(args: argparse.Namespace, out: Path, seed: int) -> Path:
+    """Train the CLIPN route on the world's image-caption pairs."""
+    adapter = out / "adapters" / f"clipn_seed{seed}"
+    _train(_common(args, seed) + ["--trainer.max_steps", str(args.clipn_steps), "--trainer.default_root_dir",
+                                  str(out / "runs" / f"clipn_seed{seed}"), "--model", "CLIPNModule", "--data",
+                                  "CaptionDataModule", "--data.root", str(out / "data" / "captions"),
+                                  "--data.batch_size", "64", "--data.window", "100", "--data.seed", str(seed),
+                                  "--out", str(adapter)])
+    return adapter
+
+
+class Stages:
+    """Numbered demo stages with their wall time."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.number, self.times, self._start = total, 0, {}, time.monotonic()
+        self._name: str | None = None
+
+    def next(self, name: str, line: str) -> None:
+        self._close()
+        self.number += 1
+        self._name, self._start = name, time.monotonic()
+        print(f"{self.number}/{self.total} {line}")
+
+    def _close(self) -> None:
+        if self._name is not None:
+            self.times[self._name] = time.monotonic() - self._start
+            print(f"   ({self.times[self._name]:.0f} s)")
+            self._name = None
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        return self.times
 
 
 def eval_defaults(dataset: Path) -> argparse.Namespace:
@@ -74,36 +115,42 @@ def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import report_paths
     from clap.evaluation.runner import AdapterSpec, build_setup
 
-    start = time.monotonic()
     for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to its own steps
         logging.getLogger(name).setLevel(logging.WARNING)
-    out, progress = Path(args.out), not args.no_progress
-    print("1/5 rendering the world: test and validation domains (style-balanced), Im.Aug training images")
+    out, progress, stages = Path(args.out), not args.no_progress, Stages(6)
+    stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
+                "images, image-caption pairs for CLIPN")
     render_world(out / "data" / "test", "domains", args.images_per_class, args.seed, progress=progress)
     render_world(out / "data" / "val", "domains", args.val_images_per_class, args.seed + 2, progress=progress)
     render_world(out / "data" / "imaug", "image-route", args.imaug_images_per_class, args.seed + 1, progress=progress)
+    render_world(out / "data" / "captions", "captions", args.caption_images_per_class, args.seed + 3,
+                 progress=progress)
     seeds = [args.seed + k for k in range(args.adapter_seeds)]
-    print(f"2/5 training CLAP (text) and Im.Aug (image) adapters, seeds {seeds}")
+    stages.next("train", f"training CLAP (text) and Im.Aug (image) adapters, seeds {seeds}; CLIPN, seed {seeds[0]}")
     trained = [train_adapters(args, out, seed) for seed in seeds]
-    print("3/5 choosing each adapter's alpha on the validation render")
+    clipn = train_clipn(args, out, seeds[0])
+    stages.next("alpha", "choosing each CLAP and Im.Aug adapter's alpha on the validation render")
     chosen = choose_alphas([str(a[name]) for a in trained for name in a], out / "data" / "val", progress=progress)
     print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
-    print("4/5 evaluating CLIP, Im.Aug and CLAP on the test render")
+    stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP (and CLIPN's OOD rules) on the test render")
     specs = [AdapterSpec(name, str(path), "auto") for a in trained for name, path in a.items()]
-    setup = build_setup(out / "data" / "test", specs, progress=progress)
+    setup = build_setup(out / "data" / "test", [*specs, AdapterSpec("CLIPN", str(clipn))], progress=progress)
     shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
     eval_args = eval_defaults(out / "data" / "test")
     eval_args.__dict__.update(shots=shots, seed=args.seed, attack_images=args.attack_images, out=str(out / "report"),
                               eps=args.eps, alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True,
                               no_progress=args.no_progress)
     results = run_tasks(setup, (*CLOSED_SET, "ood", "openness"), eval_args)
+    stages.next("report", "statistics (bootstrap intervals) and the report")
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
+    results["stage_seconds"] = stages.times
     json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results)
     claims = claims_table(read_report(json_path))
     write_text_atomic(out / "report" / "claims.md", f"# The paper's claims in this run\n\n{claims}")
-    print("5/5 results\n")
+    stages.next("results", "results\n")
     print(tables)
     print(f"## The paper's claims in this run\n\n{claims}")
-    print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {time.monotonic() - start:.0f} s")
+    total = sum(stages.done().values())
+    print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {total:.0f} s")
     return 0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,33 +73,41 @@ def add_parser(sub) -> None:
 
 
 def run_tasks(setup, tasks, args) -> dict:
-    """Run the requested protocols on a loaded setup; returns results keyed by task."""
+    """Run the requested protocols on a loaded setup; returns results keyed by task (and their seconds)."""
+    results, repe, seconds = {}, repe_options(setup, args), {}
+    for task in tasks:
+        start = time.monotonic()
+        run_task(setup, task, args, repe, results)
+        seconds[task] = round(time.monotonic() - start, 1)
+    results["task_seconds"] = seconds
+    return results
+
+
+def run_task(setup, task: str, args: argparse.Namespace, repe: dict | None, results: dict) -> None:
+    """One protocol's results (and plots) into `results`."""
     from clap.evaluation import runner
     from clap.evaluation.plots import plot_eps_sweep
 
-    results, repe = {}, repe_options(setup, args)
-    for task in tasks:
-        if task == "zeroshot":
-            results[task] = runner.run_zeroshot(setup)
-            if repe is not None:
-                results["zeroshot_repe"] = runner.run_zeroshot(setup, repe)
-        elif task == "fewshot":
-            results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
-        elif task == "adversarial":
-            results[task] = runner.run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol,
-                                                   seed=args.seed, max_images=args.attack_images or None)
-            results["adversarial_plot"] = str(plot_eps_sweep(results[task], Path(args.out) / "adversarial_eps.png"))
-        elif task == "probe":
-            results[task] = runner.run_probe(setup, args.seed)
-        elif task == "tsne":
-            results[task] = runner.run_tsne(setup, args.out, args.seed)
-        elif task == "alpha":
-            results[task] = runner.run_alpha(setup, args.alphas, args.out)
-        elif task == "ood":
-            results.update(run_ood_task(setup, args, repe))
-        elif task == "openness":
-            results.update(run_openness_task(setup, args, repe))
-    return results
+    if task == "zeroshot":
+        results[task] = runner.run_zeroshot(setup)
+        if repe is not None:
+            results["zeroshot_repe"] = runner.run_zeroshot(setup, repe)
+    elif task == "fewshot":
+        results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
+    elif task == "adversarial":
+        results[task] = runner.run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol,
+                                               seed=args.seed, max_images=args.attack_images or None)
+        results["adversarial_plot"] = str(plot_eps_sweep(results[task], Path(args.out) / "adversarial_eps.png"))
+    elif task == "probe":
+        results[task] = runner.run_probe(setup, args.seed)
+    elif task == "tsne":
+        results[task] = runner.run_tsne(setup, args.out, args.seed)
+    elif task == "alpha":
+        results[task] = runner.run_alpha(setup, args.alphas, args.out)
+    elif task == "ood":
+        results.update(run_ood_task(setup, args, repe))
+    elif task == "openness":
+        results.update(run_openness_task(setup, args, repe))
 
 
 def repe_options(setup, args: argparse.Namespace) -> dict | None:
@@ -161,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     setup = build_setup(args.dataset, args.adapter, backbone_options(args), args.cache, args.device,
                         args.ignore_classes, progress=not args.no_progress)
     tasks = CLOSED_SET if args.task == "all" else (args.task,)
+    if setup.negation and "ood" not in tasks:
+        print(f"note: {', '.join(setup.negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
     results = run_tasks(setup, tasks, args)
     json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results)
     print(tables)

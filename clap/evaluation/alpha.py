@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from clap.errors import ClapError
+
 from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
 
 ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -60,6 +62,10 @@ def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Seque
 
     specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
     setup = build_setup(val_root, specs, backbone_options, cache_dir, device, progress=progress)
+    if setup.negation:
+        names = {s.name: s.path for s in specs}
+        raise ClapError(f"{names[next(iter(setup.negation))]} is a CLIPN (negation) adapter: its 'no' head has no "
+                        "alpha to choose; select-alpha takes CLAP and Im.Aug adapters")
     n_images = sum(len(f.paths) for f in setup.raw.values())
     chosen = {}
     for spec in specs:

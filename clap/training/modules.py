@@ -159,7 +159,8 @@ class CLIPNModule(AdapterModule):
     The feature size comes from the data module's backbone.
 
     Args:
-        prompt_tokens: learned "no" token embeddings after the start token (CLIPN: 16 on ViT-B/16).
+        prompt_tokens: learned "no" token embeddings after the start token (CLIPN: 16 on ViT-B/16; 0 = the head
+            alone, a function of the "yes" feature).
         latent_dim, out_dim, activation: the "no" head (a zero-initialised residual disentangler).
         temperature: of the yes/no softmax (CLIP's 0.01).
         lr, weight_decay: Adam.
@@ -167,7 +168,7 @@ class CLIPNModule(AdapterModule):
     """
 
     route = "negation"
-    LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(1, 64), "temperature": POSITIVE}
+    LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(0, 64), "temperature": POSITIVE}
 
     def __init__(self, latent_dim: int | None = None, out_dim: int | None = None, activation: str = "silu",
                  prompt_tokens: int = 8, temperature: float = 0.01, lr: float = 1e-3, weight_decay: float = 0.0,

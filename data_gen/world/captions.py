@@ -24,7 +24,7 @@ TYPE_WORDS = {"photograph": ("photo", "photograph"), "mosaic art": ("mosaic", "m
 P_FULL_TEMPLATE = 0.15
 P_MENTION_OTHER = 0.5
 P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
-PHOTO_SHARE = {"photograph": 0.6, "other": 0.08}  # share of "photo" phrasings by image type
+PHOTO_SHARE = {"photograph": 0.6, "other": 0.0}  # share of "photo" phrasings by image type
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
