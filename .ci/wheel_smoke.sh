@@ -11,4 +11,6 @@ python_bin=$(dirname "$clap")/python
 "$clap" world render --out "$work/world" --layout domains --images-per-class 2 --image-types sketch clipart --no-progress
 "$clap" eval zeroshot --dataset "$work/world" --out "$work/report" --no-progress
 test -s "$work/report/zeroshot.json"
+"$clap" eval openness --dataset "$work/world" --out "$work/report" --orders 1 --repe --no-progress  # preset JSON
+test -s "$work/report/openness.json"
 echo "wheel smoke: passed"

@@ -7,6 +7,7 @@ The same objects serve argparse (`type=Count()`: a bad value is a parse error) a
 
 from __future__ import annotations
 
+import abc
 import argparse
 import math
 import re
@@ -19,11 +20,12 @@ INT_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1  # numpy, torch and Lightning all accept seeds up to here
 
 
-class Kind:
+class Kind(abc.ABC):
     """A kind of option value. `convert` raises ValueError with what is accepted."""
 
+    @abc.abstractmethod
     def convert(self, value: Any) -> Any:
-        raise NotImplementedError
+        """The accepted value (parsed from a string, or checked)."""
 
     def __call__(self, text: str) -> Any:
         """argparse `type=`: a parse error (exit 2, one line) for a bad value."""

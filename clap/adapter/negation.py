@@ -5,7 +5,8 @@ g_no(t) = head(E_txt([no prompts; t])): the learned embeddings go after the star
 package inserts IGN noise) and pass through the frozen text tower, and the head is the package's
 residual disentangler on the resulting text feature (zero-initialised, so training starts from the
 prompted tower). CLIPN itself fine-tunes a full copy of the text tower; this lighter choice trains
-n x width + 2 D^2 numbers and keeps one frozen tower (README: what it measured).
+n x width + 2 D^2 numbers and keeps one frozen tower (`experiments/clipn/ablation.py` measures it
+against the head alone; README).
 """
 
 from __future__ import annotations

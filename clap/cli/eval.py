@@ -124,7 +124,7 @@ def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
     from clap.evaluation.plots import plot_ood
 
     id_sets, oods, id_classes = ood_sets(setup, args)
-    options = OODOptions(merge_groups(setup, args, id_classes), args.mcm_temperature)
+    options = OODOptions(merge_groups(args, id_classes), args.mcm_temperature)
     results, pooled = run_ood(setup, id_sets, oods, id_classes, options, repe)
     setup.ood_scores = pooled
     results["ood_plot"] = str(plot_ood(pooled, Path(args.out) / "ood_scores.png"))

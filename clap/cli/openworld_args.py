@@ -53,7 +53,9 @@ def ood_sets(setup, args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
 
     classes = setup.dataset.classes
     if args.ood:
-        return _folder_ood(setup, args), {"ood": _ood_folder_features(setup, args)}, list(classes)
+        check_ood_folder(setup, args.ood)
+        id_sets = {d: data.features for d, data in setup.raw.items()}
+        return id_sets, {"ood": _ood_folder_features(setup, args)}, list(classes)
     held = args.ood_classes
     if held is None:
         if not is_world(classes):
@@ -67,18 +69,17 @@ def ood_sets(setup, args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
     return held_out_split(setup.raw, classes, held)
 
 
-def _folder_ood(setup, args: argparse.Namespace) -> dict:
-    """ID features per domain (all classes) after checking the OOD folder does not overlap the ID data."""
+def check_ood_folder(setup, folder: str) -> None:
+    """The OOD folder must not overlap the ID dataset nor hold folders named like its classes."""
     from clap.data.domains import class_name_from_folder
 
-    ood, root = Path(args.ood).resolve(), Path(setup.dataset.root).resolve()
+    ood, root = Path(folder).resolve(), Path(setup.dataset.root).resolve()
     if ood == root or root in ood.parents or ood in root.parents:
-        raise ClapError(f"--ood {args.ood} overlaps --dataset {setup.dataset.root}; give a separate folder")
+        raise ClapError(f"--ood {folder} overlaps --dataset {setup.dataset.root}; give a separate folder")
     named = {class_name_from_folder(p.name) for p in ood.rglob("*") if p.is_dir()} & set(setup.dataset.classes)
     if named:
-        raise ClapError(f"--ood {args.ood} has folders named like ID classes ({sorted(named)[:3]}); OOD images must "
+        raise ClapError(f"--ood {folder} has folders named like ID classes ({sorted(named)[:3]}); OOD images must "
                         "come from other classes")
-    return {d: data.features for d, data in setup.raw.items()}
 
 
 def _ood_folder_features(setup, args: argparse.Namespace):
@@ -89,7 +90,7 @@ def _ood_folder_features(setup, args: argparse.Namespace):
     return domain_features(setup.backbone, dataset, args.cache, progress=not args.no_progress)["ood"].features
 
 
-def merge_groups(setup, args: argparse.Namespace, id_classes: list[str]) -> tuple[tuple[str, ...], ...] | None:
+def merge_groups(args: argparse.Namespace, id_classes: list[str]) -> tuple[tuple[str, ...], ...] | None:
     if not args.merge:
         return None
     from clap.evaluation.openness import check_groups, read_groups

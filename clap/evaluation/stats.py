@@ -59,9 +59,14 @@ def bootstrap(columns: dict[str, np.ndarray], statistic, n_boot: int = N_BOOT, l
         return statistic({k: rows[:, i] for i, k in enumerate(keys)})
 
     rng = np.random.default_rng(seed)
-    draws = np.array([stat(table[rng.integers(0, len(table), len(table))]) for _ in range(n_boot)])
-    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"difference": stat(table), "low": float(low), "high": float(high), "n": int(len(table)),
+    draws = [stat(table[rng.integers(0, len(table), len(table))]) for _ in range(n_boot)]
+    return _interval(stat(table), draws, len(table), level)
+
+
+def _interval(point: float, draws: Sequence[float], n: int, level: float) -> dict[str, float | int | bool]:
+    """A point estimate with the percentile interval of its bootstrap draws."""
+    low, high = np.quantile(np.asarray(draws), [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"difference": point, "low": float(low), "high": float(high), "n": int(n),
             "contains_zero": bool(low <= 0.0 <= high)}
 
 
@@ -170,10 +175,8 @@ def auroc_difference(members: list[dict[str, np.ndarray]], base: dict[str, np.nd
         return float(mine - auroc(base["id"][i], base["ood"][o]))
 
     rng = np.random.default_rng(seed)
-    draws = np.array([stat(rng.integers(0, n1, n1), rng.integers(0, n0, n0)) for _ in range(n_boot)])
-    low, high = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"difference": stat(np.arange(n1), np.arange(n0)), "low": float(low), "high": float(high),
-            "n": int(n1 + n0), "contains_zero": bool(low <= 0.0 <= high)}
+    draws = [stat(rng.integers(0, n1, n1), rng.integers(0, n0, n0)) for _ in range(n_boot)]
+    return _interval(stat(np.arange(n1), np.arange(n0)), draws, n1 + n0, level)
 
 
 def ood_differences(baseline: str, scores: dict[str, dict[str, dict[str, np.ndarray]]], seed: int = 0) -> dict:

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from clap.batching import encode_in_batches
-from clap.data.domains import IMAGE_SUFFIXES, load_image
+from clap.data.domains import IMAGE_SUFFIXES
 from clap.errors import ClapError
 from clap.options import PATH, check_options
-from clap.training.steps import FrozenFeatureDataModule
+from clap.training.steps import FrozenFeatureDataModule, load_and_encode
 
 CAPTIONS_FILE = "captions.jsonl"
 
@@ -104,14 +103,8 @@ class CaptionDataModule(FrozenFeatureDataModule):
         self.dataset = self.hparams.dataset_name or Path(self.hparams.root).name
 
     def encode_once(self, backbone) -> None:
-        loaded = [(p, load_image(p)) for p in self.paths]
-        keep = [i for i, (_, im) in enumerate(loaded) if im is not None]
-        if not keep:
-            raise ClapError(f"none of the {len(loaded)} images of {self.hparams.root} could be read")
-        tf, bs = backbone.eval_transform, self.hparams.encode_batch_size
-        with torch.no_grad():
-            images = encode_in_batches(lambda batch: backbone.encode_image(torch.stack([tf(im) for im in batch])),
-                                       [loaded[i][1] for i in keep], bs)
+        bs = self.hparams.encode_batch_size
+        keep, _, images = load_and_encode(backbone, self.paths, bs)
         captions = [self.captions[i] for i in keep]
         self.images = F.normalize(images.float(), dim=-1)
         self.yes = F.normalize(backbone.encode_texts(captions, batch_size=bs).float(), dim=-1)

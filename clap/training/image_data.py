@@ -8,7 +8,6 @@ perspective and flip) are drawn per sample, a chunk of steps at a time, from see
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +16,10 @@ import torch
 from torchvision import transforms as T
 
 from clap.batching import encode_in_batches
-from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder, load_image
+from clap.data.domains import IMAGE_SUFFIXES, class_name_from_folder
 from clap.errors import ClapError
 from clap.options import PATH, PROBABILITY, Number, check_options
-from clap.training.steps import FrozenFeatureDataModule
-
-logger = logging.getLogger(__name__)
+from clap.training.steps import FrozenFeatureDataModule, load_and_encode
 
 
 @dataclass(frozen=True)
@@ -126,14 +123,7 @@ class ImageDataModule(FrozenFeatureDataModule):
         self.dataset = self.hparams.dataset_name or Path(root).name
 
     def encode_once(self, backbone) -> None:
-        loaded = [(p, load_image(p)) for p in self.paths]
-        skipped = [str(p) for p, im in loaded if im is None]
-        if skipped:
-            logger.warning("skipped %d unreadable images, e.g. %s", len(skipped), skipped[0])
-        self.images = [im for _, im in loaded if im is not None]
-        tf = backbone.eval_transform
-        self.clean = encode_in_batches(lambda batch: backbone.encode_image(torch.stack([tf(im) for im in batch])),
-                                       self.images, self.hparams.encode_batch_size)
+        _, self.images, self.clean = load_and_encode(backbone, self.paths, self.hparams.encode_batch_size)
 
     def producer(self, rank: int) -> ImageChunks:
         hp = self.hparams

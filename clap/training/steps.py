@@ -8,13 +8,17 @@ global step makes a resumed run see exactly the data an uninterrupted run would 
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Callable
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from clap.errors import ClapError
 from clap.options import NAME, SEED, Count, Device, Kind, Text
+
+logger = logging.getLogger(__name__)
 
 Producer = Callable[[int], dict[str, torch.Tensor]]
 
@@ -62,6 +66,25 @@ def window_loader(trainer, window: int, produce_chunk: Producer, batch_size: int
     start = trainer.global_step if trainer is not None else 0
     end = (start // window + 1) * window
     return DataLoader(StepDataset(produce_chunk, batch_size, chunk_steps, start, end), batch_size=None)
+
+
+def load_and_encode(backbone, paths: list, batch_size: int) -> tuple[list[int], list, torch.Tensor]:
+    """Indices of the readable images among `paths`, those images, and their frozen image features; unreadable
+    files are skipped with a warning, and none readable is an error."""
+    from clap.batching import encode_in_batches
+    from clap.data.domains import load_image
+
+    loaded = [load_image(p) for p in paths]
+    keep = [i for i, im in enumerate(loaded) if im is not None]
+    if not keep:
+        raise ClapError(f"none of the {len(paths)} images could be read")
+    if len(keep) < len(paths):
+        logger.warning("skipped %d unreadable images", len(paths) - len(keep))
+    images, tf = [loaded[i] for i in keep], backbone.eval_transform
+    with torch.no_grad():
+        features = encode_in_batches(lambda batch: backbone.encode_image(torch.stack([tf(im) for im in batch])),
+                                     images, batch_size)
+    return keep, images, features
 
 
 def trainer_rank(trainer) -> int:
