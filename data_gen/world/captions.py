@@ -38,11 +38,11 @@ def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
     return " ".join([*words, attrs.class_name])
 
 
-def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share_other: float) -> str:
+def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share: dict[str, float]) -> str:
     """The main object in one of the web-like forms; "photo" words mostly for photographs."""
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
-    photo_share = PHOTO_SHARE["photograph"] if attrs.image_type == "photograph" else photo_share_other
+    photo_share = photo_share["photograph" if attrs.image_type == "photograph" else "other"]
     u = rng.random()
     if u < photo_share:
         forms = PHOTO
@@ -57,12 +57,12 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share_other:
     return text
 
 
-def caption(attrs: WorldAttributes, rng: np.random.Generator, photo_share_other: float = PHOTO_SHARE["other"]) -> str:
-    """One caption for an image with these attributes."""
+def caption(attrs: WorldAttributes, rng: np.random.Generator, photo_share: dict[str, float] = PHOTO_SHARE) -> str:
+    """One caption for an image with these attributes; `photo_share` as `PHOTO_SHARE`."""
     if rng.random() < P_FULL_TEMPLATE:
         parts = attrs.prompt()
         return (parts.swap() if rng.random() < 0.3 else parts).text()
-    text = _phrase(attrs, rng, photo_share_other)
+    text = _phrase(attrs, rng, photo_share)
     if attrs.distractors and rng.random() < P_MENTION_OTHER:
         other = attrs.distractors[int(rng.integers(len(attrs.distractors)))]
         text = _pick(OTHERS, rng).format(x=text, a=article(other), d=other)

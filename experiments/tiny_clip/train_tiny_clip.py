@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this many steps of the --steps schedule (default: run it to the end)")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--photo-share-photograph", type=float, default=PHOTO_SHARE["photograph"],
+                   help="share of 'photo' phrasings in captions of photographs")
     p.add_argument("--photo-share-other", type=float, default=PHOTO_SHARE["other"],
                    help="share of 'photo' phrasings in captions of images that are not photographs")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
@@ -84,7 +86,8 @@ def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StyleP
     images, captions = [], []
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
-        captions.append(caption(attrs, rng, args.photo_share_other))
+        captions.append(caption(attrs, rng, {"photograph": args.photo_share_photograph,
+                                             "other": args.photo_share_other}))
     return np.stack(images), captions
 
 
