@@ -111,11 +111,14 @@ def run_task(setup, task: str, args: argparse.Namespace, repe: dict | None, resu
 
 
 def repe_options(setup, args: argparse.Namespace) -> dict | None:
-    """`Repe.encode` keywords when --repe is on."""
+    """With --repe, each model's caption corpus encoded once for every task: {model: `Repe`}."""
     from clap.cli.openworld_args import repe_captions
+    from clap.evaluation.repe import Repe
 
     captions = repe_captions(setup, args)
-    return None if captions is None else {"captions": captions, "weight": args.repe_weight, "k": args.repe_k}
+    if captions is None:
+        return None
+    return {name: Repe.encode(model, captions, args.repe_weight, args.repe_k) for name, model in setup.models.items()}
 
 
 def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:

@@ -104,10 +104,8 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
 def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
             repe: dict | None = None) -> tuple[dict, dict]:
     """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD for each negation adapter (and, given
-    `Repe.encode` keywords, the models' rows with REPE); and
+    `repe`, {model: `Repe`}, the models' rows with REPE); and
     the pooled scores of the plain run for the plots: {model: {score: {"id": array, "ood": array}}}."""
-    from clap.evaluation.repe import Repe
-
     results, pooled = {"ood": {}}, {}
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
     scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes) for name, adapter in setup.negation.items()}
@@ -117,6 +115,6 @@ def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], opt
         pooled[name] = {s: {part: np.concatenate([scores[d][s][part] for d in scores]) for part in ("id", "ood")}
                         for s in scores[next(iter(scores))]}
     if repe is not None:
-        results["ood_repe"] = {name: evaluate_ood(Scorer(model, id_classes, options, Repe.encode(model, **repe)),
-                                                  id_sets, ood_sets)[0] for name, model in setup.models.items()}
+        results["ood_repe"] = {name: evaluate_ood(Scorer(model, id_classes, options, repe[name]), id_sets, ood_sets)[0]
+                               for name, model in setup.models.items()}
     return results, pooled

@@ -117,8 +117,7 @@ def openness(image_features: torch.Tensor, labels: torch.Tensor, class_weights: 
 def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
                  repe: dict | None = None) -> dict:
     """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
-    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `Repe.encode` keywords."""
-    from clap.evaluation.repe import Repe
+    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}."""
     from clap.evaluation.zeroshot import classifiers
 
     results: dict = {"openness": {}}
@@ -126,7 +125,7 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
     for name, model in setup.models.items():
         runs = {"openness": None}
         if repe is not None:
-            runs["openness_repe"] = Repe.encode(model, **repe)
+            runs["openness_repe"] = repe[name]
         for task, enhancer in runs.items():
             weights = classifiers(model, classes, ("PC",), enhancer)["PC"]
             rows = {d: openness(model.adapted(data.features), data.labels, weights, groups, orders, seed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -60,6 +60,7 @@ class Repe:
     features: torch.Tensor  # [N, D], normalised
     weight: float = REPE_WEIGHT
     k: int = REPE_K
+    _naming: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # class -> captions naming it
 
     @classmethod
     def encode(cls, model, captions: Sequence[str], weight: float = REPE_WEIGHT, k: int = REPE_K,
@@ -75,7 +76,7 @@ class Repe:
             return class_features
         out = class_features.clone()
         for c, name in enumerate(classnames):
-            keep = torch.tensor([names_class(t, name) for t in self.captions])
+            keep = self.naming(name)
             if not keep.any():
                 continue
             candidates = self.features[keep].to(class_features)
@@ -84,6 +85,8 @@ class Repe:
             out[c] = (1 - self.weight) * class_features[c] + self.weight * mean
         return F.normalize(out, dim=-1)
 
-    def coverage(self, classnames: Sequence[str]) -> dict[str, int]:
-        """Captions naming each class (0 = the class keeps its plain feature)."""
-        return {name: sum(names_class(t, name) for t in self.captions) for name in classnames}
+    def naming(self, classname: str) -> torch.Tensor:
+        """Which captions name the class (computed once per class, reused by every template and task)."""
+        if classname not in self._naming:
+            self._naming[classname] = torch.tensor([names_class(t, classname) for t in self.captions])
+        return self._naming[classname]

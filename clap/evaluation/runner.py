@@ -169,13 +169,11 @@ def protocol_info(protocol: str) -> dict[str, str]:
 
 def run_zeroshot(setup: EvalSetup, repe: dict | None = None) -> dict:
     """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]` (without REPE; with
-    `Repe.encode` keywords the class features are REPE-enhanced)."""
-    from clap.evaluation.repe import Repe
-
+    `repe`, {model: `Repe`}, the class features are REPE-enhanced)."""
     out, hits = {}, {}
     for name, m in setup.models.items():
         parts: dict[str, list[np.ndarray]] = {}
-        enhancer = Repe.encode(m, **repe) if repe is not None else None
+        enhancer = repe[name] if repe is not None else None
         out[name] = zeroshot.evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts, enhancer)
         hits[name] = {form: np.concatenate(v) for form, v in parts.items()}
     if repe is None:
