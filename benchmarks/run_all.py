@@ -23,6 +23,7 @@ def main() -> None:
     quick = ["--model", "embedded"] if args.quick else []
     runs = [
         ["benchmarks.bench_embedded"],
+        ["benchmarks.bench_probe_cv"],
         ["benchmarks.bench_text_path"],
         ["benchmarks.bench_prefix_sharing", *quick],
         ["benchmarks.bench_eval_features", *quick],
