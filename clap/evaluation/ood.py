@@ -19,7 +19,8 @@ from torch.nn import functional as F
 from clap.adapter import negation
 from clap.errors import ClapError
 from clap.evaluation import ood_scores
-from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers
+from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS, classifiers
+
 
 @dataclass(frozen=True)
 class OODOptions:
@@ -55,7 +56,7 @@ class CLIPNScorer:
 
     def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE
                  ) -> None:
-        prompts = [f"a photo of a {c}" for c in classnames]
+        prompts = [PROMPT_FORMS["PC"].format(c) for c in classnames]
         with torch.no_grad():
             self.yes = F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
             self.no = adapter.no_features(backbone, prompts).cpu()

@@ -123,13 +123,13 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
     results: dict = {"openness": {}}
     classes = setup.dataset.classes
     for name, model in setup.models.items():
+        feats = {d: model.adapted(data.features) for d, data in setup.raw.items()}  # shared by both runs
         runs = {"openness": None}
         if repe is not None:
             runs["openness_repe"] = repe[name]
         for task, enhancer in runs.items():
             weights = classifiers(model, classes, ("PC",), enhancer)["PC"]
-            rows = {d: openness(model.adapted(data.features), data.labels, weights, groups, orders, seed)
-                    for d, data in setup.raw.items()}
+            rows = {d: openness(feats[d], data.labels, weights, groups, orders, seed) for d, data in setup.raw.items()}
             scalars = [k for k, v in next(iter(rows.values())).items() if not isinstance(v, list)]
             rows["mean"] = {k: float(np.mean([rows[d][k] for d in setup.raw])) for k in scalars}
             results.setdefault(task, {})[name] = rows
