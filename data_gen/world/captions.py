@@ -8,12 +8,15 @@ point for the text tower. A minority are the method's full template sentence.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from clap.data_gen.world.render import WorldAttributes
 from clap.prompts.templates import article
 
 BARE = ("{c}", "{a} {c}", "the {c}", "my {c}", "{c} !", "one {c}")
+NAME_ONLY = ("{c}", "{c} !")  # the bare forms that are the (described) name alone
 PHOTO = ("a photo of {a} {c}", "{a} {c} in a photo", "photo of the {c}", "a close-up photo of {a} {c}",
          "a picture of {a} {c}", "a photo of my {c}", "{a} {c} , photo")
 TYPED = ("{a} {t} of {a2} {c}", "{c} {t}", "{a2} {c} {t}", "{t} : {c}", "my {t} of {a2} {c}")
@@ -24,7 +27,17 @@ TYPE_WORDS = {"photograph": ("photo", "photograph"), "mosaic art": ("mosaic", "m
 P_FULL_TEMPLATE = 0.15
 P_MENTION_OTHER = 0.5
 P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
-PHOTO_SHARE = {"photograph": 0.6, "other": 0.0}  # share of "photo" phrasings by image type
+
+
+@dataclass(frozen=True)
+class CaptionMix:
+    """How often the caption phrasings occur: "photo" phrasings for photographs and for the other
+    image types, and the share of drawn name-only phrasings ("star", "small red star !") that are kept
+    (the rest are redrawn from the other bare forms; 1.0 draws no extra random numbers)."""
+
+    photo_share_photograph: float = 0.6
+    photo_share_other: float = 0.0
+    name_only_keep: float = 1.0
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -38,11 +51,12 @@ def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
     return " ".join([*words, attrs.class_name])
 
 
-def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share: dict[str, float]) -> str:
+def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -> str:
     """The main object in one of the web-like forms; "photo" words mostly for photographs."""
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
-    photo_share = photo_share["photograph" if attrs.image_type == "photograph" else "other"]
+    photo = attrs.image_type == "photograph"
+    photo_share = mix.photo_share_photograph if photo else mix.photo_share_other
     u = rng.random()
     if u < photo_share:
         forms = PHOTO
@@ -51,18 +65,21 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, photo_share: dict[
     else:
         forms = BARE if rng.random() < 0.6 else CONTEXT
     lead = t if forms is TYPED else c  # the article agrees with the word after it
-    text = _pick(forms, rng).format(c=c, a=article(lead), t=t, a2=article(c))
+    form = _pick(forms, rng)
+    if mix.name_only_keep < 1 and form in NAME_ONLY and rng.random() >= mix.name_only_keep:
+        form = _pick(tuple(f for f in BARE if f not in NAME_ONLY), rng)
+    text = form.format(c=c, a=article(lead), t=t, a2=article(c))
     if rng.random() < P_STYLE:
         text = f"{text} , {attrs.art_style}"
     return text
 
 
-def caption(attrs: WorldAttributes, rng: np.random.Generator, photo_share: dict[str, float] = PHOTO_SHARE) -> str:
-    """One caption for an image with these attributes; `photo_share` as `PHOTO_SHARE`."""
+def caption(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix = CaptionMix()) -> str:
+    """One caption for an image with these attributes, phrasings drawn as `mix` says."""
     if rng.random() < P_FULL_TEMPLATE:
         parts = attrs.prompt()
         return (parts.swap() if rng.random() < 0.3 else parts).text()
-    text = _phrase(attrs, rng, photo_share)
+    text = _phrase(attrs, rng, mix)
     if attrs.distractors and rng.random() < P_MENTION_OTHER:
         other = attrs.distractors[int(rng.integers(len(attrs.distractors)))]
         text = _pick(OTHERS, rng).format(x=text, a=article(other), d=other)

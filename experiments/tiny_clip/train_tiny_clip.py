@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from clap.backbones.open_clip_text import encode_tokens
 
-from clap.data_gen.world.captions import PHOTO_SHARE, caption
+from clap.data_gen.world.captions import CaptionMix, caption
 from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.render import WorldSpec, render_image, render_samples
 
@@ -47,10 +47,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this many steps of the --steps schedule (default: run it to the end)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--photo-share-photograph", type=float, default=PHOTO_SHARE["photograph"],
+    p.add_argument("--photo-share-photograph", type=float, default=CaptionMix.photo_share_photograph,
                    help="share of 'photo' phrasings in captions of photographs")
-    p.add_argument("--photo-share-other", type=float, default=PHOTO_SHARE["other"],
+    p.add_argument("--photo-share-other", type=float, default=CaptionMix.photo_share_other,
                    help="share of 'photo' phrasings in captions of images that are not photographs")
+    p.add_argument("--name-only-keep", type=float, default=CaptionMix.name_only_keep,
+                   help="share of drawn name-only captions ('star') kept; the rest become other bare forms")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
@@ -84,10 +86,10 @@ def sample_attributes(spec: WorldSpec, rng: np.random.Generator, batch: int, pri
 def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StylePriors):
     """A batch of rendered images and their captions."""
     images, captions = [], []
+    mix = CaptionMix(args.photo_share_photograph, args.photo_share_other, args.name_only_keep)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
-        captions.append(caption(attrs, rng, {"photograph": args.photo_share_photograph,
-                                             "other": args.photo_share_other}))
+        captions.append(caption(attrs, rng, mix))
     return np.stack(images), captions
 
 
