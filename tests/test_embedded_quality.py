@@ -7,9 +7,10 @@ than the README's report, so this runs in seconds.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from clap.data_gen.world.quality import TARGETS, world_report, zero_shot_by_type
+from clap.data_gen.world.quality import TARGETS, range_null, world_report, zero_shot_by_type
 from clap.data_gen.world.render import WorldSpec
 from clap.model import CLAPModel
 
@@ -34,6 +35,29 @@ def test_the_raw_tiny_clip_meets_the_world_target(report, target):
 def test_the_raw_tiny_clip_meets_the_prompt_spread_target(embedded):
     zero_shot = zero_shot_by_type(CLAPModel(embedded), WorldSpec(), README_SEED, README_PER_TYPE)
     assert TARGETS[PROMPT_SPREAD]({"zero_shot": zero_shot})
+
+
+def test_range_null_is_zero_when_the_forms_agree_on_every_image():
+    column = np.random.default_rng(0).random(300) < 0.7
+    assert range_null(np.stack([column] * 3, axis=1).astype(float)) == 0.0
+
+
+def test_range_null_matches_the_range_of_interchangeable_forms():
+    rng = np.random.default_rng(1)
+    ranges = [np.ptp((rng.random((200, 3)) < 0.6).mean(axis=0)) for _ in range(2000)]
+    hits = (rng.random((200, 3)) < 0.6).astype(float)
+    assert range_null(hits) == pytest.approx(np.mean(ranges), abs=0.01)
+
+
+def test_range_null_stays_small_under_a_real_prompt_effect():
+    hits = np.zeros((300, 3))
+    hits[:, 0] = 1.0  # the first form is right on every image, the others never
+    assert range_null(hits) < 0.1 < np.ptp(hits.mean(axis=0))
+
+
+def test_the_report_carries_the_noise_floor_of_r(report):
+    rows = report["zero_shot"]
+    assert all(0 < row["R_null"] < 0.1 for row in rows.values())
 
 
 def test_content_is_learned(report):

@@ -12,9 +12,11 @@ import torch
 from clap.data_gen.world.render import WorldSpec, render_arrays
 from clap.evaluation.disentangle import text_recognition
 from clap.evaluation.probe import probe_accuracy
-from clap.evaluation.zeroshot import ALL_FORMS, encode_images, robustness, zero_shot_accuracies
+from clap.evaluation.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, correct, encode_images, robustness,
+                                      zero_shot_accuracies)
 
 FACTORS = ("class_name", "colour", "size", "image_type", "art_style")
+NULL_DRAWS, NULL_SEED = 500, 0
 STYLE_FACTORS = FACTORS[1:]
 
 
@@ -30,14 +32,30 @@ def world_features(model, spec: WorldSpec, seed: int, n: int, **fixed: str):
         return encode_images(model, to_pixels(images)), records
 
 
+def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED) -> float:
+    """The R that interchangeable prompt forms would show on these images: `hits` [N, forms] (each
+    image right or wrong under each form) shuffled within each image (the paired null), R averaged
+    over draws. R is a range of noisy accuracies, so it reads above 0 even without any prompt effect."""
+    rng = np.random.default_rng(seed)
+    return float(np.mean([np.ptp(rng.permuted(hits, axis=1).mean(axis=0)) for _ in range(draws)]))
+
+
+def prompt_hits(model, feats: torch.Tensor, labels: torch.Tensor, classnames) -> np.ndarray:
+    """[N, 3] float: each image right (1) or wrong (0) under C, PC and CP."""
+    weights = classifiers(model, classnames, tuple(PROMPT_FORMS))
+    return np.stack([correct(feats, weights[f], labels) for f in PROMPT_FORMS], axis=1).astype(float)
+
+
 def zero_shot_by_type(model, spec: WorldSpec, seed: int, per_type: int) -> dict[str, dict[str, float]]:
-    """Per image type: accuracy of C, PC, CP, NC and R / delta / Delta(NC); plus the mean over types."""
+    """Per image type: accuracy of C, PC, CP, NC, R / delta / Delta(NC) and R's noise floor
+    (`range_null`); plus the mean over types."""
     rows = {}
     for t, itype in enumerate(spec.image_types):
         feats, records = world_features(model, spec, seed + t, per_type, image_type=itype)
         labels = torch.tensor([spec.classes.index(r.class_name) for r in records])
         accs = zero_shot_accuracies(model, feats, labels, spec.classes, ALL_FORMS)
-        rows[itype] = {**accs, **robustness(accs)}
+        null = range_null(prompt_hits(model, feats, labels, spec.classes))
+        rows[itype] = {**accs, **robustness(accs), "R_null": null}
     keys = list(next(iter(rows.values())))
     rows["mean"] = {k: float(np.mean([rows[t][k] for t in spec.image_types])) for k in keys}
     return rows

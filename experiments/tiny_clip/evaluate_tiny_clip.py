@@ -35,10 +35,11 @@ def random_init_backbone() -> OpenClipBackbone:
 
 
 def print_report(name: str, report: dict) -> None:
-    print(f"\n## {name}\n| image type | C | PC | CP | NC | R | Delta(NC) |\n|" + " --- |" * 7)
+    print(f"\n## {name}\n| image type | C | PC | CP | NC | R | R if forms were interchangeable | Delta(NC) |\n|"
+          + " --- |" * 8)
     for itype, a in report["zero_shot"].items():
         print(f"| {itype} | {a['C']:.3f} | {a['PC']:.3f} | {a['CP']:.3f} | {a['NC']:.3f} | {a['R']:.3f} | "
-              f"{a['Delta_NC']:.3f} |")
+              f"{a['R_null']:.3f} | {a['Delta_NC']:.3f} |")
     print(f"\nbest - worst type (PC): {report['type_spread_PC']:.3f}")
     print("probe: " + ", ".join(f"{k} {v:.3f}" for k, v in report["probes"].items()))
     print("text recognition: " + ", ".join(f"{k} {v['accuracy']:.3f} (chance {v['chance']:.3f}, kappa "
