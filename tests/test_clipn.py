@@ -15,7 +15,8 @@ from clap.adapter.negation import NegationAdapter, clipn_losses, ctw_atd, p_no
 from clap.cli.main import main
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
-from clap.training.caption_data import read_caption_pairs
+from clap.errors import ClapError
+from clap.training.caption_data import meaning_ids, read_caption_pairs
 
 
 def test_losses_match_a_manual_computation():
@@ -37,6 +38,20 @@ def test_losses_match_a_manual_computation():
     assert out["loss_no"].item() == pytest.approx(loss_no, rel=1e-5)
     assert out["loss_tso"].item() == pytest.approx(tso, rel=1e-5)
     assert out["loss"].item() == pytest.approx(0.5 * (loss_yes + loss_no + tso), rel=1e-5)
+
+
+def test_pairs_of_the_same_meaning_leave_the_no_term():
+    torch.manual_seed(1)
+    image, yes, no = (F.normalize(torch.randn(4, 4), dim=-1) for _ in range(3))
+    same = torch.zeros(4, 4, dtype=torch.bool)
+    same[0, 2] = same[2, 0] = True  # pairs 0 and 2 show the same class
+    masked = clipn_losses(image, yes, no, 0.5, same)
+    nll = -torch.log(p_no(image, yes, no, 0.5))
+    keep = [(i, j) for i in range(4) for j in range(4) if i != j and not same[i, j]]
+    assert masked["loss_no"].item() == pytest.approx(float(sum(nll[i, j] for i, j in keep)) / len(keep), rel=1e-5)
+    plain = clipn_losses(image, yes, no, 0.5)
+    assert masked["loss_yes"] == plain["loss_yes"] and masked["loss_no"] != plain["loss_no"]
+    assert clipn_losses(image, yes, no, 0.5, torch.zeros(4, 4, dtype=torch.bool))["loss"] == plain["loss"]
 
 
 def test_ctw_and_atd_by_hand():
@@ -69,7 +84,8 @@ def config(tmp_path, captions, steps: int = 40, every: int = 20) -> list[str]:
 
 
 def test_training_lowers_the_loss_and_writes_a_negation_adapter(tmp_path, captions, embedded):
-    assert main(config(tmp_path, captions, steps=60) + ["--out", str(tmp_path / "a")]) == 0
+    same_class = ["--data.same_meaning", "class_name"]  # the world's captions.jsonl rows name their class
+    assert main(config(tmp_path, captions, steps=60) + same_class + ["--out", str(tmp_path / "a")]) == 0
     summary = json.loads((tmp_path / "a" / "training_summary.json").read_text())
     losses = [w["mean_loss"] for w in summary["window_losses"]]
     assert summary["route"] == "negation" and losses[-1] < losses[0]
@@ -92,18 +108,25 @@ def test_same_seed_same_weights_and_exact_resume(tmp_path, captions):
 
 
 def test_caption_layouts(tmp_path, captions):
-    paths, texts = read_caption_pairs(captions)
-    assert len(paths) == len(texts) == 96 and all(p.is_file() for p in paths)
+    paths, texts, none = read_caption_pairs(captions)
+    assert len(paths) == len(texts) == 96 and all(p.is_file() for p in paths) and none is None
+    classes = read_caption_pairs(captions, "class_name")[2]
+    assert len(set(classes)) == 32 and meaning_ids(96, classes).unique().numel() == 32
     flat = tmp_path / "cc3m"
     flat.mkdir()
     for i, (p, t) in enumerate(zip(paths[:3], texts)):
         (flat / f"{i}.png").write_bytes(p.read_bytes())
         (flat / f"{i}.txt").write_text(t + "\n")
-    assert read_caption_pairs(flat) == (sorted(flat.glob("*.png")), texts[:3])
+    assert read_caption_pairs(flat) == (sorted(flat.glob("*.png")), texts[:3], None)
+    with pytest.raises(ClapError, match="no field 'class_name'"):
+        read_caption_pairs(flat, "class_name")
     rows = tmp_path / "pairs.jsonl"
     rows.write_text("".join(json.dumps({"image": f"cc3m/{i}.png", "caption": t}) + "\n"
                             for i, t in enumerate(texts[:3])))
     assert read_caption_pairs(rows)[1] == texts[:3]
+    with pytest.raises(ClapError, match=r"pairs.jsonl:1: no field 'class_name'"):
+        read_caption_pairs(rows, "class_name")
+    assert meaning_ids(3, None).tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("extra, message", [

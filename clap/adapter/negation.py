@@ -41,19 +41,20 @@ def p_no(image: torch.Tensor, yes: torch.Tensor, no: torch.Tensor, temperature: 
     return torch.sigmoid((image @ no.T - image @ yes.T) / temperature)
 
 
-def clipn_losses(image: torch.Tensor, yes: torch.Tensor, no: torch.Tensor, temperature: float = TEMPERATURE
-                 ) -> dict[str, torch.Tensor]:
+def clipn_losses(image: torch.Tensor, yes: torch.Tensor, no: torch.Tensor, temperature: float = TEMPERATURE,
+                 same: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """CLIPN's losses on a batch of matched pairs (row i of each): image-text binary-opposite (matched pairs
-    answer "yes", the others "no"; no masking of unmatched pairs with the same meaning, as in the authors'
-    `ClipLoss`), text semantic-opposite (2 - ||g - g_no||, their L2 form, epsilon 1e-4) and their total,
-    0.5 * (yes + no + tso) as in their training loop."""
+    answer "yes", the others "no"), text semantic-opposite (2 - ||g - g_no||, their L2 form, epsilon 1e-4) and
+    their total, 0.5 * (yes + no + tso) as in their training loop. `same` [N, N] (bool) marks unmatched pairs
+    that describe the same thing (a pair drawn twice, or the same class): they are left out of the "no" term
+    (the authors' `ClipLoss` masks nothing; their epoch sampler never draws a pair twice)."""
     prob_no = p_no(image, yes, no, temperature)
     eye = torch.eye(len(image), dtype=torch.bool, device=image.device)
     picked = torch.where(eye, 1 - prob_no, prob_no)
     nll = -torch.log(picked.clamp_min(1e-12))
-    n = len(image)
-    loss_yes = nll[eye].sum() / n
-    loss_no = nll[~eye].sum() / max(n * n - n, 1)
+    negative = ~eye if same is None else ~(eye | same.to(image.device))
+    loss_yes = nll[eye].mean()
+    loss_no = nll[negative].sum() / negative.sum().clamp_min(1)
     tso = (2 - torch.sqrt(2 - 2 * (yes * no).sum(-1) + 1e-4)).mean()
     return {"loss": 0.5 * (loss_yes + loss_no + tso), "loss_yes": loss_yes, "loss_no": loss_no, "loss_tso": tso}
 

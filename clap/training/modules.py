@@ -192,4 +192,5 @@ class CLIPNModule(AdapterModule):
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         no = self.adapter.no_features(self._frozen[0], batch["tokens"], alpha=TRAINING_ALPHA)
-        return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature)
+        same = batch["meaning"][:, None] == batch["meaning"][None, :]
+        return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature, same)
