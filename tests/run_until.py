@@ -61,9 +61,9 @@ def after_render(marker: Path, n: int) -> None:
 
 
 def at_attack(marker: Path, n: int) -> None:
-    from clap.evaluation import runner
+    from clap.evaluation import attack_eval
 
-    runner.run_adversarial = lambda *args, **kwargs: freeze(marker)
+    attack_eval.run_adversarial = lambda *args, **kwargs: freeze(marker)
 
 
 if __name__ == "__main__":

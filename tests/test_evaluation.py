@@ -14,8 +14,9 @@ from clap.cli.main import main
 from clap.data.domains import scan_domain_dataset
 from clap.data.fewshot import fewshot_indices
 from clap.errors import ClapError
-from clap.evaluation import adversarial, features, fewshot, runner, zeroshot
-from clap.evaluation.disentangle import variance_share
+from clap.evaluation import adversarial, attack_eval, features, fewshot, runner, zeroshot
+from clap.evaluation.alpha import run_alpha
+from clap.evaluation.disentangle import run_probe, variance_share
 from clap.evaluation.report import markdown
 from clap.model import CLAPModel
 from clap.data_gen.world.export import render_world
@@ -54,7 +55,7 @@ def test_robustness_statistics():
 
 
 def test_zero_shot_matches_a_direct_computation(setup, embedded):
-    rows = runner.run_zeroshot(setup)
+    rows = zeroshot.run_zeroshot(setup)
     clip = rows["CLIP"]["sketch"]
     data = setup.raw["sketch"]
     weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
@@ -110,7 +111,7 @@ def test_few_shot_uses_the_split_files_choice_and_beats_chance(setup):
 
     assert [data.paths[i] for i in pick_per_class(data.labels.tolist(), 2, 1, "clipart")] == \
         [dataset.samples[i][0] for i in idx]
-    rows = runner.run_fewshot(setup, shots=(1, 4), seeds=(0, 1))
+    rows = fewshot.run_fewshot(setup, shots=(1, 4), seeds=(0, 1))
     assert rows["CLIP"]["mean"]["4"]["mean"] > 0.3
     assert set(rows["CLAP"]["clipart"]) == {"1", "4"}
 
@@ -153,14 +154,14 @@ def test_few_shot_scores_the_images_it_was_not_fit_on():
 def test_one_shot_attacks_never_use_the_probe_shots(setup, monkeypatch, protocol):
     from clap.data.fewshot import pick_per_class
 
-    attacked, original = {}, runner._pixels
+    attacked, original = {}, attack_eval._pixels
 
     def spy(setup, domain, candidates, limit, seed):
         attacked[domain] = candidates
         return original(setup, domain, candidates, 2, seed)
 
-    monkeypatch.setattr(runner, "_pixels", spy)
-    runner.run_adversarial(setup, attacks=("FGSM",), protocol=protocol, max_images=2)
+    monkeypatch.setattr(attack_eval, "_pixels", spy)
+    attack_eval.run_adversarial(setup, attacks=("FGSM",), protocol=protocol, max_images=2)
     for domain, data in setup.raw.items():
         shots = set(pick_per_class(data.labels.tolist(), 1, 0, salt=domain))
         if protocol == "pixel":
@@ -231,7 +232,7 @@ def test_variance_share():
 
 
 def test_probe_measures_cover_the_world_factors(setup):
-    rows = runner.run_probe(setup)
+    rows = run_probe(setup)
     assert set(rows["CLIP"]) == {"class_name", "colour", "size", "image_type", "art_style"}
     for measures in rows["CLIP"].values():
         assert set(measures) == {"recognition", "variance_share", "probe"}
@@ -239,11 +240,11 @@ def test_probe_measures_cover_the_world_factors(setup):
 
 
 def test_alpha_sweep_and_reports(setup, tmp_path):
-    sweep = runner.run_alpha(setup, [0.0, 1.0], tmp_path)
+    sweep = run_alpha(setup, [0.0, 1.0], tmp_path)
     assert set(sweep) == {"CLAP", "plot"} and (tmp_path / "alpha_sweep.png").is_file()
-    clip_c = runner.run_zeroshot(setup)["CLIP"]["mean"]["C"]
+    clip_c = zeroshot.run_zeroshot(setup)["CLIP"]["mean"]["C"]
     assert sweep["CLAP"]["0"]["C"] == pytest.approx(clip_c)  # alpha 0 is the plain backbone
-    text = markdown({"alpha": sweep, "zeroshot": runner.run_zeroshot(setup)})
+    text = markdown({"alpha": sweep, "zeroshot": zeroshot.run_zeroshot(setup)})
     assert "| CLAP | 0 |" in text and "ZS(NC)" in text
 
 
@@ -294,14 +295,14 @@ def test_class_mismatch_is_refused(world_root, embedded, tmp_path):
 
 def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
     sweep = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
-    out = runner.run_adversarial(setup, attacks=("PGD-20",), epsilons=sweep, max_images=8)
+    out = attack_eval.run_adversarial(setup, attacks=("PGD-20",), epsilons=sweep, max_images=8)
     for model, heads in out.items():
         for head, per_domain in heads.items():
             mean = per_domain["mean"]
             accs = [mean["clean"]] + [mean["PGD-20"][adversarial.eps_label(e)] for e in sweep]
             assert all(b <= a + 1e-9 for a, b in zip(accs, accs[1:])), (model, head, accs)
     hits = setup.per_image["adversarial"]["CLIP"]
-    assert set(hits) == {f"{h}/{k}" for h in runner.ADV_HEADS
+    assert set(hits) == {f"{h}/{k}" for h in attack_eval.ADV_HEADS
                          for k in ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]}
 
 
@@ -367,3 +368,9 @@ def test_repeated_adapter_names_are_seeds_with_statistics(world_root, adapter_di
     assert diff["low"] <= diff["difference"] <= diff["high"]
     out = capsys.readouterr().out
     assert "| sketch | CLAP |" in out and " ± " in out and "Differences to CLIP" in out
+
+
+def test_every_task_has_a_protocol():
+    from clap.cli.eval import CLOSED_SET, TASK_RUNNERS, TASKS
+
+    assert set(TASK_RUNNERS) == set(TASKS) - {"all"} and set(CLOSED_SET) <= set(TASK_RUNNERS)

@@ -85,29 +85,49 @@ def run_tasks(setup, tasks, args) -> dict:
 
 def run_task(setup, task: str, args: argparse.Namespace, repe: dict | None, results: dict) -> None:
     """One protocol's results (and plots) into `results`."""
-    from clap.evaluation import runner
+    results.update(TASK_RUNNERS[task](setup, args, repe))
+
+
+def _zeroshot(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.zeroshot import run_zeroshot
+
+    results = {"zeroshot": run_zeroshot(setup)}
+    if repe is not None:
+        results["zeroshot_repe"] = run_zeroshot(setup, repe)
+    return results
+
+
+def _fewshot(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.fewshot import run_fewshot
+
+    return {"fewshot": run_fewshot(setup, args.shots, args.seeds, args.protocol)}
+
+
+def _adversarial(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.attack_eval import run_adversarial
     from clap.evaluation.plots import plot_eps_sweep
 
-    if task == "zeroshot":
-        results[task] = runner.run_zeroshot(setup)
-        if repe is not None:
-            results["zeroshot_repe"] = runner.run_zeroshot(setup, repe)
-    elif task == "fewshot":
-        results[task] = runner.run_fewshot(setup, args.shots, args.seeds, args.protocol)
-    elif task == "adversarial":
-        results[task] = runner.run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol,
-                                               seed=args.seed, max_images=args.attack_images or None)
-        results["adversarial_plot"] = str(plot_eps_sweep(results[task], Path(args.out) / "adversarial_eps.png"))
-    elif task == "probe":
-        results[task] = runner.run_probe(setup, args.seed)
-    elif task == "tsne":
-        results[task] = runner.run_tsne(setup, args.out, args.seed)
-    elif task == "alpha":
-        results[task] = runner.run_alpha(setup, args.alphas, args.out)
-    elif task == "ood":
-        results.update(run_ood_task(setup, args, repe))
-    elif task == "openness":
-        results.update(run_openness_task(setup, args, repe))
+    rows = run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol, seed=args.seed,
+                           max_images=args.attack_images or None)
+    return {"adversarial": rows, "adversarial_plot": str(plot_eps_sweep(rows, Path(args.out) / "adversarial_eps.png"))}
+
+
+def _probe(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.disentangle import run_probe
+
+    return {"probe": run_probe(setup, args.seed)}
+
+
+def _tsne(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.tsne import run_tsne
+
+    return {"tsne": run_tsne(setup, args.out, args.seed)}
+
+
+def _alpha(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+    from clap.evaluation.alpha import run_alpha
+
+    return {"alpha": run_alpha(setup, args.alphas, args.out)}
 
 
 def repe_options(setup, args: argparse.Namespace) -> dict | None:
@@ -146,6 +166,11 @@ def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> dic
     results["openness_plot"] = str(plot_openness(results["openness"], Path(args.out) / "openness_curves.png"))
     results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
     return results
+
+
+# Each task: (setup, args, repe) -> its entries of the report; `all` runs CLOSED_SET in this order.
+TASK_RUNNERS = {"zeroshot": _zeroshot, "fewshot": _fewshot, "adversarial": _adversarial, "probe": _probe,
+                "tsne": _tsne, "alpha": _alpha, "ood": run_ood_task, "openness": run_openness_task}
 
 
 def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, Path, str]:

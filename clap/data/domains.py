@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,3 +90,12 @@ def load_image(path: Path) -> Image.Image | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         logger.warning("skipping unreadable image %s: %s", path, e)
         return None
+
+
+def read_attributes(root: str | Path) -> dict[str, dict]:
+    """{relative image path: its row} from a dataset's attributes.jsonl (the world's renders write one), or {}."""
+    manifest = Path(root) / "attributes.jsonl"
+    if not manifest.is_file():
+        return {}
+    rows = (json.loads(line) for line in manifest.read_text().splitlines() if line.strip())
+    return {row["path"]: row for row in rows}

@@ -9,13 +9,16 @@ adapter config (`alpha` and `alpha_selection`), so evaluation on test data only 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from clap.errors import ClapError
-
+from clap.evaluation.plots import plot_alpha
 from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
 
 ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)
 RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
@@ -73,3 +76,18 @@ def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Seque
         record_selection(spec.path, selection, str(val_root), n_images)
         chosen[spec.path] = {**selection, "validation_images": n_images}
     return chosen
+
+
+def run_alpha(setup: EvalSetup, alphas: Sequence[float], out_dir: str | Path | None = None) -> dict:
+    """Mean zero-shot accuracy per prompt form against alpha, for each adapted model (+ a PNG)."""
+    sweep = {}
+    for name, m in setup.models.items():
+        if m.adapter is None:
+            continue
+        rows = zero_shot_by_alpha(m, setup.raw, setup.dataset.classes, alphas)
+        sweep[name] = {f"{alpha:g}": row for alpha, row in rows.items()}
+    if out_dir is not None and sweep:
+        chosen = {name: m.adapter.config.alpha_selection["alpha"] for name, m in setup.models.items()
+                  if m.adapter is not None and m.adapter.config.alpha_selection}
+        sweep["plot"] = str(plot_alpha(sweep, chosen, Path(out_dir) / "alpha_sweep.png"))
+    return sweep

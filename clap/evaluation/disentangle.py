@@ -9,13 +9,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
+from clap.data.domains import read_attributes
 from clap.evaluation.probe import probe_accuracy
 from clap.evaluation.zeroshot import accuracy
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
 
 FACTOR_TEMPLATES = {
     "class_name": "a photo of a {}",
@@ -68,3 +72,29 @@ def factor_measures(model, raw: torch.Tensor, factors: dict[str, Sequence[str]],
             "probe": probe_accuracy(feats[train], [values[i] for i in train], feats[test], [values[i] for i in test]),
         }
     return out
+
+
+def dataset_factors(setup: EvalSetup) -> tuple[torch.Tensor, dict[str, list[str]]]:
+    """All raw features and the factor values of each image: class, domain, and recorded attributes."""
+    feats, factors = [], {"class_name": [], "domain": []}
+    attributes = read_attributes(setup.dataset.root)
+    for domain, data in setup.raw.items():
+        feats.append(data.features)
+        factors["class_name"] += [setup.dataset.classes[i] for i in data.labels.tolist()]
+        factors["domain"] += [domain] * len(data.paths)
+        for path in data.paths:
+            record = attributes.get(path.relative_to(setup.dataset.root).as_posix(), {})
+            for key in ("colour", "size", "image_type", "art_style"):
+                if key in record:
+                    factors.setdefault(key, []).append(record[key])
+    n = sum(len(d.paths) for d in setup.raw.values())
+    factors = {k: v for k, v in factors.items() if len(v) == n}
+    if "image_type" in factors:  # the world's domains are its image types: one factor, one name
+        factors.pop("domain")
+    return torch.cat(feats), factors
+
+
+def run_probe(setup: EvalSetup, seed: int = 0) -> dict:
+    """Disentanglement measures per model and factor."""
+    raw, factors = dataset_factors(setup)
+    return {name: factor_measures(m, raw, factors, seed) for name, m in setup.models.items()}

@@ -8,7 +8,7 @@ protocol), which leaks the shots into the score.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ import torch
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation.probe import fit_probe
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
 
 DEFAULT_SHOTS = (1, 4, 8, 16, 32)
 SCORINGS = ("held-out", "whole-domain")
@@ -78,3 +81,19 @@ def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT
                              "std": float(np.mean([rows[d][str(k)]["std"] for d in raw_by_domain]))}
                     for k in shots}
     return rows
+
+
+def few_shot_scoring(protocol: str) -> str:
+    """The paper protocol scores probes on the whole domain (shots included); ours on the held-out images."""
+    return "whole-domain" if protocol == "paper" else "held-out"
+
+
+def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel") -> dict:
+    """Few-shot rows per model; per-image results (averaged over probe seeds) go to `setup.per_image["fewshot"]`."""
+    scoring, out, hits = few_shot_scoring(protocol), {}, {}
+    for name, m in setup.models.items():
+        parts: dict[str, list[np.ndarray]] = {}
+        out[name] = evaluate_few_shot(m, setup.raw, shots, seeds, scoring, parts)
+        hits[name] = {f"{k}-shot": np.concatenate(v) for k, v in parts.items()}
+    setup.per_image["fewshot"] = hits
+    return out

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from sklearn.manifold import TSNE
+
+from clap.evaluation.stats import SEED_MEMBER
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
 
 
 def embed_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -50,3 +55,15 @@ def plot_tsne(model, raw_by_domain: dict, classnames: Sequence[str], title: str,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def run_tsne(setup: EvalSetup, out_dir: str | Path, seed: int = 0) -> dict[str, str]:
+    """One t-SNE PNG per model (the first seed of a repeated adapter); {model: path}."""
+    paths = {}
+    for name, m in setup.models.items():
+        if SEED_MEMBER.match(name) and not name.endswith("#1"):
+            continue  # one seed of each repeated adapter shows the picture
+        target = Path(out_dir) / f"tsne_{name.replace(' ', '_').replace('.', '')}.png"
+        paths[name] = str(plot_tsne(m, setup.raw, setup.dataset.classes, f"t-SNE of {name} image features", target,
+                                    seed))
+    return paths

@@ -10,11 +10,14 @@ scored by its best template, as in VL4AD). With REPE every class feature is enha
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
 
 PROMPT_FORMS = {"C": "{}", "PC": "a photo of a {}", "CP": "a {} in a photo"}
 ENSEMBLE_TEMPLATES = ("a photo of a {}", "a picture of a {}", "an image of a {}", "a drawing of a {}",
@@ -118,3 +121,17 @@ def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str],
     keys = list(next(iter(rows.values())))
     rows["mean"] = {k: float(np.mean([rows[d][k] for d in raw_by_domain])) for k in keys}
     return rows
+
+
+def run_zeroshot(setup: EvalSetup, repe: dict | None = None) -> dict:
+    """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]` (without REPE; with
+    `repe`, {model: `Repe`}, the class features are REPE-enhanced)."""
+    out, hits = {}, {}
+    for name, m in setup.models.items():
+        parts: dict[str, list[np.ndarray]] = {}
+        enhancer = repe[name] if repe is not None else None
+        out[name] = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts, enhancer)
+        hits[name] = {form: np.concatenate(v) for form, v in parts.items()}
+    if repe is None:
+        setup.per_image["zeroshot"] = hits
+    return out
