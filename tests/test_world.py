@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from clap.cli.main import main
 from clap.errors import ClapError
-from clap.data_gen.world.captions import caption
+from clap.data_gen.world.captions import CaptionMix, caption
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldAttributes, WorldSpec, render_arrays, render_image
 from clap.data_gen.world.shapes import SHAPES
@@ -220,3 +221,19 @@ def test_captions_vary_and_say_photo_mostly_of_photographs():
     assert not all(c.startswith(("a star", "star")) for c in sketches)  # the class stands in many places
     with_ring = captions("clipart", ("ring",))
     assert 0.3 < np.mean(["ring" in c for c in with_ring]) < 0.6
+
+
+def test_label_types_caption_their_images_by_name_and_leave_the_others_alone():
+    mix = CaptionMix(label_types=("clipart",), label_share=0.5)
+    clipart = WorldAttributes("star", "red", "large", "clipart", "realistic")
+
+    def label_share(m: CaptionMix) -> float:
+        texts = [caption(clipart, np.random.default_rng(k), m) for k in range(2000)]
+        return np.mean([t.removesuffix(" !").split()[-1:] == ["star"] and set(t.removesuffix(" !").split())
+                        <= {"large", "red", "star"} for t in texts])
+
+    plain, labelled = label_share(CaptionMix()), label_share(mix)
+    assert plain < 0.15 and labelled - plain == pytest.approx(0.85 * 0.5 * (1 - plain / 0.85), abs=0.05)
+    sketch = dataclasses.replace(clipart, image_type="sketch")
+    assert all(caption(sketch, np.random.default_rng(k), mix) == caption(sketch, np.random.default_rng(k))
+               for k in range(300))  # no extra random numbers for other types: old recipes reproduce

@@ -32,12 +32,16 @@ P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
 @dataclass(frozen=True)
 class CaptionMix:
     """How often the caption phrasings occur: "photo" phrasings for photographs and for the other
-    image types, and the share of drawn name-only phrasings ("star", "small red star !") that are kept
-    (the rest are redrawn from the other bare forms; 1.0 draws no extra random numbers)."""
+    image types; the share of drawn name-only phrasings ("star", "small red star !") that are kept
+    (the rest are redrawn from the other bare forms); and `label_types`, image types whose captions are
+    a name-only label with probability `label_share` (as icons and clipart on the web are captioned by
+    their file name). The defaults 1.0, () and 0.0 draw no extra random numbers."""
 
     photo_share_photograph: float = 0.6
     photo_share_other: float = 0.0
     name_only_keep: float = 1.0
+    label_types: tuple[str, ...] = ()
+    label_share: float = 0.0
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -53,6 +57,8 @@ def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
 
 def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -> str:
     """The main object in one of the web-like forms; "photo" words mostly for photographs."""
+    if attrs.image_type in mix.label_types and rng.random() < mix.label_share:
+        return _pick(NAME_ONLY, rng).format(c=_described(attrs, rng))
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
     photo = attrs.image_type == "photograph"

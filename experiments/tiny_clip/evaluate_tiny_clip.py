@@ -1,11 +1,12 @@
 """Quality report of the embedded tiny CLIP on freshly rendered, style-balanced images (unseen seed).
 
-    python experiments/tiny_clip/evaluate_tiny_clip.py [--out report.json]
+    python experiments/tiny_clip/evaluate_tiny_clip.py [--weights DIR] [--out report.json]
 
 Zero-shot C / PC / CP / NC per image type with R and Delta(NC), the spread between image types,
 held-out logistic probes of content and style factors, and text recognition of each style factor,
-for the shipped weights and for a random initialisation of the same architecture (reference row);
-then which of the world's targets (`clap.data_gen.world.quality.TARGETS`) the shipped weights meet.
+for the shipped weights (or a candidate folder written by train_tiny_clip.py, `--weights`) and for a
+random initialisation of the same architecture (reference row); then which of the world's targets
+(`clap.data_gen.world.quality.TARGETS`) those weights meet.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ def main() -> None:
     parser.add_argument("--per-type", type=int, default=200)
     parser.add_argument("--probe-train", type=int, default=2000)
     parser.add_argument("--probe-test", type=int, default=1000)
+    parser.add_argument("--weights", default=None,
+                        help="folder with open_clip_config.json + weights (default: the shipped tiny CLIP)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     spec = WorldSpec()
     report = {name: world_report(CLAPModel(b), spec, SEED, args.per_type, args.probe_train, args.probe_test)
-              for name, b in (("embedded", load_backbone()), ("random init", random_init_backbone()))}
+              for name, b in (("embedded", load_backbone(args.weights)), ("random init", random_init_backbone()))}
     for name, result in report.items():
         print_report(name, result)
     report["targets"] = targets_met(report["embedded"])

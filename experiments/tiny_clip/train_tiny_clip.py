@@ -53,6 +53,11 @@ def parse_args() -> argparse.Namespace:
                    help="share of 'photo' phrasings in captions of images that are not photographs")
     p.add_argument("--name-only-keep", type=float, default=CaptionMix.name_only_keep,
                    help="share of drawn name-only captions ('star') kept; the rest become other bare forms")
+    p.add_argument("--label-types", type=lambda v: tuple(filter(None, v.split(","))),
+                   default=",".join(CaptionMix.label_types),
+                   help="comma-separated image types captioned by a name-only label ('clipart,infograph')")
+    p.add_argument("--label-share", type=float, default=CaptionMix.label_share,
+                   help="share of the --label-types images whose caption is a name-only label")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
@@ -86,7 +91,8 @@ def sample_attributes(spec: WorldSpec, rng: np.random.Generator, batch: int, pri
 def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StylePriors):
     """A batch of rendered images and their captions."""
     images, captions = [], []
-    mix = CaptionMix(args.photo_share_photograph, args.photo_share_other, args.name_only_keep)
+    mix = CaptionMix(args.photo_share_photograph, args.photo_share_other, args.name_only_keep, args.label_types,
+                     args.label_share)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
         captions.append(caption(attrs, rng, mix))
