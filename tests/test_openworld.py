@@ -79,6 +79,85 @@ def features(world, embedded):
     return dataset, domain_features(embedded, dataset, progress=False)
 
 
+def _openness_by_loops(scores, labels, groups, orders, seed):
+    """The authors' incremental evaluation written as loops over images (the reference)."""
+    def acc(classes_scored, vocab):
+        rows = [i for i in range(len(labels)) if labels[i] in classes_scored]
+        return np.mean([vocab[int(np.argmax(scores[i, vocab]))] == labels[i] for i in rows])
+
+    rng, e_runs, s_runs, closed = np.random.default_rng(seed), [], [], []
+    for t, target in enumerate(groups):
+        closed.append(acc(target, target))
+        others = [g for i, g in enumerate(groups) if i != t]
+        for _ in range(orders):
+            vocab, e, s_ = list(target), [acc(target, target)], [np.mean([acc([c], target) for c in target])]
+            for k in rng.permutation(len(others)):
+                vocab = vocab + others[k]
+                e.append(acc(vocab, vocab))
+                s_.append(np.mean([acc([c], vocab) for c in target]))
+            e_runs.append(e)
+            s_runs.append(s_)
+    return {"Acc-C": np.mean(closed), "Acc-E": np.mean(e_runs), "Acc-S": np.mean(np.array(s_runs)[:, 1:])}
+
+
+def test_openness_measures_equal_the_loops_of_the_protocol():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 12, 150)  # unbalanced classes
+    scores = rng.normal(size=(150, 12)) + 1.5 * np.eye(12)[labels]
+    groups = [[0, 1, 2], [3, 4, 5, 6], [7, 8], [9, 10, 11]]
+    row = openness.openness(torch.from_numpy(scores).float(), torch.from_numpy(labels), torch.eye(12), groups,
+                           orders=3, seed=4)  # features @ identity weights: the scores themselves
+    reference = _openness_by_loops(scores, labels, groups, 3, 4)
+    assert {k: row[k] for k in reference} == pytest.approx(reference)
+
+
+def test_openness_bootstrap_keeps_class_sizes_and_matches_the_stratified_standard_error():
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(np.repeat(np.arange(16), 25))
+    base = rng.normal(size=(400, 16)) + 1.0 * np.eye(16)[labels]
+    better = base + 0.8 * np.eye(16)[labels] * (rng.random((400, 1)) < 0.5)
+    groups = [list(range(i, i + 4)) for i in range(0, 16, 4)]
+    protocol = openness.Protocol.build(labels, groups, orders=2, seed=0)
+    draws = [np.concatenate([protocol.measures(protocol.contributions(torch.from_numpy(s).float(), labels), w)[
+        "Acc-C"] for w in openness.resamples_within_classes(labels, 2000, seed=1)]) for s in (base, better)]
+    counts = next(openness.resamples_within_classes(labels, 5, seed=1))
+    assert all(np.bincount(labels.numpy(), weights=row).tolist() == [25.0] * 16 for row in counts)
+    # Acc-C with equal groups is the mean over images of being right within one's own group: a mean of
+    # per-image differences, whose stratified standard error is known
+    own = [next(g for g in groups if c in g) for c in labels.tolist()]
+    hit = [np.array([g[int(np.argmax(s[i, g]))] == labels[i] for i, g in enumerate(own)], float)
+           for s in (base, better)]
+    d = hit[1] - hit[0]
+    se = np.sqrt(sum(25 * d[labels.numpy() == c].var() for c in range(16))) / 400
+    assert np.std(draws[1] - draws[0]) == pytest.approx(se, rel=0.15)
+    assert np.mean(draws[1] - draws[0]) == pytest.approx(d.mean(), abs=0.2 * se)
+
+
+def test_openness_differences_pair_models_on_the_same_resamples(features, embedded):
+    from types import SimpleNamespace
+
+    from clap.adapter.disentangler import Disentangler
+    from clap.evaluation.stats import resampled_differences
+
+    dataset, raw = features
+    adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(), alpha=0.5)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(adapter.projection.weight, std=0.05)
+    models = {"CLIP": CLAPModel(embedded), "SAME#1": CLAPModel(embedded), "SAME#2": CLAPModel(embedded),
+              "OTHER": CLAPModel(embedded, adapter)}
+    setup = SimpleNamespace(models=models, raw=raw, dataset=dataset, openness_draws={})
+    groups = openness.check_groups(list(preset_groups("world").values()), dataset.classes)
+    results = openness.run_openness(setup, groups, orders=2, n_boot=300)
+    n = sum(len(d.labels) for d in raw.values())
+    diff = resampled_differences("CLIP", setup.openness_draws, n)
+    assert set(diff) == {"SAME", "OTHER"} and set(diff["OTHER"]) == set(openness.SCALARS)
+    assert all(d["difference"] == d["low"] == d["high"] == 0.0 and d["contains_zero"] for d in diff["SAME"].values())
+    other = diff["OTHER"]["Acc-E"]
+    rows = results["openness"]
+    assert other["difference"] == pytest.approx(rows["OTHER"]["mean"]["Acc-E"] - rows["CLIP"]["mean"]["Acc-E"])
+    assert other["low"] < other["high"] and other["n"] == n
+
+
 def test_openness_start_and_end_are_plain_zero_shot_accuracies(features, embedded):
     dataset, raw = features
     model = CLAPModel(embedded)

@@ -177,12 +177,15 @@ def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, 
     """Statistics over seeds and images, then the JSON + Markdown report; returns their paths and the tables."""
     from clap.evaluation.report import markdown, write_report
     from clap.evaluation.runner import BASELINE, protocol_info
-    from clap.evaluation.stats import (differences_to, ood_differences, pairwise_differences, seed_groups,
-                                       seed_summary)
+    from clap.evaluation.stats import (differences_to, ood_differences, pairwise_differences, resampled_differences,
+                                       seed_groups, seed_summary)
 
     differences = differences_to(BASELINE, setup.per_image, seed=args.seed)
     if setup.ood_scores:
         differences["ood"] = ood_differences(BASELINE, setup.ood_scores, seed=args.seed)
+    if setup.openness_draws:
+        n = sum(len(data.labels) for data in setup.raw.values())
+        differences["openness"] = resampled_differences(BASELINE, setup.openness_draws, n)
     statistics = {"seeds": seed_summary(results, seed_groups(setup.models)), "differences": differences,
                   "pairs": pairwise_differences(BASELINE, setup.per_image, seed=args.seed)}
     run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}

@@ -14,13 +14,15 @@ class, and the drops are curve start minus curve end.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from clap.errors import ClapError
+from clap.evaluation.stats import N_BOOT
 from clap.evaluation.zeroshot import class_scores
 
 OPENNESS_ORDERS = 3  # the authors' scripts run 3 trials
@@ -64,64 +66,103 @@ def random_groups(n_classes: int, size: int, seed: int) -> list[list[int]]:
     return [order[i:i + size] for i in range(0, n_classes, size)]
 
 
-def _accuracy(scores: torch.Tensor, labels: torch.Tensor, rows: np.ndarray, vocab: list[int]) -> float:
-    """Micro accuracy of images `rows` when only the classes `vocab` can be predicted."""
-    sub = scores[torch.from_numpy(rows)][:, vocab]
-    predicted = torch.tensor(vocab)[sub.argmax(dim=1)]
-    return float((predicted == labels[torch.from_numpy(rows)]).float().mean())
+@dataclass(frozen=True)
+class Term:
+    """One accuracy of the protocol: the images of the classes `scored` when only `vocab` can be predicted,
+    entering the reported numbers with `weights` ((measure row, coefficient), rows as in `Protocol`)."""
+
+    vocab: tuple[int, ...]
+    scored: tuple[int, ...]
+    weights: tuple[tuple[int, float], ...]
 
 
-def _per_class_accuracy(scores, labels, rows_by_class: dict[int, np.ndarray], classes: list[int],
-                        vocab: list[int]) -> float:
-    return float(np.mean([_accuracy(scores, labels, rows_by_class[c], vocab) for c in classes]))
+@dataclass(frozen=True)
+class Protocol:
+    """The incremental evaluation as terms, fixed by labels, groups, orders and seed alone, so every model
+    is measured on the same terms. Measure rows: 0 Acc-C, 1 full vocabulary, then the E curve and the S
+    curve (one row per vocabulary count). Each measure is a weighted sum of per-image correctness, so a
+    bootstrap that redraws images within each class (class sizes kept) only reweights the images."""
+
+    terms: tuple[Term, ...]
+    steps: int
+
+    @classmethod
+    def build(cls, labels: torch.Tensor, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS,
+              seed: int = 0) -> "Protocol":
+        present = set(labels.tolist())
+        groups = [tuple(g) for g in ([c for c in g if c in present] for g in groups) if g]
+        if len(groups) < 2:
+            raise ClapError("openness needs at least two vocabularies with images")
+        steps, runs = len(groups), len(groups) * orders
+        rng, terms = np.random.default_rng(seed), []
+        for t, target in enumerate(groups):
+            terms.append(Term(target, target, ((0, 1 / len(groups)),)))
+            others = [g for i, g in enumerate(groups) if i != t]
+            for _ in range(orders):
+                vocab = target
+                for step, k in enumerate([None, *rng.permutation(len(others))]):
+                    vocab = vocab if k is None else vocab + others[k]
+                    terms.append(Term(vocab, vocab, ((2 + step, 1 / runs),)))
+                    terms += [Term(vocab, (c,), ((2 + steps + step, 1 / (runs * len(target))),)) for c in target]
+        everything = tuple(sorted(c for g in groups for c in g))
+        terms.append(Term(everything, everything, ((1, 1.0),)))
+        return cls(tuple(terms), steps)
+
+    def contributions(self, scores: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """[measures, N]: each image's share of each measure (1 / term size for each term it is right in)."""
+        labels = labels.cpu()
+        out = np.zeros((2 + 2 * self.steps, len(labels)))
+        for term in self.terms:
+            rows = torch.from_numpy(np.flatnonzero(np.isin(labels.numpy(), term.scored)))
+            predicted = torch.tensor(term.vocab)[scores[rows][:, list(term.vocab)].argmax(dim=1)]
+            hit = (predicted == labels[rows]).numpy() / len(rows)
+            for measure, weight in term.weights:
+                out[measure, rows.numpy()] += weight * hit
+        return out
+
+    def measures(self, contributions: np.ndarray, image_weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Acc-C, Acc-E, Acc-S, full, drops and curves for each row of `image_weights` [B, N] (ones: as observed)."""
+        v = image_weights @ contributions.T
+        e, s = v[:, 2:2 + self.steps], v[:, 2 + self.steps:]
+        return {"Acc-C": v[:, 0], "Acc-E": e.mean(axis=1), "Acc-S": s[:, 1:].mean(axis=1), "full": v[:, 1],
+                "E_drop": e[:, 0] - e[:, -1], "S_drop": s[:, 0] - s[:, -1], "E_curve": e, "S_curve": s}
+
+
+def resamples_within_classes(labels: torch.Tensor, n_boot: int, seed: int, chunk: int = 256) -> Iterator[np.ndarray]:
+    """Bootstrap resamples drawn within each class (class sizes kept), as image counts in chunks of
+    [<= chunk, N]; the same labels, n_boot and seed give the same draws."""
+    labels = labels.cpu().numpy()
+    classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        out = np.zeros((b, len(labels)))
+        for members in classes:
+            np.add.at(out, (np.arange(b)[:, None], members[rng.integers(0, len(members), (b, len(members)))]), 1.0)
+        yield out
 
 
 def openness(image_features: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor,
              groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0) -> dict:
     """Acc-C, Acc-E, Acc-S, the full-vocabulary accuracy, the E and S curves and their drops."""
-    scores = class_scores(image_features, class_weights).cpu()
-    labels = labels.cpu()
-    present = {c for g in groups for c in g if (labels == c).any()}
-    groups = [[c for c in g if c in present] for g in groups]
-    groups = [g for g in groups if g]
-    if len(groups) < 2:
-        raise ClapError("openness needs at least two vocabularies with images")
-    rows_by_class = {c: np.flatnonzero(labels.numpy() == c) for g in groups for c in g}
-    rng = np.random.default_rng(seed)
-    acc_c, acc_e, acc_s, e_curves, s_curves = [], [], [], [], []
-    for t, target in enumerate(groups):
-        target_rows = np.concatenate([rows_by_class[c] for c in target])
-        closed = _accuracy(scores, labels, target_rows, target)
-        acc_c.append(closed)
-        others = [g for i, g in enumerate(groups) if i != t]
-        for _ in range(orders):
-            vocab, rows, e_curve = list(target), target_rows, [closed]
-            s_curve = [_per_class_accuracy(scores, labels, rows_by_class, target, vocab)]
-            for k in rng.permutation(len(others)):
-                vocab = vocab + others[k]
-                rows = np.concatenate([rows] + [rows_by_class[c] for c in others[k]])
-                e_curve.append(_accuracy(scores, labels, rows, vocab))
-                s_curve.append(_per_class_accuracy(scores, labels, rows_by_class, target, vocab))
-            acc_e.append(np.mean(e_curve))
-            acc_s.append(np.mean(s_curve[1:]))
-            e_curves.append(e_curve)
-            s_curves.append(s_curve)
-    all_rows = np.concatenate(list(rows_by_class.values()))
-    e_mean, s_mean = np.mean(e_curves, axis=0), np.mean(s_curves, axis=0)
-    return {"Acc-C": float(np.mean(acc_c)), "Acc-E": float(np.mean(acc_e)), "Acc-S": float(np.mean(acc_s)),
-            "full": _accuracy(scores, labels, all_rows, sorted(rows_by_class)),
-            "E_drop": float(e_mean[0] - e_mean[-1]), "S_drop": float(s_mean[0] - s_mean[-1]),
-            "E_curve": [float(v) for v in e_mean], "S_curve": [float(v) for v in s_mean]}
+    protocol = Protocol.build(labels, groups, orders, seed)
+    share = protocol.contributions(class_scores(image_features, class_weights).cpu(), labels)
+    return _as_row(protocol.measures(share, np.ones((1, len(labels)))))
 
 
 def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
-                 repe: dict | None = None) -> dict:
+                 repe: dict | None = None, n_boot: int = N_BOOT) -> dict:
     """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
-    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}."""
+    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}.
+
+    The plain run's scalar measures, averaged over domains, are also drawn on `n_boot` resamples of each
+    domain's images (the same resamples for every model) into `setup.openness_draws`, for the paired
+    intervals of `clap.evaluation.stats.resampled_differences`."""
     from clap.evaluation.zeroshot import classifiers
 
     results: dict = {"openness": {}}
     classes = setup.dataset.classes
+    protocols = {d: Protocol.build(data.labels, groups, orders, seed) for d, data in setup.raw.items()}
     for name, model in setup.models.items():
         feats = {d: model.adapted(data.features) for d, data in setup.raw.items()}  # shared by both runs
         runs = {"openness": None}
@@ -129,8 +170,28 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
             runs["openness_repe"] = repe[name]
         for task, enhancer in runs.items():
             weights = classifiers(model, classes, ("PC",), enhancer)["PC"]
-            rows = {d: openness(feats[d], data.labels, weights, groups, orders, seed) for d, data in setup.raw.items()}
-            scalars = [k for k, v in next(iter(rows.values())).items() if not isinstance(v, list)]
-            rows["mean"] = {k: float(np.mean([rows[d][k] for d in setup.raw])) for k in scalars}
+            shares = {d: protocols[d].contributions(class_scores(feats[d], weights).cpu(), data.labels)
+                      for d, data in setup.raw.items()}
+            rows = {d: _as_row(protocols[d].measures(shares[d], np.ones((1, len(data.labels)))))
+                    for d, data in setup.raw.items()}
+            rows["mean"] = {k: float(np.mean([rows[d][k] for d in setup.raw])) for k in SCALARS}
             results.setdefault(task, {})[name] = rows
+            if task == "openness":
+                setup.openness_draws[name] = _draws(setup, protocols, shares, rows["mean"], n_boot, seed)
     return results
+
+
+SCALARS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
+
+
+def _as_row(measures: dict[str, np.ndarray]) -> dict:
+    return {k: [float(x) for x in v[0]] if v.ndim == 2 else float(v[0]) for k, v in measures.items()}
+
+
+def _draws(setup, protocols: dict, shares: dict, point: dict, n_boot: int, seed: int) -> dict:
+    """{measure: {"point": mean over domains, "draws": [n_boot] the same mean on each resample}}."""
+    per_domain = []
+    for i, (d, data) in enumerate(setup.raw.items()):
+        chunks = [protocols[d].measures(shares[d], w) for w in resamples_within_classes(data.labels, n_boot, seed + i)]
+        per_domain.append({k: np.concatenate([c[k] for c in chunks]) for k in SCALARS})
+    return {k: {"point": point[k], "draws": np.mean([m[k] for m in per_domain], axis=0)} for k in SCALARS}

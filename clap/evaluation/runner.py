@@ -80,6 +80,8 @@ class EvalSetup:
     """CLIPN-route adapters: they score OOD images (CTW, ATD) and are no model of the other protocols."""
     ood_scores: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
     """{model: {score: {"id": scores, "ood": scores}}} of the OOD task (all domains), for AUROC intervals."""
+    openness_draws: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
+    """{model: {measure: {"point": value, "draws": bootstrap values}}} of the openness task (shared resamples)."""
 
     def describe(self) -> dict:
         models = {}

@@ -192,3 +192,17 @@ def ood_differences(baseline: str, scores: dict[str, dict[str, dict[str, np.ndar
             out[name][label] = auroc_difference([scores[m][score] for m in members], scores[baseline][base],
                                                 seed=seed)
     return out
+
+
+def resampled_differences(baseline: str, measures: dict[str, dict[str, dict]], n: int, level: float = LEVEL) -> dict:
+    """{model or seed group: {measure: difference to the baseline with its percentile interval}} from measures
+    already drawn on shared resamples ({model: {measure: {"point": value, "draws": [B]}}}); seeds averaged."""
+    out: dict = {}
+    for name, members in compared_entries(list(measures), baseline).items():
+        out[name] = {}
+        for key, base in measures[baseline].items():
+            point = np.mean([measures[m][key]["point"] for m in members]) - base["point"]
+            draws = np.mean([measures[m][key]["draws"] for m in members], axis=0) - base["draws"]
+            out[name][key] = _interval(float(point), draws, n, level)
+    return out
+
