@@ -237,3 +237,11 @@ def test_label_types_caption_their_images_by_name_and_leave_the_others_alone():
     sketch = dataclasses.replace(clipart, image_type="sketch")
     assert all(caption(sketch, np.random.default_rng(k), mix) == caption(sketch, np.random.default_rng(k))
                for k in range(300))  # no extra random numbers for other types: old recipes reproduce
+
+
+def test_without_in_a_photo_no_caption_puts_the_class_before_in_a_photo():
+    attrs = WorldAttributes("star", "red", "large", "photograph", "realistic")
+    with_it = [caption(attrs, np.random.default_rng(k)) for k in range(1000)]
+    without = [caption(attrs, np.random.default_rng(k), CaptionMix(in_a_photo=False)) for k in range(1000)]
+    assert any(t.endswith("star in a photo") for t in with_it)
+    assert not any("in a photo" in t for t in without) and np.mean(["photo" in t for t in without]) > 0.4

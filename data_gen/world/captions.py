@@ -19,6 +19,7 @@ BARE = ("{c}", "{a} {c}", "the {c}", "my {c}", "{c} !", "one {c}")
 NAME_ONLY = ("{c}", "{c} !")  # the bare forms that are the (described) name alone
 PHOTO = ("a photo of {a} {c}", "{a} {c} in a photo", "photo of the {c}", "a close-up photo of {a} {c}",
          "a picture of {a} {c}", "a photo of my {c}", "{a} {c} , photo")
+PHOTO_OF = tuple(f for f in PHOTO if "in a photo" not in f)
 TYPED = ("{a} {t} of {a2} {c}", "{c} {t}", "{a2} {c} {t}", "{t} : {c}", "my {t} of {a2} {c}")
 CONTEXT = ("look at this {c}", "{a} {c} on the table", "{c} for sale", "i love this {c}", "new {c} design",
            "{a} {c} i made today", "best {c} ever", "{a} {c} from the shop")
@@ -35,13 +36,15 @@ class CaptionMix:
     image types; the share of drawn name-only phrasings ("star", "small red star !") that are kept
     (the rest are redrawn from the other bare forms); and `label_types`, image types whose captions are
     a name-only label with probability `label_share` (as icons and clipart on the web are captioned by
-    their file name). The defaults 1.0, () and 0.0 draw no extra random numbers."""
+    their file name); and whether "[class] in a photo" is among the photo phrasings (on the web it is rare
+    beside "a photo of a [class]"). The defaults 1.0, (), 0.0 and True draw the captions of earlier recipes."""
 
     photo_share_photograph: float = 0.6
     photo_share_other: float = 0.0
     name_only_keep: float = 1.0
     label_types: tuple[str, ...] = ()
     label_share: float = 0.0
+    in_a_photo: bool = True
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -65,7 +68,7 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -
     photo_share = mix.photo_share_photograph if photo else mix.photo_share_other
     u = rng.random()
     if u < photo_share:
-        forms = PHOTO
+        forms = PHOTO if mix.in_a_photo else PHOTO_OF
     elif u < photo_share + (1 - photo_share) * 0.4:
         forms = TYPED
     else:

@@ -58,6 +58,8 @@ def parse_args() -> argparse.Namespace:
                    help="comma-separated image types captioned by a name-only label ('clipart,infograph')")
     p.add_argument("--label-share", type=float, default=CaptionMix.label_share,
                    help="share of the --label-types images whose caption is a name-only label")
+    p.add_argument("--no-in-a-photo", dest="in_a_photo", action="store_false",
+                   help="leave '[class] in a photo' out of the photo phrasings")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
@@ -92,7 +94,7 @@ def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StyleP
     """A batch of rendered images and their captions."""
     images, captions = [], []
     mix = CaptionMix(args.photo_share_photograph, args.photo_share_other, args.name_only_keep, args.label_types,
-                     args.label_share)
+                     args.label_share, args.in_a_photo)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
         captions.append(caption(attrs, rng, mix))
