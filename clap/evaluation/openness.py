@@ -69,11 +69,12 @@ def random_groups(n_classes: int, size: int, seed: int) -> list[list[int]]:
 @dataclass(frozen=True)
 class Term:
     """One accuracy of the protocol: the images of the classes `scored` when only `vocab` can be predicted,
-    entering the reported numbers with `weights` ((measure row, coefficient), rows as in `Protocol`)."""
+    entering measure row `measure` (rows as in `Protocol`) with coefficient `weight`."""
 
     vocab: tuple[int, ...]
     scored: tuple[int, ...]
-    weights: tuple[tuple[int, float], ...]
+    measure: int
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -96,28 +97,27 @@ class Protocol:
         steps, runs = len(groups), len(groups) * orders
         rng, terms = np.random.default_rng(seed), []
         for t, target in enumerate(groups):
-            terms.append(Term(target, target, ((0, 1 / len(groups)),)))
+            terms.append(Term(target, target, 0, 1 / len(groups)))
             others = [g for i, g in enumerate(groups) if i != t]
             for _ in range(orders):
                 vocab = target
                 for step, k in enumerate([None, *rng.permutation(len(others))]):
                     vocab = vocab if k is None else vocab + others[k]
-                    terms.append(Term(vocab, vocab, ((2 + step, 1 / runs),)))
-                    terms += [Term(vocab, (c,), ((2 + steps + step, 1 / (runs * len(target))),)) for c in target]
+                    terms.append(Term(vocab, vocab, 2 + step, 1 / runs))
+                    terms += [Term(vocab, (c,), 2 + steps + step, 1 / (runs * len(target))) for c in target]
         everything = tuple(sorted(c for g in groups for c in g))
-        terms.append(Term(everything, everything, ((1, 1.0),)))
+        terms.append(Term(everything, everything, 1, 1.0))
         return cls(tuple(terms), steps)
 
     def contributions(self, scores: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """[measures, N]: each image's share of each measure (1 / term size for each term it is right in)."""
         labels = labels.cpu()
+        classes = labels.numpy()
         out = np.zeros((2 + 2 * self.steps, len(labels)))
         for term in self.terms:
-            rows = torch.from_numpy(np.flatnonzero(np.isin(labels.numpy(), term.scored)))
+            rows = np.flatnonzero(np.isin(classes, term.scored))
             predicted = torch.tensor(term.vocab)[scores[rows][:, list(term.vocab)].argmax(dim=1)]
-            hit = (predicted == labels[rows]).numpy() / len(rows)
-            for measure, weight in term.weights:
-                out[measure, rows.numpy()] += weight * hit
+            out[term.measure, rows] += term.weight * (predicted == labels[rows]).numpy() / len(rows)
         return out
 
     def measures(self, contributions: np.ndarray, image_weights: np.ndarray) -> dict[str, np.ndarray]:

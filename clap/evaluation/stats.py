@@ -205,4 +205,3 @@ def resampled_differences(baseline: str, measures: dict[str, dict[str, dict]], n
             draws = np.mean([measures[m][key]["draws"] for m in members], axis=0) - base["draws"]
             out[name][key] = _interval(float(point), draws, n, level)
     return out
-
