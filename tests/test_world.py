@@ -245,3 +245,16 @@ def test_without_in_a_photo_no_caption_puts_the_class_before_in_a_photo():
     without = [caption(attrs, np.random.default_rng(k), CaptionMix(in_a_photo=False)) for k in range(1000)]
     assert any(t.endswith("star in a photo") for t in with_it)
     assert not any("in a photo" in t for t in without) and np.mean(["photo" in t for t in without]) > 0.4
+
+
+def test_photo_types_are_captioned_as_photographs_are():
+    sculpture = WorldAttributes("star", "red", "large", "sculpture", "realistic")
+
+    def photo_share(m: CaptionMix) -> float:
+        return np.mean(["photo" in caption(sculpture, np.random.default_rng(k), m) for k in range(1000)])
+
+    as_photo = CaptionMix(photo_types=("photograph", "sculpture"))
+    assert photo_share(CaptionMix()) < 0.2 < 0.4 < photo_share(as_photo)
+    photo = dataclasses.replace(sculpture, image_type="photograph")
+    assert all(caption(photo, np.random.default_rng(k), as_photo) == caption(photo, np.random.default_rng(k))
+               for k in range(300))

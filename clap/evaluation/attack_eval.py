@@ -16,6 +16,7 @@ from clap.evaluation.adversarial import (ATTACKS, EPS_SWEEP, AttackTarget, eps_l
                                          subset, zero_shot_head)
 from clap.evaluation.fewshot import few_shot_scoring, scored_positions
 from clap.evaluation.probe import fit_probe
+from clap.evaluation.stats import leafwise
 
 if TYPE_CHECKING:
     from clap.evaluation.features import DomainFeatures
@@ -64,7 +65,7 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
                     hits[name].setdefault(f"{head_name}/{metric}", []).append(h)
     for per_model in out.values():
         for per_head in per_model.values():
-            per_head["mean"] = _mean_tree([per_head[d] for d in setup.dataset.domains])
+            per_head["mean"] = leafwise([per_head[d] for d in setup.dataset.domains], np.mean)
     setup.per_image["adversarial"] = {name: {k: np.concatenate(v) for k, v in m.items()} for name, m in hits.items()}
     return out
 
@@ -84,9 +85,3 @@ def _nest_attacks(correct: dict) -> dict:
         if key != "clean":
             row.setdefault(key[0], {})[eps_label(key[1])] = float(h.mean())
     return row
-
-
-def _mean_tree(rows: list[dict]) -> dict:
-    """Leaf-wise mean of dicts with the same nested keys."""
-    return {k: _mean_tree([r[k] for r in rows]) if isinstance(rows[0][k], dict)
-            else float(np.mean([r[k] for r in rows])) for k in rows[0]}

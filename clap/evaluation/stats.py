@@ -142,14 +142,15 @@ def seed_summary(results: dict, groups: dict[str, list[str]]) -> dict:
         for group, names in groups.items():
             trees = [by_model[n] for n in names if n in by_model]
             if len(trees) == len(names) and all(isinstance(t, dict) for t in trees):
-                out.setdefault(task, {})[group] = {"mean": _leafwise(trees, np.mean), "std": _leafwise(trees, np.std)}
+                out.setdefault(task, {})[group] = {"mean": leafwise(trees, np.mean), "std": leafwise(trees, np.std)}
     return out
 
 
-def _leafwise(trees: list, reduce) -> dict | float | None:
+def leafwise(trees: list, reduce) -> dict | float | None:
+    """`reduce` over the numeric leaves the nested dicts share (keys all of them have); other leaves None."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: _leafwise([t[k] for t in trees], reduce) for k in first if all(k in t for t in trees)}
+        return {k: leafwise([t[k] for t in trees], reduce) for k in first if all(k in t for t in trees)}
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return float(reduce([float(t) for t in trees]))
     return None

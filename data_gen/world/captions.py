@@ -32,15 +32,17 @@ P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
 
 @dataclass(frozen=True)
 class CaptionMix:
-    """How often the caption phrasings occur: "photo" phrasings for photographs and for the other
-    image types; the share of drawn name-only phrasings ("star", "small red star !") that are kept
+    """How often the caption phrasings occur: "photo" phrasings for `photo_types` (images that are, or on
+    the web are shown as, photographs) and for the other image types; the share of drawn name-only phrasings ("star", "small red star !") that are kept
     (the rest are redrawn from the other bare forms); and `label_types`, image types whose captions are
     a name-only label with probability `label_share` (as icons and clipart on the web are captioned by
     their file name); and whether "[class] in a photo" is among the photo phrasings (on the web it is rare
-    beside "a photo of a [class]"). The defaults 1.0, (), 0.0 and True draw the captions of earlier recipes."""
+    beside "a photo of a [class]"). The defaults ("photograph",), 1.0, (), 0.0 and True draw the captions of
+    earlier recipes."""
 
     photo_share_photograph: float = 0.6
     photo_share_other: float = 0.0
+    photo_types: tuple[str, ...] = ("photograph",)
     name_only_keep: float = 1.0
     label_types: tuple[str, ...] = ()
     label_share: float = 0.0
@@ -64,8 +66,7 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -
         return _pick(NAME_ONLY, rng).format(c=_described(attrs, rng))
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
-    photo = attrs.image_type == "photograph"
-    photo_share = mix.photo_share_photograph if photo else mix.photo_share_other
+    photo_share = mix.photo_share_photograph if attrs.image_type in mix.photo_types else mix.photo_share_other
     u = rng.random()
     if u < photo_share:
         forms = PHOTO if mix.in_a_photo else PHOTO_OF

@@ -48,9 +48,12 @@ def parse_args() -> argparse.Namespace:
                    help="stop after this many steps of the --steps schedule (default: run it to the end)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--photo-share-photograph", type=float, default=CaptionMix.photo_share_photograph,
-                   help="share of 'photo' phrasings in captions of photographs")
+                   help="share of 'photo' phrasings in captions of the --photo-types")
     p.add_argument("--photo-share-other", type=float, default=CaptionMix.photo_share_other,
-                   help="share of 'photo' phrasings in captions of images that are not photographs")
+                   help="share of 'photo' phrasings in captions of the other image types")
+    p.add_argument("--photo-types", type=lambda v: tuple(filter(None, v.split(","))),
+                   default=",".join(CaptionMix.photo_types),
+                   help="comma-separated image types captioned as photographs ('photograph,sculpture')")
     p.add_argument("--name-only-keep", type=float, default=CaptionMix.name_only_keep,
                    help="share of drawn name-only captions ('star') kept; the rest become other bare forms")
     p.add_argument("--label-types", type=lambda v: tuple(filter(None, v.split(","))),
@@ -93,8 +96,9 @@ def sample_attributes(spec: WorldSpec, rng: np.random.Generator, batch: int, pri
 def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StylePriors):
     """A batch of rendered images and their captions."""
     images, captions = [], []
-    mix = CaptionMix(args.photo_share_photograph, args.photo_share_other, args.name_only_keep, args.label_types,
-                     args.label_share, args.in_a_photo)
+    mix = CaptionMix(photo_share_photograph=args.photo_share_photograph, photo_share_other=args.photo_share_other,
+                     photo_types=args.photo_types, name_only_keep=args.name_only_keep, label_types=args.label_types,
+                     label_share=args.label_share, in_a_photo=args.in_a_photo)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
         captions.append(caption(attrs, rng, mix))
