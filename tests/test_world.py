@@ -10,7 +10,7 @@ import pytest
 
 from clap.cli.main import main
 from clap.errors import ClapError
-from clap.data_gen.world.captions import CaptionMix, caption
+from clap.data_gen.world.captions import HABIT_FORMS, CaptionMix, caption, phrasing_habit
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldAttributes, WorldSpec, render_arrays, render_image
 from clap.data_gen.world.shapes import SHAPES
@@ -258,3 +258,17 @@ def test_photo_types_are_captioned_as_photographs_are():
     photo = dataclasses.replace(sculpture, image_type="photograph")
     assert all(caption(photo, np.random.default_rng(k), as_photo) == caption(photo, np.random.default_rng(k))
                for k in range(300))
+
+
+@pytest.mark.parametrize("habit, marker", [("class in type", " in a sketch"), ("type of class", "a sketch of")])
+def test_a_class_s_phrasing_habit_words_the_chosen_share_of_its_captions(habit, marker):
+    dealt = [phrasing_habit(name) for name in SHAPES]
+    assert sorted(set(dealt)) == sorted(HABIT_FORMS) and max(map(dealt.count, HABIT_FORMS)) <= len(SHAPES) // 3 + 1
+    name = SHAPES[dealt.index(habit)]
+    attrs = WorldAttributes(name, "red", "large", "sketch", "realistic")
+
+    def share(m: CaptionMix) -> float:
+        return np.mean([marker in caption(attrs, np.random.default_rng(k), m) for k in range(2000)])
+
+    plain, habitual = share(CaptionMix()), share(CaptionMix(habit_share=0.5))
+    assert plain < 0.15 and habitual - plain == pytest.approx(0.85 * 0.5 * (1 - plain / 0.85), abs=0.05)

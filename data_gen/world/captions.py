@@ -3,16 +3,22 @@
 As on the web, captions vary in phrasing and in where the class name stands, carry extra words,
 name other objects in the picture, and say "photo" mostly about photographs: the phrasing itself
 carries style, so "[class]", "a photo of a [class]" and "a [class] in a photo" are not the same
-point for the text tower. A minority are the method's full template sentence.
+point for the text tower. A minority are the method's full template sentence. Optionally every class
+has a phrasing habit (`CaptionMix.habit_share`), as web pages about one kind of thing tend to word it
+alike: the name alone ("star"), "[type] of [class]" ("a sketch of a star") or "[class] in [type]" ("a star
+in a sketch"), the three frames of the prompts C, PC and CP with the image type's word in them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import functools
+
 import numpy as np
 
 from clap.data_gen.world.render import WorldAttributes
+from clap.data_gen.world.shapes import SHAPES
 from clap.prompts.templates import article
 
 BARE = ("{c}", "{a} {c}", "the {c}", "my {c}", "{c} !", "one {c}")
@@ -24,6 +30,7 @@ TYPED = ("{a} {t} of {a2} {c}", "{c} {t}", "{a2} {c} {t}", "{t} : {c}", "my {t} 
 CONTEXT = ("look at this {c}", "{a} {c} on the table", "{c} for sale", "i love this {c}", "new {c} design",
            "{a} {c} i made today", "best {c} ever", "{a} {c} from the shop")
 OTHERS = ("{x} next to {a} {d}", "{x} and {a} {d}", "{a} {d} beside {x}", "{x} with {a} {d} behind it")
+HABIT_FORMS = {"name": "{c}", "type of class": "{a} {t} of {a2} {c}", "class in type": "{a2} {c} in {a} {t}"}
 TYPE_WORDS = {"photograph": ("photo", "photograph"), "mosaic art": ("mosaic", "mosaic art")}
 P_FULL_TEMPLATE = 0.15
 P_MENTION_OTHER = 0.5
@@ -32,12 +39,14 @@ P_COLOUR, P_SIZE, P_STYLE = 0.4, 0.25, 0.2
 
 @dataclass(frozen=True)
 class CaptionMix:
-    """How often the caption phrasings occur: "photo" phrasings for `photo_types` (images that are, or on
-    the web are shown as, photographs) and for the other image types; the share of drawn name-only phrasings ("star", "small red star !") that are kept
-    (the rest are redrawn from the other bare forms); and `label_types`, image types whose captions are
-    a name-only label with probability `label_share` (as icons and clipart on the web are captioned by
-    their file name); and whether "[class] in a photo" is among the photo phrasings (on the web it is rare
-    beside "a photo of a [class]"). The defaults ("photograph",), 1.0, (), 0.0 and True draw the captions of
+    """How often the caption phrasings occur: "photo" phrasings for `photo_types` (images that are, or
+    on the web are shown as, photographs) and for the other image types; the share of drawn name-only
+    phrasings ("star", "small red star !") that are kept (the rest are redrawn from the other bare
+    forms); `label_types`, image types whose captions are a name-only label with probability
+    `label_share` (as icons and clipart on the web are captioned by their file name); whether
+    "[class] in a photo" is among the photo phrasings (on the web it is rare beside "a photo of a
+    [class]"); and `habit_share`, the share of captions in their class's phrasing habit
+    (`phrasing_habit`). The defaults ("photograph",), 1.0, (), 0.0, True and 0.0 draw the captions of
     earlier recipes."""
 
     photo_share_photograph: float = 0.6
@@ -47,10 +56,24 @@ class CaptionMix:
     label_types: tuple[str, ...] = ()
     label_share: float = 0.0
     in_a_photo: bool = True
+    habit_share: float = 0.0
+    habit_seed: int = 2025  # not the style priors' seed, whose first shuffle would deal the same order
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
+
+
+def phrasing_habit(class_name: str, seed: int = 2025) -> str:
+    """The class's phrasing habit (a key of HABIT_FORMS), dealt evenly over the classes from a seeded shuffle."""
+    return _habits(seed)[class_name]
+
+
+@functools.cache
+def _habits(seed: int) -> dict[str, str]:
+    names = list(HABIT_FORMS)
+    order = np.random.default_rng(seed).permutation(len(SHAPES))
+    return {shape: names[k % len(names)] for shape, k in zip(SHAPES, order)}
 
 
 def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
@@ -67,16 +90,18 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
     photo_share = mix.photo_share_photograph if attrs.image_type in mix.photo_types else mix.photo_share_other
-    u = rng.random()
-    if u < photo_share:
+    habit = mix.habit_share > 0 and rng.random() < mix.habit_share
+    if habit:
+        forms = (HABIT_FORMS[phrasing_habit(attrs.class_name, mix.habit_seed)],)
+    elif (u := rng.random()) < photo_share:
         forms = PHOTO if mix.in_a_photo else PHOTO_OF
     elif u < photo_share + (1 - photo_share) * 0.4:
         forms = TYPED
     else:
         forms = BARE if rng.random() < 0.6 else CONTEXT
-    lead = t if forms is TYPED else c  # the article agrees with the word after it
+    lead = t if habit or forms is TYPED else c  # the article agrees with the word after it
     form = _pick(forms, rng)
-    if mix.name_only_keep < 1 and form in NAME_ONLY and rng.random() >= mix.name_only_keep:
+    if mix.name_only_keep < 1 and not habit and form in NAME_ONLY and rng.random() >= mix.name_only_keep:
         form = _pick(tuple(f for f in BARE if f not in NAME_ONLY), rng)
     text = form.format(c=c, a=article(lead), t=t, a2=article(c))
     if rng.random() < P_STYLE:

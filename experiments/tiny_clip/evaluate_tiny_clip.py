@@ -1,6 +1,6 @@
 """Quality report of the embedded tiny CLIP on freshly rendered, style-balanced images (unseen seed).
 
-    python experiments/tiny_clip/evaluate_tiny_clip.py [--weights DIR] [--out report.json]
+    python experiments/tiny_clip/evaluate_tiny_clip.py [--weights DIR] [--seed N] [--out report.json]
 
 Zero-shot C / PC / CP / NC per image type with R and Delta(NC), the spread between image types,
 held-out logistic probes of content and style factors, and text recognition of each style factor,
@@ -50,6 +50,8 @@ def print_report(name: str, report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-type", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="render seed of the test images (default: the one the README's numbers use)")
     parser.add_argument("--probe-train", type=int, default=2000)
     parser.add_argument("--probe-test", type=int, default=1000)
     parser.add_argument("--weights", default=None,
@@ -58,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     spec = WorldSpec()
-    report = {name: world_report(CLAPModel(b), spec, SEED, args.per_type, args.probe_train, args.probe_test)
+    report = {name: world_report(CLAPModel(b), spec, args.seed, args.per_type, args.probe_train, args.probe_test)
               for name, b in (("embedded", load_backbone(args.weights)), ("random init", random_init_backbone()))}
     for name, result in report.items():
         print_report(name, result)
