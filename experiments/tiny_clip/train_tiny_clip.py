@@ -63,6 +63,9 @@ def parse_args() -> argparse.Namespace:
                    help="share of the --label-types images whose caption is a name-only label")
     p.add_argument("--no-in-a-photo", dest="in_a_photo", action="store_false",
                    help="leave '[class] in a photo' out of the photo phrasings")
+    p.add_argument("--habit-share", type=float, default=CaptionMix.habit_share,
+                   help="share of captions in their class's phrasing habit ('star' / 'a sketch of a star' / "
+                        "'a star in a sketch')")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
@@ -98,7 +101,7 @@ def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StyleP
     images, captions = [], []
     mix = CaptionMix(photo_share_photograph=args.photo_share_photograph, photo_share_other=args.photo_share_other,
                      photo_types=args.photo_types, name_only_keep=args.name_only_keep, label_types=args.label_types,
-                     label_share=args.label_share, in_a_photo=args.in_a_photo)
+                     label_share=args.label_share, in_a_photo=args.in_a_photo, habit_share=args.habit_share)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
         captions.append(caption(attrs, rng, mix))
