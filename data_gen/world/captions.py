@@ -11,14 +11,13 @@ in a sketch"), the three frames of the prompts C, PC and CP with the image type'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
+from clap.data_gen.world.priors import deal
 from clap.data_gen.world.render import WorldAttributes
-from clap.data_gen.world.shapes import SHAPES
 from clap.prompts.templates import article
 
 BARE = ("{c}", "{a} {c}", "the {c}", "my {c}", "{c} !", "one {c}")
@@ -31,6 +30,7 @@ CONTEXT = ("look at this {c}", "{a} {c} on the table", "{c} for sale", "i love t
            "{a} {c} i made today", "best {c} ever", "{a} {c} from the shop")
 OTHERS = ("{x} next to {a} {d}", "{x} and {a} {d}", "{a} {d} beside {x}", "{x} with {a} {d} behind it")
 HABIT_FORMS = {"name": "{c}", "type of class": "{a} {t} of {a2} {c}", "class in type": "{a2} {c} in {a} {t}"}
+HABIT_SEED = 2025  # not the style priors' seed, whose first shuffle would deal the same order
 TYPE_WORDS = {"photograph": ("photo", "photograph"), "mosaic art": ("mosaic", "mosaic art")}
 P_FULL_TEMPLATE = 0.15
 P_MENTION_OTHER = 0.5
@@ -57,23 +57,21 @@ class CaptionMix:
     label_share: float = 0.0
     in_a_photo: bool = True
     habit_share: float = 0.0
-    habit_seed: int = 2025  # not the style priors' seed, whose first shuffle would deal the same order
+    habit_seed: int = HABIT_SEED
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def phrasing_habit(class_name: str, seed: int = 2025) -> str:
+def phrasing_habit(class_name: str, seed: int = HABIT_SEED) -> str:
     """The class's phrasing habit (a key of HABIT_FORMS), dealt evenly over the classes from a seeded shuffle."""
     return _habits(seed)[class_name]
 
 
 @functools.cache
 def _habits(seed: int) -> dict[str, str]:
-    names = list(HABIT_FORMS)
-    order = np.random.default_rng(seed).permutation(len(SHAPES))
-    return {shape: names[k % len(names)] for shape, k in zip(SHAPES, order)}
+    return deal(list(HABIT_FORMS), np.random.default_rng(seed))
 
 
 def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:

@@ -43,14 +43,17 @@ class StylePriors:
         return dict(_table(self.seed))
 
 
+def deal(values: list[str], rng: np.random.Generator) -> dict[str, str]:
+    """{class: value}: the values dealt out evenly over the world's classes in a shuffled order."""
+    return {name: values[k % len(values)] for name, k in zip(SHAPES, rng.permutation(len(SHAPES)))}
+
+
 @functools.cache
 def _table(seed: int) -> dict[str, dict[str, str]]:
     rng = np.random.default_rng(seed)
     vocab = AttributeVocab.default()
     table: dict[str, dict[str, str]] = {name: {} for name in SHAPES}
     for field in PRIOR_FIELDS:
-        values = list(getattr(vocab, field))
-        dealt = [values[k % len(values)] for k in range(len(SHAPES))]
-        for name, k in zip(SHAPES, rng.permutation(len(SHAPES))):
-            table[name][field] = dealt[k]
+        for name, value in deal(list(getattr(vocab, field)), rng).items():
+            table[name][field] = value
     return table

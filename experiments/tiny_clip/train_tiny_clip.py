@@ -39,6 +39,11 @@ HERE = Path(__file__).resolve().parent
 EVAL_SEED = 999_999
 
 
+def comma_list(value: str) -> tuple[str, ...]:
+    """'clipart,infograph' -> ('clipart', 'infograph'); '' -> ()."""
+    return tuple(filter(None, value.split(",")))
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config-dir", type=Path, default=HERE, help="folder with open_clip_config.json")
@@ -51,12 +56,12 @@ def parse_args() -> argparse.Namespace:
                    help="share of 'photo' phrasings in captions of the --photo-types")
     p.add_argument("--photo-share-other", type=float, default=CaptionMix.photo_share_other,
                    help="share of 'photo' phrasings in captions of the other image types")
-    p.add_argument("--photo-types", type=lambda v: tuple(filter(None, v.split(","))),
+    p.add_argument("--photo-types", type=comma_list,
                    default=",".join(CaptionMix.photo_types),
                    help="comma-separated image types captioned as photographs ('photograph,sculpture')")
     p.add_argument("--name-only-keep", type=float, default=CaptionMix.name_only_keep,
                    help="share of drawn name-only captions ('star') kept; the rest become other bare forms")
-    p.add_argument("--label-types", type=lambda v: tuple(filter(None, v.split(","))),
+    p.add_argument("--label-types", type=comma_list,
                    default=",".join(CaptionMix.label_types),
                    help="comma-separated image types captioned by a name-only label ('clipart,infograph')")
     p.add_argument("--label-share", type=float, default=CaptionMix.label_share,
