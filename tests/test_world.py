@@ -272,3 +272,20 @@ def test_a_class_s_phrasing_habit_words_the_chosen_share_of_its_captions(habit, 
 
     plain, habitual = share(CaptionMix()), share(CaptionMix(habit_share=0.5))
     assert plain < 0.15 and habitual - plain == pytest.approx(0.85 * 0.5 * (1 - plain / 0.85), abs=0.05)
+
+
+def test_tags_name_any_object_in_the_picture_and_only_when_asked():
+    mix = CaptionMix(tag_any_object=True, label_types=("clipart",), label_share=1.0)
+    cluttered = WorldAttributes("star", "red", "large", "clipart", "realistic", ("ring", "cross"))
+    tags = [caption(cluttered, np.random.default_rng(k), mix).removesuffix(" !") for k in range(3000)]
+    shapes = {"star", "ring", "cross"}
+    words = [set(t.split()) for t in tags]
+    names = [t.split()[-1] for t, w in zip(tags, words) if w <= shapes | {"red", "large"} and len(w & shapes) == 1]
+    shares = [np.mean([n == name for n in names]) for name in ("star", "ring", "cross")]
+    assert len(names) > 1000 and shares == pytest.approx([1 / 3] * 3, abs=0.04)  # the subject or a distractor
+    assert not any(t in ("red ring", "large cross") for t in tags)  # a distractor by its bare name
+    alone = dataclasses.replace(cluttered, distractors=())
+    untagged = dataclasses.replace(mix, tag_any_object=False)
+    for attrs, m in ((alone, mix), (cluttered, untagged)):  # no clutter, or no tags: the subject, as before
+        assert all(caption(attrs, np.random.default_rng(k), m) == caption(attrs, np.random.default_rng(k), untagged)
+                   for k in range(300))

@@ -7,6 +7,9 @@ point for the text tower. A minority are the method's full template sentence. Op
 has a phrasing habit (`CaptionMix.habit_share`), as web pages about one kind of thing tend to word it
 alike: the name alone ("star"), "[type] of [class]" ("a sketch of a star") or "[class] in [type]" ("a star
 in a sketch"), the three frames of the prompts C, PC and CP with the image type's word in them.
+Optionally name-only captions are tags (`CaptionMix.tag_any_object`): they name any object in the
+picture, the subject or a distractor, as tags and keywords list what a picture shows without
+saying which object it is about, while sentences describe the subject.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ class CaptionMix:
     forms); `label_types`, image types whose captions are a name-only label with probability
     `label_share` (as icons and clipart on the web are captioned by their file name); whether
     "[class] in a photo" is among the photo phrasings (on the web it is rare beside "a photo of a
-    [class]"); and `habit_share`, the share of captions in their class's phrasing habit
-    (`phrasing_habit`). The defaults ("photograph",), 1.0, (), 0.0, True and 0.0 draw the captions of
-    earlier recipes."""
+    [class]"); `habit_share`, the share of captions in their class's phrasing habit
+    (`phrasing_habit`); and `tag_any_object`, whether a name-only caption of a picture with
+    distractors names one of its objects drawn evenly (a distractor by its bare name) instead of
+    the subject. The defaults ("photograph",), 1.0, (), 0.0, True, 0.0 and False draw the captions
+    of earlier recipes."""
 
     photo_share_photograph: float = 0.6
     photo_share_other: float = 0.0
@@ -58,6 +63,7 @@ class CaptionMix:
     in_a_photo: bool = True
     habit_share: float = 0.0
     habit_seed: int = HABIT_SEED
+    tag_any_object: bool = False
 
 
 def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
@@ -81,10 +87,19 @@ def _described(attrs: WorldAttributes, rng: np.random.Generator) -> str:
     return " ".join([*words, attrs.class_name])
 
 
+def _tag(attrs: WorldAttributes, described: str, rng: np.random.Generator, mix: CaptionMix) -> str:
+    """The name in a name-only caption: the (described) subject, or with `mix.tag_any_object` any
+    object in the picture, drawn evenly, a distractor by its bare name."""
+    if not (mix.tag_any_object and attrs.distractors):
+        return described
+    k = int(rng.integers(len(attrs.distractors) + 1))
+    return described if k == 0 else attrs.distractors[k - 1]
+
+
 def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -> str:
     """The main object in one of the web-like forms; "photo" words mostly for photographs."""
     if attrs.image_type in mix.label_types and rng.random() < mix.label_share:
-        return _pick(NAME_ONLY, rng).format(c=_described(attrs, rng))
+        return _pick(NAME_ONLY, rng).format(c=_tag(attrs, _described(attrs, rng), rng, mix))
     c = _described(attrs, rng)
     t = _pick(TYPE_WORDS.get(attrs.image_type, (attrs.image_type,)), rng)
     photo_share = mix.photo_share_photograph if attrs.image_type in mix.photo_types else mix.photo_share_other
@@ -101,6 +116,8 @@ def _phrase(attrs: WorldAttributes, rng: np.random.Generator, mix: CaptionMix) -
     form = _pick(forms, rng)
     if mix.name_only_keep < 1 and not habit and form in NAME_ONLY and rng.random() >= mix.name_only_keep:
         form = _pick(tuple(f for f in BARE if f not in NAME_ONLY), rng)
+    if form in NAME_ONLY:
+        c = _tag(attrs, c, rng, mix)
     text = form.format(c=c, a=article(lead), t=t, a2=article(c))
     if rng.random() < P_STYLE:
         text = f"{text} , {attrs.art_style}"

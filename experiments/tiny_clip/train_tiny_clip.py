@@ -71,6 +71,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--habit-share", type=float, default=CaptionMix.habit_share,
                    help="share of captions in their class's phrasing habit ('star' / 'a sketch of a star' / "
                         "'a star in a sketch')")
+    p.add_argument("--tag-any-object", action="store_true",
+                   help="name-only captions of pictures with distractors name any of their objects (as tags do)")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
@@ -106,7 +108,8 @@ def sample_batch(spec: WorldSpec, rng: np.random.Generator, args, priors: StyleP
     images, captions = [], []
     mix = CaptionMix(photo_share_photograph=args.photo_share_photograph, photo_share_other=args.photo_share_other,
                      photo_types=args.photo_types, name_only_keep=args.name_only_keep, label_types=args.label_types,
-                     label_share=args.label_share, in_a_photo=args.in_a_photo, habit_share=args.habit_share)
+                     label_share=args.label_share, in_a_photo=args.in_a_photo, habit_share=args.habit_share,
+                     tag_any_object=args.tag_any_object)
     for attrs in sample_attributes(spec, rng, args.batch, priors, args.group_share, args.group_size):
         images.append(render_image(attrs, rng, spec.image_size))
         captions.append(caption(attrs, rng, mix))
