@@ -51,6 +51,11 @@ class CLAPModel(nn.Module):
         self.alpha = alpha if alpha is not None else (adapter.config.alpha if adapter is not None else 0.0)
         self.logit_scale = nn.Parameter(torch.tensor(100.0).log(), requires_grad=False)
 
+    def is_frozen(self) -> bool:
+        """True when this model computes exactly the frozen backbone's features: no adapter, or alpha 0
+        with the identity shortcut."""
+        return self.adapter is None or (self.alpha == 0 and self.adapter.config.out_dim == self.adapter.config.in_dim)
+
     @property
     def eval_transform(self):
         return self.backbone.eval_transform

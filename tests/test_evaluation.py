@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -304,6 +305,28 @@ def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
     hits = setup.per_image["adversarial"]["CLIP"]
     assert set(hits) == {f"{h}/{k}" for h in attack_eval.ADV_HEADS
                          for k in ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]}
+
+
+def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_results(setup, monkeypatch):
+    trained = setup.models["CLAP"]
+    models = {"CLIP": setup.models["CLIP"], "alpha 0": CLAPModel(setup.backbone, trained.adapter, alpha=0.0),
+              "CLAP": trained}
+    calls, original = [], attack_eval.robust_correct
+    monkeypatch.setattr(attack_eval, "robust_correct", lambda *a, **k: calls.append(1) or original(*a, **k))
+
+    def attacked() -> tuple[dict, dict, int]:
+        calls.clear()
+        local = dataclasses.replace(setup, models=models, per_image={})
+        out = attack_eval.run_adversarial(local, attacks=("PGD-20",), epsilons=(2 / 255,), max_images=4)
+        return out, local.per_image["adversarial"], len(calls)
+
+    shared, shared_hits, shared_calls = attacked()
+    monkeypatch.setattr(CLAPModel, "is_frozen", lambda self: False)
+    separate, separate_hits, separate_calls = attacked()
+    heads = len(attack_eval.ADV_HEADS) * len(setup.dataset.domains)
+    assert (shared_calls, separate_calls) == (2 * heads, 3 * heads)
+    assert shared == separate and shared["alpha 0"] == shared["CLIP"] != shared["CLAP"]
+    assert all(np.array_equal(shared_hits[m][k], separate_hits[m][k]) for m in models for k in shared_hits[m])
 
 
 @pytest.mark.parametrize("text, value", [("8/255", 8 / 255), ("0.5", 0.5)])

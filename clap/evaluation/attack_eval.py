@@ -42,8 +42,9 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
     1-shot linear classifiers, at every eps of the sweep (8/255 is the paper's).
 
     Both classifiers are attacked on the same images: by default none of them is one of the 1-shot
-    probe's training shots; the paper protocol draws from the whole domain. Per-image results go to
-    `setup.per_image["adversarial"]`.
+    probe's training shots; the paper protocol draws from the whole domain. A model that is the frozen
+    backbone (no adapter, or alpha 0) is attacked once and shares its results: the attacks are seeded
+    alike, so they would come out the same. Per-image results go to `setup.per_image["adversarial"]`.
     """
     out: dict = {name: {head: {} for head in ADV_HEADS} for name in setup.models}
     hits: dict = {name: {} for name in setup.models}
@@ -55,10 +56,16 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
             raise ClapError(f"domain {domain} has no image left to attack besides the 1-shot probe's shots; "
                             "give it at least two images per class")
         pixels, labels = _pixels(setup, domain, candidates, max_images, seed)
+        frozen: dict | None = None  # the frozen backbone's results, shared by every model that is it
         for name, model in setup.models.items():
-            for head_name, head in _attack_heads(setup, model, data, shots, seed).items():
-                target = AttackTarget(model, head, protocol)
-                correct = robust_correct(target, pixels, labels, attacks, epsilons, seed=seed)
+            if model.is_frozen() and frozen is not None:
+                per_head = frozen
+            else:
+                per_head = {head_name: robust_correct(AttackTarget(model, head, protocol), pixels, labels, attacks,
+                                                      epsilons, seed=seed)
+                            for head_name, head in _attack_heads(setup, model, data, shots, seed).items()}
+                frozen = per_head if model.is_frozen() else frozen
+            for head_name, correct in per_head.items():
                 out[name][head_name][domain] = _nest_attacks(correct)
                 for key, h in correct.items():
                     metric = key if key == "clean" else f"{key[0]}@{eps_label(key[1])}"
