@@ -37,6 +37,7 @@ from clap.data_gen.world.render import WorldSpec, render_image, render_samples
 
 HERE = Path(__file__).resolve().parent
 EVAL_SEED = 999_999
+LABEL_SHARE = 0.2  # the shipped recipe: a fifth of every type's captions are name-only labels (tags)
 
 
 def comma_list(value: str) -> tuple[str, ...]:
@@ -61,18 +62,19 @@ def parse_args() -> argparse.Namespace:
                    help="comma-separated image types captioned as photographs ('photograph,sculpture')")
     p.add_argument("--name-only-keep", type=float, default=CaptionMix.name_only_keep,
                    help="share of drawn name-only captions ('star') kept; the rest become other bare forms")
-    p.add_argument("--label-types", type=comma_list,
-                   default=",".join(CaptionMix.label_types),
-                   help="comma-separated image types captioned by a name-only label ('clipart,infograph')")
-    p.add_argument("--label-share", type=float, default=CaptionMix.label_share,
+    p.add_argument("--label-types", type=comma_list, default=",".join(WorldSpec().image_types),
+                   help="comma-separated image types captioned by a name-only label ('clipart,infograph'; "
+                        "default: every type)")
+    p.add_argument("--label-share", type=float, default=LABEL_SHARE,
                    help="share of the --label-types images whose caption is a name-only label")
     p.add_argument("--no-in-a-photo", dest="in_a_photo", action="store_false",
                    help="leave '[class] in a photo' out of the photo phrasings")
     p.add_argument("--habit-share", type=float, default=CaptionMix.habit_share,
                    help="share of captions in their class's phrasing habit ('star' / 'a sketch of a star' / "
                         "'a star in a sketch')")
-    p.add_argument("--tag-any-object", action="store_true",
-                   help="name-only captions of pictures with distractors name any of their objects (as tags do)")
+    p.add_argument("--tag-any-object", action=argparse.BooleanOptionalAction, default=True,
+                   help="name-only captions of pictures with distractors name any of their objects, as tags do "
+                        "(--no-tag-any-object: always the subject, the earlier recipes)")
     p.add_argument("--group-share", type=float, default=0.25, help="share of a batch in style-sharing groups")
     p.add_argument("--group-size", type=int, default=8, help="distinct classes per style-sharing group")
     p.add_argument("--p-typical", type=float, default=StylePriors.p_typical,
