@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-from typing import Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -14,6 +15,23 @@ from clap.backbones.base import Backbone, BackboneIdentity, NoisePosition
 from clap.errors import ClapError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def per_model(models: Mapping[str, "CLAPModel"], compute: Callable[["CLAPModel"], T]) -> dict[str, T]:
+    """{name: compute(model)}, computed once for all the models that are the frozen backbone
+    (`CLAPModel.is_frozen`: their results are the same) and copied to the others among them."""
+    out: dict[str, T] = {}
+    frozen: T | None = None
+    for name, model in models.items():
+        if model.is_frozen() and frozen is not None:
+            out[name] = copy.deepcopy(frozen)
+            continue
+        out[name] = compute(model)
+        if model.is_frozen():
+            frozen = out[name]
+    return out
 
 
 def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:

@@ -19,7 +19,7 @@ from clap.evaluation import adversarial, attack_eval, features, fewshot, runner,
 from clap.evaluation.alpha import run_alpha
 from clap.evaluation.disentangle import run_probe, variance_share
 from clap.evaluation.report import markdown
-from clap.model import CLAPModel
+from clap.model import CLAPModel, per_model
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
 
@@ -327,6 +327,17 @@ def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_resu
     assert (shared_calls, separate_calls) == (2 * heads, 3 * heads)
     assert shared == separate and shared["alpha 0"] == shared["CLIP"] != shared["CLAP"]
     assert all(np.array_equal(shared_hits[m][k], separate_hits[m][k]) for m in models for k in shared_hits[m])
+
+
+def test_per_model_computes_the_frozen_backbone_once_and_copies_it(setup):
+    trained = setup.models["CLAP"]
+    models = {"CLIP": setup.models["CLIP"], "alpha 0": CLAPModel(setup.backbone, trained.adapter, alpha=0.0),
+              "CLAP": trained}
+    seen = []
+    out = per_model(models, lambda m: seen.append(m) or {"alpha": m.alpha})
+    assert seen == [models["CLIP"], trained] and out == {"CLIP": {"alpha": 0.0}, "alpha 0": {"alpha": 0.0},
+                                                         "CLAP": {"alpha": 0.5}}
+    assert out["alpha 0"] is not out["CLIP"]  # a copy: editing one model's rows leaves the other's alone
 
 
 @pytest.mark.parametrize("text, value", [("8/255", 8 / 255), ("0.5", 0.5)])

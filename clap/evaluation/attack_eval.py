@@ -4,6 +4,7 @@ the zero-shot ZS(C) weights and the 1-shot logistic probe, on the same images (a
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from clap.evaluation.adversarial import (ATTACKS, EPS_SWEEP, AttackTarget, eps_l
 from clap.evaluation.fewshot import few_shot_scoring, scored_positions
 from clap.evaluation.probe import fit_probe
 from clap.evaluation.stats import leafwise
+from clap.model import per_model
 
 if TYPE_CHECKING:
     from clap.evaluation.features import DomainFeatures
@@ -56,25 +58,28 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
             raise ClapError(f"domain {domain} has no image left to attack besides the 1-shot probe's shots; "
                             "give it at least two images per class")
         pixels, labels = _pixels(setup, domain, candidates, max_images, seed)
-        frozen: dict | None = None  # the frozen backbone's results, shared by every model that is it
-        for name, model in setup.models.items():
-            if model.is_frozen() and frozen is not None:
-                per_head = frozen
-            else:
-                per_head = {head_name: robust_correct(AttackTarget(model, head, protocol), pixels, labels, attacks,
-                                                      epsilons, seed=seed)
-                            for head_name, head in _attack_heads(setup, model, data, shots, seed).items()}
-                frozen = per_head if model.is_frozen() else frozen
+        attack_model = functools.partial(_attack_model, setup, data, shots, pixels, labels,
+                                         (attacks, epsilons, protocol, seed))
+        attacked = per_model(setup.models, attack_model)
+        for name, per_head in attacked.items():
             for head_name, correct in per_head.items():
                 out[name][head_name][domain] = _nest_attacks(correct)
                 for key, h in correct.items():
                     metric = key if key == "clean" else f"{key[0]}@{eps_label(key[1])}"
                     hits[name].setdefault(f"{head_name}/{metric}", []).append(h)
-    for per_model in out.values():
-        for per_head in per_model.values():
+    for rows in out.values():
+        for per_head in rows.values():
             per_head["mean"] = leafwise([per_head[d] for d in setup.dataset.domains], np.mean)
     setup.per_image["adversarial"] = {name: {k: np.concatenate(v) for k, v in m.items()} for name, m in hits.items()}
     return out
+
+
+def _attack_model(setup: EvalSetup, data: DomainFeatures, shots: list[int], pixels: torch.Tensor,
+                  labels: torch.Tensor, how: tuple, model: CLAPModel) -> dict[str, dict]:
+    """{classifier: robust_correct per-image results} for one model; `how` = (attacks, epsilons, protocol, seed)."""
+    attacks, epsilons, protocol, seed = how
+    return {name: robust_correct(AttackTarget(model, head, protocol), pixels, labels, attacks, epsilons, seed=seed)
+            for name, head in _attack_heads(setup, model, data, shots, seed).items()}
 
 
 def _attack_heads(setup: EvalSetup, model: CLAPModel, data: DomainFeatures, shots: list[int], seed: int) -> dict:

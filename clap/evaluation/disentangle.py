@@ -17,6 +17,7 @@ import torch
 from clap.data.domains import read_attributes
 from clap.evaluation.probe import probe_accuracy
 from clap.evaluation.zeroshot import accuracy
+from clap.model import per_model
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -97,4 +98,4 @@ def dataset_factors(setup: EvalSetup) -> tuple[torch.Tensor, dict[str, list[str]
 def run_probe(setup: EvalSetup, seed: int = 0) -> dict:
     """Disentanglement measures per model and factor."""
     raw, factors = dataset_factors(setup)
-    return {name: factor_measures(m, raw, factors, seed) for name, m in setup.models.items()}
+    return per_model(setup.models, lambda m: factor_measures(m, raw, factors, seed))

@@ -16,6 +16,7 @@ import torch
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation.probe import fit_probe
+from clap.model import per_model
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -90,10 +91,13 @@ def few_shot_scoring(protocol: str) -> str:
 
 def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel") -> dict:
     """Few-shot rows per model; per-image results (averaged over probe seeds) go to `setup.per_image["fewshot"]`."""
-    scoring, out, hits = few_shot_scoring(protocol), {}, {}
-    for name, m in setup.models.items():
+    scoring = few_shot_scoring(protocol)
+
+    def one(model) -> tuple[dict, dict]:
         parts: dict[str, list[np.ndarray]] = {}
-        out[name] = evaluate_few_shot(m, setup.raw, shots, seeds, scoring, parts)
-        hits[name] = {f"{k}-shot": np.concatenate(v) for k, v in parts.items()}
-    setup.per_image["fewshot"] = hits
-    return out
+        rows = evaluate_few_shot(model, setup.raw, shots, seeds, scoring, parts)
+        return rows, {f"{k}-shot": np.concatenate(v) for k, v in parts.items()}
+
+    results = per_model(setup.models, one)
+    setup.per_image["fewshot"] = {name: hits for name, (_, hits) in results.items()}
+    return {name: rows for name, (rows, _) in results.items()}
