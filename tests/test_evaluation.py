@@ -307,10 +307,16 @@ def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
                          for k in ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]}
 
 
+def with_alpha_zero(setup) -> dict[str, CLAPModel]:
+    """CLIP, the trained adapter at alpha 0 (the frozen backbone again) and at alpha 1 (as far from CLIP as
+    it goes, so that its results differ from CLIP's even on a few attacked images)."""
+    adapter = setup.models["CLAP"].adapter
+    return {"CLIP": setup.models["CLIP"], "alpha 0": CLAPModel(setup.backbone, adapter, alpha=0.0),
+            "CLAP": CLAPModel(setup.backbone, adapter, alpha=1.0)}
+
+
 def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_results(setup, monkeypatch):
-    trained = setup.models["CLAP"]
-    models = {"CLIP": setup.models["CLIP"], "alpha 0": CLAPModel(setup.backbone, trained.adapter, alpha=0.0),
-              "CLAP": trained}
+    models = with_alpha_zero(setup)
     calls, original = [], attack_eval.robust_correct
     monkeypatch.setattr(attack_eval, "robust_correct", lambda *a, **k: calls.append(1) or original(*a, **k))
 
@@ -330,13 +336,11 @@ def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_resu
 
 
 def test_per_model_computes_the_frozen_backbone_once_and_copies_it(setup):
-    trained = setup.models["CLAP"]
-    models = {"CLIP": setup.models["CLIP"], "alpha 0": CLAPModel(setup.backbone, trained.adapter, alpha=0.0),
-              "CLAP": trained}
+    models = with_alpha_zero(setup)
     seen = []
     out = per_model(models, lambda m: seen.append(m) or {"alpha": m.alpha})
-    assert seen == [models["CLIP"], trained] and out == {"CLIP": {"alpha": 0.0}, "alpha 0": {"alpha": 0.0},
-                                                         "CLAP": {"alpha": 0.5}}
+    assert seen == [models["CLIP"], models["CLAP"]] and out == {"CLIP": {"alpha": 0.0}, "alpha 0": {"alpha": 0.0},
+                                                         "CLAP": {"alpha": 1.0}}
     assert out["alpha 0"] is not out["CLIP"]  # a copy: editing one model's rows leaves the other's alone
 
 

@@ -58,8 +58,8 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
             raise ClapError(f"domain {domain} has no image left to attack besides the 1-shot probe's shots; "
                             "give it at least two images per class")
         pixels, labels = _pixels(setup, domain, candidates, max_images, seed)
-        attack_model = functools.partial(_attack_model, setup, data, shots, pixels, labels,
-                                         (attacks, epsilons, protocol, seed))
+        attack_model = functools.partial(_attack_model, setup, data, shots, pixels, labels, attacks=attacks,
+                                         epsilons=epsilons, protocol=protocol, seed=seed)
         attacked = per_model(setup.models, attack_model)
         for name, per_head in attacked.items():
             for head_name, correct in per_head.items():
@@ -75,9 +75,9 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
 
 
 def _attack_model(setup: EvalSetup, data: DomainFeatures, shots: list[int], pixels: torch.Tensor,
-                  labels: torch.Tensor, how: tuple, model: CLAPModel) -> dict[str, dict]:
-    """{classifier: robust_correct per-image results} for one model; `how` = (attacks, epsilons, protocol, seed)."""
-    attacks, epsilons, protocol, seed = how
+                  labels: torch.Tensor, model: CLAPModel, *, attacks: Sequence[str], epsilons: Sequence[float],
+                  protocol: str, seed: int) -> dict[str, dict]:
+    """{classifier: robust_correct per-image results} for one model."""
     return {name: robust_correct(AttackTarget(model, head, protocol), pixels, labels, attacks, epsilons, seed=seed)
             for name, head in _attack_heads(setup, model, data, shots, seed).items()}
 
