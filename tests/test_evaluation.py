@@ -208,9 +208,23 @@ def test_attacks_stay_in_the_ball_and_hurt(attack_target, batch):
     assert accs["PGD-20"] <= accs["FGSM"] + 1e-9 and accs["PGD-20"] < accs["clean"]
 
 
+def test_attack_sweep_is_each_setting_attacked_alone(attack_target, batch):
+    x, y = batch
+    eps = (2 / 255, 8 / 255)
+    sweep = adversarial.attack_sweep(attack_target, x, y, adversarial.ATTACKS, eps, torch.Generator().manual_seed(3),
+                                     (0.0, 1.0))
+    alone = torch.Generator().manual_seed(3)  # the random starts are drawn in the order of the settings
+    for name in adversarial.ATTACKS:
+        for e in eps:
+            one = adversarial.attack(name, attack_target, x, y, e, alone, (0.0, 1.0))
+            differ = ((sweep[(name, e)] - one).abs() > 1e-6).float().mean().item()
+            assert (differ == 0.0) if name == "FGSM" else differ < 0.1, (name, e, differ)
+            assert (sweep[(name, e)] - x).abs().max() <= e + 1e-6
+
+
 def test_cw_margin():
     logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
-    assert adversarial.cw_margin(logits, torch.tensor([0, 0])).item() == pytest.approx((-1.0 + 0.0) / 2)
+    assert adversarial.cw_margins(logits, torch.tensor([0, 0])).tolist() == [-1.0, 0.0]
 
 
 def test_paper_protocol_perturbs_normalised_tensors(setup, batch):

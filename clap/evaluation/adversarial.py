@@ -57,18 +57,24 @@ def linear_head(probe) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda f: f @ coef.to(f.device).T + bias.to(f.device)
 
 
-def cw_margin(logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
-    """CW loss to maximise: best other logit minus the true logit, capped at kappa."""
+def cw_margins(logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
+    """CW loss to maximise, per input: best other logit minus the true logit, capped at kappa."""
     true = logits.gather(1, labels[:, None]).squeeze(1)
     other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).max(dim=1).values
-    return (other - true).clamp(max=kappa).mean()
+    return (other - true).clamp(max=kappa)
 
 
-def _loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, labels) if kind == "ce" else cw_margin(logits, labels)
+Loss = str | torch.Tensor  # "ce", "cw", or per input: True where the CW margin is its loss
 
 
-def _gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+def _loss(kind: Loss, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The summed per-input losses: each input's gradient does not depend on the others in its batch."""
+    if isinstance(kind, str):
+        kind = torch.full(labels.shape, kind == "cw", device=labels.device)
+    return torch.where(kind, cw_margins(logits, labels), F.cross_entropy(logits, labels, reduction="none")).sum()
+
+
+def _gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, kind: Loss) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         loss = _loss(kind, model(x), labels)
@@ -76,14 +82,17 @@ def _gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, kind: str
     return grad
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float = EPS,
+Budget = float | torch.Tensor  # one eps for the batch, or one per input, shaped to broadcast over it
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: Budget = EPS,
          bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """One signed gradient step of size eps."""
     return (x + eps * _gradient(model, x, labels, "ce").sign()).clamp(*bounds).detach()
 
 
-def pgd(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float = EPS, step: float | None = None,
-        steps: int = STEPS, loss: str = "ce", random_start: bool = True, generator: torch.Generator | None = None,
+def pgd(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: Budget = EPS, step: Budget | None = None,
+        steps: int = STEPS, loss: Loss = "ce", random_start: bool = True, generator: torch.Generator | None = None,
         bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Projected gradient ascent in the eps ball (random start, signed steps of eps/10 by default)."""
     step = eps / 10 if step is None else step
@@ -100,13 +109,40 @@ def pgd(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float = EP
 def attack(name: str, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
            generator: torch.Generator, bounds: tuple[float, float]) -> torch.Tensor:
     """Adversarial inputs for one of ATTACKS."""
-    if name == "FGSM":
-        return fgsm(model, x, labels, eps, bounds)
-    if name == "PGD-20":
-        return pgd(model, x, labels, eps, generator=generator, bounds=bounds)
-    if name == "CW-20":
-        return pgd(model, x, labels, eps, loss="cw", generator=generator, bounds=bounds)
-    raise ValueError(f"unknown attack '{name}'; use one of {', '.join(ATTACKS)}")
+    return attack_sweep(model, x, labels, (name,), (eps,), generator, bounds)[(name, eps)]
+
+
+def attack_sweep(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
+                 epsilons: Sequence[float], generator: torch.Generator, bounds: tuple[float, float]
+                 ) -> dict[tuple[str, float], torch.Tensor]:
+    """Adversarial inputs for every attack at every eps: {(attack, eps): inputs}.
+
+    The settings run stacked in one batch (FGSM at every eps; PGD-20 and CW-20 at every eps together):
+    every input's loss, and so its gradient, is its own, and the random starts are drawn in the order
+    of one setting at a time, so this is `attack` per setting up to rounding (a batch's size can change
+    the last bits of a gradient, and with them the sign of a component near zero).
+    """
+    unknown = [name for name in attacks if name not in ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack '{unknown[0]}'; use one of {', '.join(ATTACKS)}")
+    single = [(name, eps) for name in attacks if name == "FGSM" for eps in epsilons]
+    iterative = [(name, eps) for name in attacks if name != "FGSM" for eps in epsilons]
+    adv: list[torch.Tensor] = []
+    if single:
+        adv += fgsm(model, *_stacked(x, labels, single), bounds).split(len(x))
+    if iterative:
+        inputs, y, eps = _stacked(x, labels, iterative)
+        is_cw = torch.tensor([name == "CW-20" for name, _ in iterative], device=x.device).repeat_interleave(len(x))
+        adv += pgd(model, inputs, y, eps, loss=is_cw, generator=generator, bounds=bounds).split(len(x))
+    return dict(zip(single + iterative, adv))
+
+
+def _stacked(x: torch.Tensor, labels: torch.Tensor, settings: list[tuple[str, float]]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x and labels repeated once per setting, with each copy's eps shaped to broadcast over it."""
+    eps = torch.tensor([e for _, e in settings], dtype=x.dtype, device=x.device).repeat_interleave(len(x))
+    repeats = (len(settings),) + (1,) * (x.dim() - 1)
+    return x.repeat(repeats), labels.repeat(len(settings)), eps.view(-1, *(1,) * (x.dim() - 1))
 
 
 @torch.no_grad()
@@ -134,17 +170,21 @@ def parse_eps(text: str) -> float:
 def robust_correct(target: AttackTarget, pixels: torch.Tensor, labels: torch.Tensor,
                    attacks: Sequence[str] = ATTACKS, epsilons: Sequence[float] = (EPS,), batch_size: int = 64,
                    seed: int = 0) -> dict[str, np.ndarray]:
-    """Per image: right on the clean input ('clean'), and under each attack at each eps ('PGD-20', eps)."""
+    """Per image: right on the clean input ('clean'), and under each attack at each eps ('PGD-20', eps).
+
+    batch_size bounds the inputs of one forward pass, attack settings stacked (`attack_sweep`) included.
+    """
     generator = torch.Generator().manual_seed(seed)
     inputs = target.model.backbone.normalize(pixels) if target.protocol == "paper" else pixels
     bounds = (0.0, 1.0)
     hits: dict = {"clean": []} | {(name, eps): [] for name in attacks for eps in epsilons}
-    for i in range(0, len(inputs), batch_size):
-        x, y = inputs[i:i + batch_size], labels[i:i + batch_size]
+    stacked = len(epsilons) * max(1, sum(name != "FGSM" for name in attacks))  # inputs per image in a pass
+    chunk = max(1, batch_size // max(1, stacked))
+    for i in range(0, len(inputs), chunk):
+        x, y = inputs[i:i + chunk], labels[i:i + chunk]
         hits["clean"].append(_correct(target, x, y))
-        for name in attacks:
-            for eps in epsilons:
-                hits[(name, eps)].append(_correct(target, attack(name, target, x, y, eps, generator, bounds), y))
+        for key, adv in attack_sweep(target, x, y, attacks, epsilons, generator, bounds).items():
+            hits[key].append(_correct(target, adv, y))
     return {key: np.concatenate(parts) for key, parts in hits.items()}
 
 
