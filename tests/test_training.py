@@ -236,6 +236,31 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert all(math.isfinite(float(v.abs().max())) for v in adapter.state_dict().values())
 
 
+def test_runs_side_by_side_give_the_adapters_of_runs_one_at_a_time(tmp_path):
+    from clap.errors import ClapError
+    from clap.training.parallel import train_runs
+
+    def runs(mode: str) -> list:
+        for seed in (1, 2):
+            (tmp_path / mode / str(seed)).mkdir(parents=True)
+        return [(f"seed{seed}", ["--config", str(write_config(tmp_path / mode / str(seed), steps=40)),
+                                 "--seed_everything", str(seed), "--out", str(tmp_path / mode / str(seed) / "adapter")])
+                for seed in (1, 2)]
+
+    assert set(train_runs(runs("side"), jobs=2, progress=False)) == {"seed1", "seed2"}
+    train_runs(runs("alone"), jobs=1, progress=False)
+    weights = {(mode, seed): load_file(str(tmp_path / mode / seed / "adapter" / "adapter_model.safetensors"))
+               for mode in ("side", "alone") for seed in ("1", "2")}
+    for seed in ("1", "2"):
+        assert all(torch.equal(weights["side", seed][k], weights["alone", seed][k]) for k in weights["side", seed])
+    assert not torch.equal(*(weights["side", s]["projection.weight"] for s in ("1", "2")))
+    (tmp_path / "bad").mkdir()
+    bad = write_config(tmp_path / "bad", classes="imagenet-21k")
+    with pytest.raises(ClapError, match="'imagenet-21k' is neither a preset"):
+        train_runs([("bad", ["--config", str(bad), "--out", str(tmp_path / "bad" / "adapter")])], jobs=2,
+                   progress=False)
+
+
 def test_bad_training_input_is_one_line(tmp_path, capsys):
     config = write_config(tmp_path, classes="imagenet-21k")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "a")]) == 2

@@ -10,11 +10,12 @@ the tables, with mean ± std over seeds and paired differences to CLIP with boot
 from __future__ import annotations
 
 import argparse
-import logging
+import shutil
 import time
 from pathlib import Path
 
 from clap.options import PATH, SEED, Count
+from clap.training.parallel import Run, available_cores
 from clap.cli.eval import EPSILON
 
 
@@ -34,44 +35,35 @@ def add_parser(sub) -> None:
     p.add_argument("--attack-images", type=Count(), default=8, help="images per domain attacked")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 4 / 255, 8 / 255],
                    help="attack budgets (8/255: the paper's)")
+    p.add_argument("--jobs", type=Count(), default=available_cores(),
+                   help="training runs side by side, one thread each (default: every core; same result for any)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run, on_interrupt="rerun the same command (renders already written are reused)")
 
 
-def _train(args_list: list[str]) -> None:
-    from clap.training.cli import main as train
-
-    train(args_list)
-
-
-def _common(args: argparse.Namespace, seed: int) -> list[str]:
-    return ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
-            "--trainer.enable_progress_bar", str(not args.no_progress).lower(), "--trainer.logger", "false"]
-
-
-def train_adapters(args: argparse.Namespace, out: Path, seed: int) -> dict[str, Path]:
-    """Train one CLAP (text) and one Im.Aug (image) adapter with this seed on the embedded backbone."""
-    common = _common(args, seed)
-    adapters = {"CLAP": out / "adapters" / f"clap_seed{seed}", "Im.Aug": out / "adapters" / f"imaug_seed{seed}"}
-    _train(common + ["--trainer.max_steps", str(args.clap_steps),
-                     "--trainer.default_root_dir", str(out / "runs" / f"clap_seed{seed}"), "--data.classes", "world",
-                     "--data.batch_size", "32", "--data.seed", str(seed), "--out", str(adapters["CLAP"])])
-    _train(common + ["--trainer.max_steps", str(args.imaug_steps), "--trainer.default_root_dir",
-                     str(out / "runs" / f"imaug_seed{seed}"), "--model", "ImAugModule", "--data", "ImageDataModule",
-                     "--data.root", str(out / "data" / "imaug"), "--data.batch_size", "32", "--data.seed", str(seed),
-                     "--out", str(adapters["Im.Aug"])])
-    return adapters
+def training_runs(args: argparse.Namespace, seeds: list[int]) -> tuple[list[Run], dict[str, list[Path]], Path]:
+    """The demo's `clap train` runs, longest first: Im.Aug (image) and CLAP (text) adapters for every seed,
+    CLIPN for the first; with their adapter folders ({model: [per seed]}, CLIPN's)."""
+    adapters, out = Path(args.out) / "adapters", Path(args.out)
+    imaug = [_run(args, seed, "imaug", ["--trainer.max_steps", str(args.imaug_steps), "--model", "ImAugModule",
+                                        "--data", "ImageDataModule", "--data.root", str(out / "data" / "imaug"),
+                                        "--data.batch_size", "32"]) for seed in seeds]
+    clap = [_run(args, seed, "clap", ["--trainer.max_steps", str(args.clap_steps), "--data.classes", "world",
+                                      "--data.batch_size", "32"]) for seed in seeds]
+    clipn = _run(args, seeds[0], "clipn", ["--trainer.max_steps", str(args.clipn_steps), "--model", "CLIPNModule",
+                                           "--data", "CaptionDataModule", "--data.root", str(out / "data" / "captions"),
+                                           "--data.batch_size", "64", "--data.window", "100"])
+    folders = {"CLAP": [adapters / name for name, _ in clap], "Im.Aug": [adapters / name for name, _ in imaug]}
+    return [*imaug, *clap, clipn], folders, adapters / clipn[0]
 
 
-def train_clipn(args: argparse.Namespace, out: Path, seed: int) -> Path:
-    """Train the CLIPN route on the world's image-caption pairs."""
-    adapter = out / "adapters" / f"clipn_seed{seed}"
-    _train(_common(args, seed) + ["--trainer.max_steps", str(args.clipn_steps), "--trainer.default_root_dir",
-                                  str(out / "runs" / f"clipn_seed{seed}"), "--model", "CLIPNModule", "--data",
-                                  "CaptionDataModule", "--data.root", str(out / "data" / "captions"),
-                                  "--data.batch_size", "64", "--data.window", "100", "--data.seed", str(seed),
-                                  "--out", str(adapter)])
-    return adapter
+def _run(args: argparse.Namespace, seed: int, kind: str, options: list[str]) -> Run:
+    """One run's name and arguments: seeded, quiet (the demo shows runs, not steps), in the demo's folders."""
+    name, out = f"{kind}_seed{seed}", Path(args.out)
+    return name, ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
+                  "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+                  "--trainer.default_root_dir", str(out / "runs" / name), *options,  # --model, --data before their
+                  "--data.seed", str(seed), "--out", str(out / "adapters" / name)]   # options (jsonargparse)
 
 
 class Stages:
@@ -114,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from clap.fileio import write_text_atomic
     from clap.evaluation.report import report_paths
     from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.training.parallel import train_runs
 
-    for name in ("lightning.pytorch", "lightning.fabric"):  # keep the demo's output to its own steps
-        logging.getLogger(name).setLevel(logging.WARNING)
     out, progress, stages = Path(args.out), not args.no_progress, Stages(6)
     stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
                 "images, image-caption pairs for CLIPN")
@@ -126,14 +117,18 @@ def run(args: argparse.Namespace) -> int:
     render_world(out / "data" / "captions", "captions", args.caption_images_per_class, args.seed + 3,
                  progress=progress)
     seeds = [args.seed + k for k in range(args.adapter_seeds)]
-    stages.next("train", f"training CLAP (text) and Im.Aug (image) adapters, seeds {seeds}; CLIPN, seed {seeds[0]}")
-    trained = [train_adapters(args, out, seed) for seed in seeds]
-    clipn = train_clipn(args, out, seeds[0])
+    stages.next("train", f"training CLAP (text) and Im.Aug (image) adapters, seeds {seeds}; CLIPN, seed {seeds[0]} "
+                f"({args.jobs} at a time, one thread each)")
+    runs, trained, clipn = training_runs(args, seeds)
+    for name, _ in runs:  # a rerun trains afresh: the last one's checkpoints would only be stale
+        shutil.rmtree(out / "runs" / name, ignore_errors=True)
+    train_runs(runs, args.jobs, progress)
     stages.next("alpha", "choosing each CLAP and Im.Aug adapter's alpha on the validation render")
-    chosen = choose_alphas([str(a[name]) for a in trained for name in a], out / "data" / "val", progress=progress)
+    chosen = choose_alphas([str(p) for paths in trained.values() for p in paths], out / "data" / "val",
+                           progress=progress)
     print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
     stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP (and CLIPN's OOD rules) on the test render")
-    specs = [AdapterSpec(name, str(path), "auto") for a in trained for name, path in a.items()]
+    specs = [AdapterSpec(name, str(path), "auto") for name, paths in trained.items() for path in paths]
     setup = build_setup(out / "data" / "test", [*specs, AdapterSpec("CLIPN", str(clipn))], progress=progress)
     shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
     eval_args = eval_defaults(out / "data" / "test")
