@@ -4,6 +4,7 @@
     python tests/run_until.py MARKER image N clap-args...    after the N-th generated image is written
     python tests/run_until.py MARKER render N clap-args...   after the N-th world image is written
     python tests/run_until.py MARKER attack 0 clap-args...   when `clap eval` starts its attacks
+    python tests/run_until.py MARKER run N clap-args...      after the N-th of `clap demo`'s training runs ends
 
 On reaching the point it writes MARKER and sleeps until a signal ends it; waiting for MARKER replaces
 sleeps and polling for side effects (which raced against fast runs).
@@ -66,9 +67,24 @@ def at_attack(marker: Path, n: int) -> None:
     attack_eval.run_adversarial = lambda *args, **kwargs: freeze(marker)
 
 
+def after_run(marker: Path, n: int) -> None:
+    from clap.training import parallel
+
+    original, ended = parallel._report_run, []
+
+    def hook(*args):
+        original(*args)
+        ended.append(args)
+        if len(ended) >= n:
+            freeze(marker)
+
+    parallel._report_run = hook
+
+
 if __name__ == "__main__":
     marker, kind, n, *argv = sys.argv[1:]
-    {"step": after_step, "image": after_image, "render": after_render, "attack": at_attack}[kind](Path(marker), int(n))
+    {"step": after_step, "image": after_image, "render": after_render, "attack": at_attack,
+     "run": after_run}[kind](Path(marker), int(n))
     from clap.cli.main import main
 
     sys.exit(main(argv))

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,38 @@ def test_eval_interrupted_writes_no_report_and_reruns(tmp_path):
     assert not list((tmp_path / "report").glob("all.*"))
     clap(*argv[:-1], "--shots", "1", "--attack-images", "2", "--eps", "8/255", "--no-progress")
     assert (tmp_path / "report" / "all.json").is_file()
+
+
+def _processes_with(variable: str) -> list[str]:
+    """The command lines of live processes whose environment holds `variable` (a run's workers carry it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and variable.encode() in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # ended meanwhile, or not ours
+            continue
+    return found
+
+
+def _gone(variable: str, seconds: float = 10.0) -> list[str]:
+    """Waits for the processes holding `variable` to end; returns those still there after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (left := _processes_with(variable)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_demo_interrupted_while_training_side_by_side_stops_every_worker(tmp_path):
+    from test_demo import SMALL
+
+    mark = f"CLAP_TEST_RUN={tmp_path.name}"
+    env = {**ENV, "CLAP_TEST_RUN": tmp_path.name}
+    options = [*SMALL[:SMALL.index("--imaug-steps")], "--imaug-steps", "100000",
+               *SMALL[SMALL.index("--imaug-steps") + 2:]]
+    marker, out = tmp_path / "marker", tmp_path / "demo"
+    proc = run_until(marker, "run", 1, ["demo", "--out", str(out), *options], env=env)  # CLAP done, Im.Aug running
+    assert _processes_with(mark)  # the training workers
+    assert interrupt(proc, marker).startswith("clap: interrupted; rerun the same command")
+    assert not _gone(mark)
+    assert not (out / "adapters" / "imaug_seed2024" / "adapter_model.safetensors").exists()

@@ -35,8 +35,12 @@ def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True) -> dict[st
         finished: Iterable = pool.imap_unordered(_train_one, runs)
         for name, spent in tqdm(finished, total=len(runs), desc="training runs", unit="run", disable=not progress):
             seconds[name] = spent
-            (tqdm.write if progress else print)(f"   {name}: {spent:.0f} s")
+            _report_run(name, spent, progress)
     return seconds
+
+
+def _report_run(name: str, seconds: float, progress: bool) -> None:
+    (tqdm.write if progress else print)(f"   {name}: {seconds:.0f} s")
 
 
 def _worker_setup() -> None:
@@ -44,9 +48,15 @@ def _worker_setup() -> None:
     import torch
 
     torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool on Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool on Ctrl-C ...
+    signal.signal(signal.SIGTERM, _exit_now)  # ... by SIGTERM: Lightning's handler runs, then this one
     for name in ("lightning.pytorch", "lightning.fabric"):  # runs are shown by name, not by Lightning's lines
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    """Stop at once: no interrupted checkpoint, no traceback (the parent reports the interruption)."""
+    os._exit(128 + signum)
 
 
 def _train_one(run: Run) -> tuple[str, float]:
