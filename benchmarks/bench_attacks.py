@@ -10,13 +10,11 @@ per-image outcomes agree (stacking changes a gradient's last bits only).
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 
 import torch
 
-from benchmarks.common import save_result
-from clap.backbones.loading import load_backbone
+from benchmarks.common import add_backbone_options, bench_backbone, save_result
 from clap.evaluation.adversarial import ATTACKS, AttackTarget, attack, attack_sweep, zero_shot_head
 from clap.model import CLAPModel
 
@@ -25,16 +23,11 @@ EPSILONS = (1 / 255, 4 / 255, 8 / 255)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="embedded")
-    parser.add_argument("--pretrained", default="random")
+    add_backbone_options(parser, "embedded")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--classes", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.disable(logging.WARNING)
-    model = None if args.model == "embedded" else args.model
-    backbone = load_backbone(model, None if model is None else args.pretrained)
+    backbone = bench_backbone(args)
     torch.manual_seed(0)
     weights = torch.nn.functional.normalize(torch.randn(backbone.embed_dim, args.classes), dim=0)
     target = AttackTarget(CLAPModel(backbone), zero_shot_head(weights))

@@ -9,15 +9,13 @@ on the same images (pre-transformed tensors); a second pass is served from the f
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import save_result
-from clap.backbones.loading import load_backbone
+from benchmarks.common import add_backbone_options, bench_backbone, save_result
 from clap.data.domains import load_image, scan_domain_dataset
 from clap.evaluation.features import domain_features
 from clap.data_gen.world.export import render_world
@@ -28,15 +26,10 @@ TARGET = 0.90
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="ViT-B-16")
-    parser.add_argument("--pretrained", default="random")
+    add_backbone_options(parser, "ViT-B-16")
     parser.add_argument("--images", type=int, default=96, help="images in total (one domain)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.disable(logging.WARNING)
-    model = None if args.model == "embedded" else args.model
-    backbone = load_backbone(model, None if model is None else args.pretrained)
+    backbone = bench_backbone(args)
     with tempfile.TemporaryDirectory() as tmp:
         spec = WorldSpec(image_types=("photograph",), image_size=256)
         render_world(Path(tmp) / "data", "domains", args.images // len(spec.classes), 0, spec, progress=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import platform
 import statistics
 import time
@@ -11,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from clap.backbones.base import Backbone
+from clap.backbones.loading import load_backbone
 from clap.fileio import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,3 +51,18 @@ def save_result(name: str, result: dict) -> Path:
     write_text_atomic(path, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+def add_backbone_options(parser: argparse.ArgumentParser, model: str) -> None:
+    """--model ('embedded': the tiny CLIP, or an open_clip name), --pretrained and --threads."""
+    parser.add_argument("--model", default=model, help="'embedded' (the tiny CLIP) or an open_clip model name")
+    parser.add_argument("--pretrained", default="random", help="the open_clip model's weights")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+
+
+def bench_backbone(args: argparse.Namespace) -> Backbone:
+    """The options' backbone, with torch on --threads and library logging quiet."""
+    torch.set_num_threads(args.threads)
+    logging.disable(logging.WARNING)
+    model = None if args.model == "embedded" else args.model
+    return load_backbone(model, None if model is None else args.pretrained)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from clap.options import PATH, SEED, Count
-from clap.training.parallel import Run, available_cores
+from clap.training.parallel import Run, available_cores, train_runs
 from clap.cli.eval import EPSILON
 
 
@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     from clap.fileio import write_text_atomic
     from clap.evaluation.report import report_paths
     from clap.evaluation.runner import AdapterSpec, build_setup
-    from clap.training.parallel import train_runs
 
     out, progress, stages = Path(args.out), not args.no_progress, Stages(6)
     stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
