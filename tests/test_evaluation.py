@@ -56,13 +56,13 @@ def test_robustness_statistics():
 
 
 def test_zero_shot_matches_a_direct_computation(setup, embedded):
-    rows = zeroshot.run_zeroshot(setup)
+    rows, _ = zeroshot.run_zeroshot(setup)
     clip = rows["CLIP"]["sketch"]
     data = setup.raw["sketch"]
     weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
     feats = torch.nn.functional.normalize(data.features, dim=-1)
     assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
-    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "ENS", "MAX", "R", "delta", "Delta_NC"}
+    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "NC_draw_std", "ENS", "MAX", "R", "delta", "Delta_NC"}
     templates = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, zeroshot.ENSEMBLE_TEMPLATES)
     assert clip["ENS"] == pytest.approx(float(((feats @ templates).argmax(1) == data.labels).float().mean()))
     assert rows["CLIP"]["mean"]["C"] > 4 / len(setup.dataset.classes)  # well above chance for the tiny CLIP
@@ -71,9 +71,21 @@ def test_zero_shot_matches_a_direct_computation(setup, embedded):
 def test_noise_prompts_differ_from_plain_class_names(embedded):
     model = CLAPModel(embedded)
     plain = model.zero_shot_classifier(["star", "ring"], ["{}"])
-    noisy = zeroshot.noise_classifier(model, ["star", "ring"])
-    assert plain.shape == noisy.shape and not torch.allclose(plain, noisy, atol=1e-4)
-    assert torch.equal(noisy, zeroshot.noise_classifier(model, ["star", "ring"]))
+    noisy = zeroshot.noise_classifiers(model, ["star", "ring"], draws=3)
+    assert noisy.shape == (3, *plain.shape) and not torch.allclose(plain, noisy[0], atol=1e-4)
+    assert torch.equal(noisy, zeroshot.noise_classifiers(model, ["star", "ring"], draws=3))
+    assert not torch.allclose(noisy[0], noisy[1])  # every draw its own noise
+
+
+def test_shared_noise_is_one_context_in_front_of_every_class_name(embedded):
+    """The authors' form: the same 4 noise embeddings after the start token of every class's prompt."""
+    model, names = CLAPModel(embedded), ["star", "ring", "heart"]
+    shared = zeroshot.noise_classifiers(model, names, draws=1)[0]
+    context = torch.randn(4, embedded.token_width, generator=torch.Generator().manual_seed(zeroshot.NOISE_SEED)) * 0.02
+    by_hand = torch.nn.functional.normalize(embedded.encode_text_with_prompt(names, context), dim=-1).T
+    assert torch.allclose(shared, by_hand, atol=1e-6)
+    per_class = zeroshot.noise_classifiers(model, names, draws=1, form="per-class")[0]
+    assert not torch.allclose(shared, per_class, atol=1e-4)
 
 
 def test_features_are_cached_and_invalidated(world_root, embedded, tmp_path, monkeypatch):
@@ -112,7 +124,7 @@ def test_few_shot_uses_the_split_files_choice_and_beats_chance(setup):
 
     assert [data.paths[i] for i in pick_per_class(data.labels.tolist(), 2, 1, "clipart")] == \
         [dataset.samples[i][0] for i in idx]
-    rows = fewshot.run_fewshot(setup, shots=(1, 4), seeds=(0, 1))
+    rows, _ = fewshot.run_fewshot(setup, shots=(1, 4), seeds=(0, 1))
     assert rows["CLIP"]["mean"]["4"]["mean"] > 0.3
     assert set(rows["CLAP"]["clipart"]) == {"1", "4"}
 
@@ -195,7 +207,11 @@ def test_fgsm_and_pgd_match_torchattacks(attack_target, batch):
     assert torch.allclose(ours, theirs, atol=1e-6)
     ours = adversarial.pgd(attack_target, x, y, 8 / 255, steps=5, random_start=False)
     theirs = torchattacks.PGD(attack_target, eps=8 / 255, alpha=0.8 / 255, steps=5, random_start=False)(x, y)
-    assert torch.allclose(ours, theirs, atol=1e-5)
+    # The same steps wherever the gradient is not vanishingly small: a component near 0 can flip its sign
+    # between two runs of one backward pass (threaded reductions), and the step then follows it. A wrong
+    # step size, projection or sign moves most pixels.
+    assert ((ours - theirs).abs() > 1e-5).float().mean() < 0.01
+    assert torch.equal(attack_target(ours).argmax(1), attack_target(theirs).argmax(1))
 
 
 def test_attacks_stay_in_the_ball_and_hurt(attack_target, batch):
@@ -257,9 +273,9 @@ def test_probe_measures_cover_the_world_factors(setup):
 def test_alpha_sweep_and_reports(setup, tmp_path):
     sweep = run_alpha(setup, [0.0, 1.0], tmp_path)
     assert set(sweep) == {"CLAP", "plot"} and (tmp_path / "alpha_sweep.png").is_file()
-    clip_c = zeroshot.run_zeroshot(setup)["CLIP"]["mean"]["C"]
-    assert sweep["CLAP"]["0"]["C"] == pytest.approx(clip_c)  # alpha 0 is the plain backbone
-    text = markdown({"alpha": sweep, "zeroshot": zeroshot.run_zeroshot(setup)})
+    rows, _ = zeroshot.run_zeroshot(setup)
+    assert sweep["CLAP"]["0"]["C"] == pytest.approx(rows["CLIP"]["mean"]["C"])  # alpha 0 is the plain backbone
+    text = markdown({"alpha": sweep, "zeroshot": rows})
     assert "| CLAP | 0 |" in text and "ZS(NC)" in text
 
 
@@ -310,15 +326,16 @@ def test_class_mismatch_is_refused(world_root, embedded, tmp_path):
 
 def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
     sweep = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
-    out = attack_eval.run_adversarial(setup, attacks=("PGD-20",), epsilons=sweep, max_images=8)
+    out, measure = attack_eval.run_adversarial(setup, attacks=("PGD-20",), epsilons=sweep, max_images=8)
     for model, heads in out.items():
         for head, per_domain in heads.items():
             mean = per_domain["mean"]
             accs = [mean["clean"]] + [mean["PGD-20"][adversarial.eps_label(e)] for e in sweep]
             assert all(b <= a + 1e-9 for a, b in zip(accs, accs[1:])), (model, head, accs)
-    hits = setup.per_image["adversarial"]["CLIP"]
-    assert set(hits) == {f"{h}/{k}" for h in attack_eval.ADV_HEADS
-                         for k in ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]}
+    from clap.evaluation.resample import OBSERVED
+
+    settings = ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]
+    assert set(measure.statistics["CLIP"](OBSERVED)) == {f"{h}/{k}" for h in attack_eval.ADV_HEADS for k in settings}
 
 
 def with_alpha_zero(setup) -> dict[str, CLAPModel]:
@@ -335,10 +352,12 @@ def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_resu
     monkeypatch.setattr(attack_eval, "robust_correct", lambda *a, **k: calls.append(1) or original(*a, **k))
 
     def attacked() -> tuple[dict, dict, int]:
+        from clap.evaluation.resample import OBSERVED
+
         calls.clear()
-        local = dataclasses.replace(setup, models=models, per_image={})
-        out = attack_eval.run_adversarial(local, attacks=("PGD-20",), epsilons=(2 / 255,), max_images=4)
-        return out, local.per_image["adversarial"], len(calls)
+        local = dataclasses.replace(setup, models=models)
+        out, measure = attack_eval.run_adversarial(local, attacks=("PGD-20",), epsilons=(2 / 255,), max_images=4)
+        return out, {m: f(OBSERVED) for m, f in measure.statistics.items()}, len(calls)
 
     shared, shared_hits, shared_calls = attacked()
     monkeypatch.setattr(CLAPModel, "is_frozen", lambda self: False)
@@ -415,7 +434,7 @@ def test_repeated_adapter_names_are_seeds_with_statistics(world_root, adapter_di
     seeds = report["statistics"]["seeds"]["zeroshot"]["CLAP"]
     members = [report["results"]["zeroshot"][f"CLAP#{k}"]["mean"]["C"] for k in (1, 2, 3)]
     assert seeds["mean"]["mean"]["C"] == pytest.approx(np.mean(members))
-    assert seeds["std"]["mean"]["C"] == pytest.approx(np.std(members))
+    assert seeds["std"]["mean"]["C"] == pytest.approx(np.std(members, ddof=1))
     diff = report["statistics"]["differences"]["zeroshot"]["CLAP"]["C"]
     assert diff["low"] <= diff["difference"] <= diff["high"]
     out = capsys.readouterr().out

@@ -34,8 +34,8 @@ def test_metrics_agree_with_sklearn_and_a_hand_computation():
 def test_fpr95_counts_ties_at_the_threshold():
     ids = np.array([5.0] * 19 + [1.0])  # 95% of ID accepted at threshold 5
     oods = np.array([5.0, 5.0, 0.0, 0.0])  # two OOD tie with it: both accepted
-    assert ood_scores.fpr_at_tpr(ids, oods) == pytest.approx(0.5)
-    assert ood_scores.fpr_at_tpr(np.array([2.0, 1.0]), np.array([1.0, 0.0])) == pytest.approx(0.5)
+    assert ood_scores.detection_metrics(ids, oods)["FPR95"] == pytest.approx(0.5)
+    assert ood_scores.detection_metrics(np.array([2.0, 1.0]), np.array([1.0, 0.0]))["FPR95"] == pytest.approx(0.5)
 
 
 def test_scores_by_hand():
@@ -118,9 +118,12 @@ def test_openness_bootstrap_keeps_class_sizes_and_matches_the_stratified_standar
     better = base + 0.8 * np.eye(16)[labels] * (rng.random((400, 1)) < 0.5)
     groups = [list(range(i, i + 4)) for i in range(0, 16, 4)]
     protocol = openness.Protocol.build(labels, groups, orders=2, seed=0)
-    draws = [np.concatenate([protocol.measures(protocol.contributions(torch.from_numpy(s).float(), labels), w)[
-        "Acc-C"] for w in openness.resamples_within_classes(labels, 2000, seed=1)]) for s in (base, better)]
-    counts = next(openness.resamples_within_classes(labels, 5, seed=1))
+    from clap.evaluation.resample import Resamples
+
+    weights = Resamples(2000, seed=1).weights("classes:d", len(labels), labels.numpy())
+    draws = [protocol.measures(protocol.contributions(torch.from_numpy(s).float(), labels), weights)["Acc-C"]
+             for s in (base, better)]
+    counts = weights[:5]
     assert all(np.bincount(labels.numpy(), weights=row).tolist() == [25.0] * 16 for row in counts)
     # Acc-C with equal groups is the mean over images of being right within one's own group: a mean of
     # per-image differences, whose stratified standard error is known
@@ -137,7 +140,8 @@ def test_openness_differences_pair_models_on_the_same_resamples(features, embedd
     from types import SimpleNamespace
 
     from clap.adapter.disentangler import Disentangler
-    from clap.evaluation.stats import resampled_differences
+    from clap.evaluation.resample import Resamples
+    from clap.evaluation.stats import differences
 
     dataset, raw = features
     adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(), alpha=0.5)
@@ -145,11 +149,11 @@ def test_openness_differences_pair_models_on_the_same_resamples(features, embedd
     torch.nn.init.normal_(adapter.projection.weight, std=0.05)
     models = {"CLIP": CLAPModel(embedded), "SAME#1": CLAPModel(embedded), "SAME#2": CLAPModel(embedded),
               "OTHER": CLAPModel(embedded, adapter)}
-    setup = SimpleNamespace(models=models, raw=raw, dataset=dataset, openness_draws={})
+    setup = SimpleNamespace(models=models, raw=raw, dataset=dataset)
     groups = openness.check_groups(list(preset_groups("world").values()), dataset.classes)
-    results = openness.run_openness(setup, groups, orders=2, n_boot=300)
+    results, measure = openness.run_openness(setup, groups, orders=2)
     n = sum(len(d.labels) for d in raw.values())
-    diff = resampled_differences("CLIP", setup.openness_draws, n)
+    diff = differences("CLIP", {"openness": measure}, Resamples(300))["differences"]["openness"]
     assert set(diff) == {"SAME", "OTHER"} and set(diff["OTHER"]) == set(openness.SCALARS)
     assert all(d["difference"] == d["low"] == d["high"] == 0.0 and d["contains_zero"] for d in diff["SAME"].values())
     other = diff["OTHER"]["Acc-E"]
@@ -281,18 +285,45 @@ def test_eval_openness_refuses_groups_missing_classes(world, tmp_path, capsys):
     assert code == 2 and "the groups miss" in err
 
 
-def test_auroc_intervals_match_sklearn_and_cover_a_known_difference():
-    from clap.evaluation.stats import auroc, ood_differences
+def test_ood_intervals_recompute_per_domain_metrics_and_count_a_shared_set_once():
+    """The interval is for the mean over domains of per-domain AUROCs; one OOD set shared by two domains is
+    drawn once per resample (its weights are the same in both domains)."""
+    from clap.evaluation.ood import ood_statistic
+    from clap.evaluation.resample import OBSERVED, Resamples
+    from clap.evaluation.stats import TaskMeasure, differences
 
     rng = np.random.default_rng(1)
-    ids, oods = np.round(rng.normal(1, 1, 300), 1), np.round(rng.normal(0, 1, 300), 1)  # with ties
-    labels = np.r_[np.ones(300), np.zeros(300)]
-    assert auroc(ids, oods) == pytest.approx(roc_auc_score(labels, np.r_[ids, oods]))
-    base = {"s": {"id": ids, "ood": oods}}
-    better = {"s": {"id": ids + 1.0, "ood": oods}}
-    scores = {"CLIP": base, "A#1": better, "A#2": better, "B": base}
-    out = ood_differences("CLIP", scores, seed=0)
+    oods = np.round(rng.normal(0, 1, 200), 1)
+    base = {d: {"s": {"id": np.round(rng.normal(mu, 1, 150), 1), "ood": oods}} for d, mu in (("a", 0.5), ("b", 1.5))}
+    better = {d: {"s": {"id": p["s"]["id"] + 1.0, "ood": oods}} for d, p in base.items()}
+    per_domain = {d: ood_scores.detection_metrics(p["s"]["id"], oods)["AUROC"] for d, p in base.items()}
+    assert ood_statistic(base, shared=True)(OBSERVED)["s AUROC"][0] == pytest.approx(np.mean(list(per_domain.values())))
+    resamples = Resamples(300)
+    ood_statistic(base, shared=True)(resamples)
+    assert "ood-ood:shared" in resamples._weights and "ood-ood:a" not in resamples._weights
+    measure = TaskMeasure({"CLIP": ood_statistic(base, True), "A#1": ood_statistic(better, True),
+                           "A#2": ood_statistic(better, True), "B": ood_statistic(base, True)}, 500)
+    out = differences("CLIP", {"ood": measure}, resamples)["differences"]["ood"]
     d = out["A"]["s AUROC"]
-    assert d["low"] <= d["difference"] <= d["high"] and d["low"] > 0 and not d["contains_zero"]
-    assert d["difference"] == pytest.approx(auroc(ids + 1.0, oods) - auroc(ids, oods))
+    assert d["low"] <= d["difference"] <= d["high"] and d["low"] > 0 and d["direction"] == "higher"
+    assert d["difference"] == pytest.approx(ood_statistic(better, True)(OBSERVED)["s AUROC"][0]
+                                            - ood_statistic(base, True)(OBSERVED)["s AUROC"][0])
     assert out["B"]["s AUROC"]["difference"] == 0.0 and out["B"]["s AUROC"]["contains_zero"]
+
+
+
+
+def test_weighted_metrics_are_the_metrics_of_the_repeated_images():
+    """A row of image weights (a bootstrap resample) gives the metrics of the images repeated that often,
+    ties included, so the intervals recompute exactly the table's metrics."""
+    rng = np.random.default_rng(3)
+    ids, oods = np.round(rng.normal(1, 1, 40), 1), np.round(rng.normal(0, 1, 30), 1)
+    w_id, w_ood = rng.integers(0, 3, (5, 40)).astype(float), rng.integers(1, 3, (5, 30)).astype(float)
+    got = ood_scores.weighted_metrics(ids, oods, w_id, w_ood)
+    for r in range(5):
+        id_rep, ood_rep = np.repeat(ids, w_id[r].astype(int)), np.repeat(oods, w_ood[r].astype(int))
+        repeated = ood_scores.detection_metrics(id_rep, ood_rep)
+        labels, scores = np.r_[np.ones(len(id_rep)), np.zeros(len(ood_rep))], np.r_[id_rep, ood_rep]
+        assert repeated["AUROC"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert repeated["AUPR_in"] == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+        assert {k: v[r] for k, v in got.items()} == pytest.approx(repeated, abs=1e-12)

@@ -134,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
     eval_args.__dict__.update(shots=shots, seed=args.seed, attack_images=args.attack_images, out=str(out / "report"),
                               eps=args.eps, alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True,
                               no_progress=args.no_progress)
-    results = run_tasks(setup, (*CLOSED_SET, "ood", "openness"), eval_args)
-    stages.next("report", "statistics (bootstrap intervals) and the report")
+    results, measures = run_tasks(setup, (*CLOSED_SET, "ood", "openness"), eval_args)
+    stages.next("report", "statistics (two-level bootstrap intervals) and the report")
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
     results["stage_seconds"] = stages.times
-    json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results)
+    json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results, measures)
     claims = claims_table(read_report(json_path))
     write_text_atomic(out / "report" / "claims.md", f"# The paper's claims in this run\n\n{claims}")
     stages.next("results", "results\n")

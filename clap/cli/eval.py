@@ -13,6 +13,7 @@ from typing import Any
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 from clap.cli.openworld_args import add_openworld_arguments
 from clap.errors import ClapError
+from clap.defaults import N_BOOT, NOISE_FORMS
 from clap.options import ALPHA, PATH, SEED, Count, Device, Kind
 
 class Epsilon(Kind):
@@ -64,7 +65,11 @@ def add_parser(sub) -> None:
     p.add_argument("--alphas", type=ALPHA, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0])
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
     p.add_argument("--device", default="cpu", type=Device())
-    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of probes, attacks, openness orders and the bootstrap")
+    p.add_argument("--noise-form", choices=NOISE_FORMS, default="shared",
+                   help="ZS(NC): one noise context shared by all classes per draw (the authors' form, default) or "
+                        "noise of each class's own (harsher)")
+    p.add_argument("--n-boot", type=Count(100), default=N_BOOT, help="bootstrap resamples of the intervals")
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true")
@@ -72,62 +77,72 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
 
 
-def run_tasks(setup, tasks, args) -> dict:
-    """Run the requested protocols on a loaded setup; returns results keyed by task (and their seconds)."""
-    results, repe, seconds = {}, repe_options(setup, args), {}
+def run_tasks(setup, tasks, args) -> tuple[dict, dict]:
+    """Run the requested protocols on a loaded setup: (results keyed by task, with their seconds; each task's
+    `TaskMeasure` for the intervals)."""
+    results, measures, repe, seconds = {}, {}, repe_options(setup, args), {}
     for task in tasks:
         start = time.monotonic()
-        run_task(setup, task, args, repe, results)
+        rows, measured = TASK_RUNNERS[task](setup, args, repe)
+        results.update(rows)
+        measures.update(measured)
         seconds[task] = round(time.monotonic() - start, 1)
     results["task_seconds"] = seconds
-    return results
+    return results, measures
 
 
-def run_task(setup, task: str, args: argparse.Namespace, repe: dict | None, results: dict) -> None:
-    """One protocol's results (and plots) into `results`."""
-    results.update(TASK_RUNNERS[task](setup, args, repe))
-
-
-def _zeroshot(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def _zeroshot(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.zeroshot import run_zeroshot
 
-    results = {"zeroshot": run_zeroshot(setup)}
+    rows, measure = run_zeroshot(setup, noise_form=args.noise_form)
+    results = {"zeroshot": rows, "zeroshot_noise": {"form": args.noise_form, **noise_info()}}
     if repe is not None:
-        results["zeroshot_repe"] = run_zeroshot(setup, repe)
-    return results
+        results["zeroshot_repe"] = run_zeroshot(setup, repe, args.noise_form)[0]
+    return results, {"zeroshot": measure}
 
 
-def _fewshot(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def noise_info() -> dict:
+    from clap import defaults
+    from clap.evaluation.zeroshot import NOISE_SEED
+
+    return {"draws": defaults.NOISE_DRAWS, "tokens": defaults.NOISE_TOKENS, "std": defaults.NOISE_STD,
+            "seed": NOISE_SEED}
+
+
+def _fewshot(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.fewshot import run_fewshot
 
-    return {"fewshot": run_fewshot(setup, args.shots, args.seeds, args.protocol)}
+    rows, measure = run_fewshot(setup, args.shots, args.seeds, args.protocol)
+    return {"fewshot": rows}, {"fewshot": measure}
 
 
-def _adversarial(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def _adversarial(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.attack_eval import run_adversarial
     from clap.evaluation.plots import plot_eps_sweep
 
-    rows = run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol, seed=args.seed,
-                           max_images=args.attack_images or None)
-    return {"adversarial": rows, "adversarial_plot": str(plot_eps_sweep(rows, Path(args.out) / "adversarial_eps.png"))}
+    rows, measure = run_adversarial(setup, epsilons=sorted(set(args.eps)), protocol=args.protocol, seed=args.seed,
+                                    max_images=args.attack_images or None)
+    plot = plot_eps_sweep(rows, Path(args.out) / "adversarial_eps.png")
+    return {"adversarial": rows, "adversarial_plot": str(plot), "attacked_images": measure.images}, \
+        {"adversarial": measure}
 
 
-def _probe(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def _probe(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.disentangle import run_probe
 
-    return {"probe": run_probe(setup, args.seed)}
+    return {"probe": run_probe(setup, args.seed)}, {}
 
 
-def _tsne(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def _tsne(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.tsne import run_tsne
 
-    return {"tsne": run_tsne(setup, args.out, args.seed)}
+    return {"tsne": run_tsne(setup, args.out, args.seed)}, {}
 
 
-def _alpha(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def _alpha(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.alpha import run_alpha
 
-    return {"alpha": run_alpha(setup, args.alphas, args.out)}
+    return {"alpha": run_alpha(setup, args.alphas, args.out)}, {}
 
 
 def repe_options(setup, args: argparse.Namespace) -> dict | None:
@@ -141,56 +156,62 @@ def repe_options(setup, args: argparse.Namespace) -> dict | None:
     return {name: Repe.encode(model, captions, args.repe_weight, args.repe_k) for name, model in setup.models.items()}
 
 
-def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.cli.openworld_args import merge_groups, ood_sets
-    from clap.evaluation.ood import OODOptions, run_ood
+    from clap.evaluation.ood import OODOptions, named_in_training, run_ood
     from clap.evaluation.plots import plot_ood
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
 
     id_sets, oods, id_classes = ood_sets(setup, args)
     options = OODOptions(merge_groups(args, id_classes), args.mcm_temperature)
-    results, pooled = run_ood(setup, id_sets, oods, id_classes, options, repe)
-    setup.ood_scores = pooled
-    results["ood_plot"] = str(plot_ood(pooled, Path(args.out) / "ood_scores.png"))
-    results["ood_split"] = {"id_classes": id_classes, "ood": args.ood or [c for c in setup.dataset.classes
-                                                                        if c not in id_classes]}
-    return results
+    results, measure, scores = run_ood(setup, id_sets, oods, id_classes, options, repe)
+    results["ood_plot"] = str(plot_ood(scores, Path(args.out) / "ood_scores.png"))
+    held_out = args.ood or [c for c in setup.dataset.classes if c not in id_classes]
+    results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
+                            "named_in_training": named_in_training(setup, held_out),
+                            "templates": {"MCM/MaxLogit/Energy": PROMPT_FORMS["PC"],
+                                          "MaxLogitEnsemble and CLIPN (summed)": list(ENSEMBLE_TEMPLATES)}}
+    return results, {"ood": measure}
 
 
-def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> dict:
+def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.cli.openworld_args import openness_groups
     from clap.evaluation.openness import run_openness
     from clap.evaluation.plots import plot_openness
 
     groups = openness_groups(setup, args)
-    results = run_openness(setup, groups, args.orders, args.seed, repe)
+    results, measure = run_openness(setup, groups, args.orders, args.seed, repe)
     results["openness_plot"] = str(plot_openness(results["openness"], Path(args.out) / "openness_curves.png"))
     results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
-    return results
+    return results, {"openness": measure}
 
 
-# Each task: (setup, args, repe) -> its entries of the report; `all` runs CLOSED_SET in this order.
+# Each task: (setup, args, repe) -> (its entries of the report, {task: TaskMeasure} for intervals);
+# `all` runs CLOSED_SET in this order.
 TASK_RUNNERS = {"zeroshot": _zeroshot, "fewshot": _fewshot, "adversarial": _adversarial, "probe": _probe,
                 "tsne": _tsne, "alpha": _alpha, "ood": run_ood_task, "openness": run_openness_task}
 
 
-def report_run(setup, args, task: str, out: Path, results: dict) -> tuple[Path, Path, str]:
+def report_run(setup, args, task: str, out: Path, results: dict, measures: dict) -> tuple[Path, Path, str]:
     """Statistics over seeds and images, then the JSON + Markdown report; returns their paths and the tables."""
     from clap.evaluation.report import markdown, write_report
+    from clap.evaluation.resample import Resamples
     from clap.evaluation.runner import BASELINE, protocol_info
-    from clap.evaluation.stats import (differences_to, ood_differences, pairwise_differences, resampled_differences,
-                                       seed_groups, seed_summary)
+    from clap.evaluation.stats import differences, seed_groups, seed_summary
 
-    differences = differences_to(BASELINE, setup.per_image, seed=args.seed)
-    if setup.ood_scores:
-        differences["ood"] = ood_differences(BASELINE, setup.ood_scores, seed=args.seed)
-    if setup.openness_draws:
-        n = sum(len(data.labels) for data in setup.raw.values())
-        differences["openness"] = resampled_differences(BASELINE, setup.openness_draws, n)
-    statistics = {"seeds": seed_summary(results, seed_groups(setup.models)), "differences": differences,
-                  "pairs": pairwise_differences(BASELINE, setup.per_image, seed=args.seed)}
+    start = time.monotonic()
+    resamples = Resamples(args.n_boot, args.seed)
+    statistics = {"seeds": seed_summary(results, seed_groups(setup.models)),
+                  **differences(BASELINE, measures, resamples),
+                  "bootstrap": {"resamples": args.n_boot, "levels": BOOTSTRAP_LEVELS}}
+    statistics["bootstrap"]["seconds"] = round(time.monotonic() - start, 1)
     run_info = {"seed": args.seed, "protocol": protocol_info(args.protocol)}
     json_path, md_path = write_report(out, task, setup.describe(), results, run_info, statistics)
     return json_path, md_path, markdown(results, statistics)
+
+
+BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each class of each domain "
+                    "(a shared OOD set once), the same for every model", "noise draws of ZS(NC)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = CLOSED_SET if args.task == "all" else (args.task,)
     if setup.negation and "ood" not in tasks:
         print(f"note: {', '.join(setup.negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
-    results = run_tasks(setup, tasks, args)
-    json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results)
+    results, measures = run_tasks(setup, tasks, args)
+    json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results, measures)
     print(tables)
     skipped = sum(len(f.skipped) for f in setup.raw.values())
     if skipped:

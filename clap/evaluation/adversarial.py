@@ -3,8 +3,10 @@
 Threat model: perturbations of pixels in [0, 1] within an L-inf ball of eps (8/255 by default); the
 attacked model normalises inside and returns logits, and gradients flow through the frozen encoder
 and the adapter. CW-20 is PGD on the CW margin loss. `protocol="paper"` reproduces the authors'
-setting instead: the attack perturbs the normalised tensor (eps in normalised units) and clamps it
-to [0, 1] after normalisation.
+attack instead (the normalised-tensor threat model, only to compare with their numbers): it perturbs
+the normalised tensor (eps in normalised units) and clamps it to [0, 1], takes cross-entropy on
+unscaled cosines (logit scale 1) and CW with confidence 50; its clean row goes through the same clamp
+(eps 0), which alone changes the images.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 STEPS = 20
 ATTACKS = ("FGSM", "PGD-20", "CW-20")
 PROTOCOLS = ("pixel", "paper")
+LOGIT_SCALE = {"pixel": 100.0, "paper": 1.0}  # zero-shot logits the attacks' losses see
+CW_KAPPA = {"pixel": 0.0, "paper": 50.0}  # CW confidence
 
 
 class AttackTarget(nn.Module):
@@ -31,6 +35,7 @@ class AttackTarget(nn.Module):
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol '{protocol}'; use pixel or paper")
         self.model, self.head, self.protocol = model, head, protocol
+        self.kappa = CW_KAPPA[protocol]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         backbone = self.model.backbone
@@ -67,17 +72,19 @@ def cw_margins(logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) -
 Loss = str | torch.Tensor  # "ce", "cw", or per input: True where the CW margin is its loss
 
 
-def _loss(kind: Loss, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _loss(kind: Loss, logits: torch.Tensor, labels: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
     """The summed per-input losses: each input's gradient does not depend on the others in its batch."""
     if isinstance(kind, str):
         kind = torch.full(labels.shape, kind == "cw", device=labels.device)
-    return torch.where(kind, cw_margins(logits, labels), F.cross_entropy(logits, labels, reduction="none")).sum()
+    cw = cw_margins(logits, labels, kappa)
+    return torch.where(kind, cw, F.cross_entropy(logits, labels, reduction="none")).sum()
 
 
 def _gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, kind: Loss) -> torch.Tensor:
+    """The loss gradient; the CW confidence is the attacked model's `kappa` (0 when it has none)."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = _loss(kind, model(x), labels)
+        loss = _loss(kind, model(x), labels, getattr(model, "kappa", 0.0))
         (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -175,14 +182,15 @@ def robust_correct(target: AttackTarget, pixels: torch.Tensor, labels: torch.Ten
     batch_size bounds the inputs of one forward pass, attack settings stacked (`attack_sweep`) included.
     """
     generator = torch.Generator().manual_seed(seed)
-    inputs = target.model.backbone.normalize(pixels) if target.protocol == "paper" else pixels
+    paper = target.protocol == "paper"
+    inputs = target.model.backbone.normalize(pixels) if paper else pixels
     bounds = (0.0, 1.0)
     hits: dict = {"clean": []} | {(name, eps): [] for name in attacks for eps in epsilons}
     stacked = len(epsilons) * max(1, sum(name != "FGSM" for name in attacks))  # inputs per image in a pass
     chunk = max(1, batch_size // max(1, stacked))
     for i in range(0, len(inputs), chunk):
         x, y = inputs[i:i + chunk], labels[i:i + chunk]
-        hits["clean"].append(_correct(target, x, y))
+        hits["clean"].append(_correct(target, x.clamp(*bounds) if paper else x, y))  # the paper's eps-0 clamp
         for key, adv in attack_sweep(target, x, y, attacks, epsilons, generator, bounds).items():
             hits[key].append(_correct(target, adv, y))
     return {key: np.concatenate(parts) for key, parts in hits.items()}

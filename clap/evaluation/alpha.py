@@ -30,7 +30,7 @@ def zero_shot_by_alpha(model, features: dict, classnames: Sequence[str], grid: S
     try:
         for alpha in grid:
             model.alpha = float(alpha)
-            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames, forms=SINGLE_FORMS)["mean"]
+            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames, forms=SINGLE_FORMS)[0]["mean"]
     finally:
         model.alpha = original
     return rows

@@ -1,8 +1,9 @@
 """The paper's claims side by side with what a report measured: reproduces, does not, or cannot be told.
 
-A claim is read off the report's paired statistics (a difference and its 95% bootstrap interval over
-images): it reproduces when the interval excludes 0 on the claimed side, does not when it excludes 0
-on the other side, and cannot be told when it contains 0. The t-SNE claim has no per-image statistic;
+A claim is read off the report's statistics (a difference and its 95% two-level bootstrap interval
+over training seeds and images) from the interval alone: it reproduces when the whole interval lies on
+the claimed side of 0, does not when it lies on the other side, and cannot be told when it contains 0
+(the point estimate's sign decides nothing). The t-SNE claim has no per-image statistic;
 it is read off the class variance share of each adapter seed against CLIP's.
 """
 
@@ -32,9 +33,13 @@ BEATS = (("zeroshot", "C"), ("fewshot", "1-shot"), ("adversarial", f"zero-shot C
 
 
 def verdict(difference: dict, sign: int) -> str:
-    if difference["contains_zero"]:
-        return "cannot be told (interval contains 0)"
-    return "reproduces" if (difference["difference"] > 0) == (sign > 0) else "does not reproduce"
+    """From the interval alone: on the claimed side of 0, on the other side, or containing 0."""
+    low, high = difference["low"], difference["high"]
+    if (low > 0 and sign > 0) or (high < 0 and sign < 0):
+        return "reproduces"
+    if low > 0 or high < 0:
+        return "does not reproduce"
+    return "cannot be told (interval contains 0)"
 
 
 def _cell(d: dict) -> str:

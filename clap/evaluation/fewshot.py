@@ -16,6 +16,8 @@ import torch
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation.probe import fit_probe
+from clap.evaluation.resample import OBSERVED, Sample, domain_mean, weighted_mean
+from clap.evaluation.stats import TaskMeasure, sample_std
 from clap.model import per_model
 
 if TYPE_CHECKING:
@@ -54,34 +56,43 @@ def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, 
     return float(hits.mean()) if len(hits) else float("nan")
 
 
-def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS,
-                      seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out",
-                      per_image: dict[str, list[np.ndarray]] | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    """{domain: {"<k>": {"mean": acc, "std": acc}}} plus the mean over domains (mean and std over probe seeds).
+def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
+                      ) -> dict[str, np.ndarray]:
+    """{"<k>-shot": [rows]}: a domain's accuracy for k shots, the mean over probe seeds of each seed's accuracy
+    on the images it scored (`hits` [seeds, N], NaN where a seed did not score the image), on a sample."""
+    weights = sample.weights(key, len(labels))
+    return {k: np.mean([weighted_mean(weights, row) for row in h], axis=0) for k, h in hits.items()}
 
-    `per_image`, when given, receives per k each image's correctness averaged over the probe seeds that
-    scored it (NaN for an image no seed scored), domain after domain.
-    """
+
+def few_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]):
+    """The few-shot table's mean row as a function of a sample ({domain: (labels, hits)} of one model)."""
+    return lambda sample: domain_mean(domain_statistics(hits, labels, f"images:{d}", sample)
+                                      for d, (labels, hits) in records.items())
+
+
+def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS,
+                      seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out") -> tuple[dict, dict]:
+    """({domain|mean: {"<k>": {"mean": acc, "std": acc}}} (mean and std, ddof 1, over probe seeds), the records
+    {domain: (labels, {"<k>-shot": hits [seeds, N], NaN where unscored})} behind the means)."""
     rows: dict[str, dict[str, dict[str, float]]] = {}
+    records = {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        rows[domain] = {}
+        hits = {}
         for k in shots:
-            hits, total = np.zeros(len(data.labels)), np.zeros(len(data.labels))
-            accs = []
-            for s in seeds:
+            hits[f"{k}-shot"] = np.full((len(seeds), len(data.labels)), np.nan)
+            for i, s in enumerate(seeds):
                 test, ok = few_shot_correct(feats, data.labels, k, s, domain, scoring)
-                hits[test] += ok
-                total[test] += 1
-                accs.append(float(ok.mean()) if len(ok) else float("nan"))
-            if per_image is not None:
-                with np.errstate(invalid="ignore"):
-                    per_image.setdefault(str(k), []).append(hits / total)
-            rows[domain][str(k)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs))}
-    rows["mean"] = {str(k): {"mean": float(np.mean([rows[d][str(k)]["mean"] for d in raw_by_domain])),
-                             "std": float(np.mean([rows[d][str(k)]["std"] for d in raw_by_domain]))}
-                    for k in shots}
-    return rows
+                hits[f"{k}-shot"][i, test] = ok
+        records[domain] = (data.labels.numpy(), hits)
+        means = domain_statistics(hits, records[domain][0], f"images:{domain}", OBSERVED)
+        with np.errstate(invalid="ignore"):
+            rows[domain] = {str(k): {"mean": float(means[f"{k}-shot"][0]),
+                                     "std": sample_std(np.nanmean(hits[f"{k}-shot"], axis=1))} for k in shots}
+    mean = few_shot_statistic(records)(OBSERVED)
+    rows["mean"] = {str(k): {"mean": float(mean[f"{k}-shot"][0]),
+                             "std": float(np.mean([rows[d][str(k)]["std"] for d in raw_by_domain]))} for k in shots}
+    return rows, records
 
 
 def few_shot_scoring(protocol: str) -> str:
@@ -89,15 +100,11 @@ def few_shot_scoring(protocol: str) -> str:
     return "whole-domain" if protocol == "paper" else "held-out"
 
 
-def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel") -> dict:
-    """Few-shot rows per model; per-image results (averaged over probe seeds) go to `setup.per_image["fewshot"]`."""
+def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel"
+                ) -> tuple[dict, TaskMeasure]:
+    """Few-shot rows per model and the task's statistics for intervals."""
     scoring = few_shot_scoring(protocol)
-
-    def one(model) -> tuple[dict, dict]:
-        parts: dict[str, list[np.ndarray]] = {}
-        rows = evaluate_few_shot(model, setup.raw, shots, seeds, scoring, parts)
-        return rows, {f"{k}-shot": np.concatenate(v) for k, v in parts.items()}
-
-    results = per_model(setup.models, one)
-    setup.per_image["fewshot"] = {name: hits for name, (_, hits) in results.items()}
-    return {name: rows for name, (rows, _) in results.items()}
+    results = per_model(setup.models, lambda model: evaluate_few_shot(model, setup.raw, shots, seeds, scoring))
+    images = sum(len(data.labels) for data in setup.raw.values())
+    return ({name: rows for name, (rows, _) in results.items()},
+            TaskMeasure({name: few_shot_statistic(records) for name, (_, records) in results.items()}, images))

@@ -4,7 +4,11 @@ images (held-out classes of the same domain, or one OOD folder for every domain)
 
 Class features for MCM, MaxLogit and Energy come from "a photo of a [class]" (MCM's prompt); the
 max-logit ensemble takes the best of `ENSEMBLE_TEMPLATES` per class, over merged classes when groups
-are given. REPE, when given, enhances every class feature first.
+are given. REPE, when given, enhances every class feature first. CLIPN sums its "yes" and its "no"
+features over `ENSEMBLE_TEMPLATES` (then normalises), as its authors sum their prompt ensemble.
+The table's mean row is the unweighted mean over domains of per-domain metrics; its intervals
+recompute exactly that on resamples of each domain's ID images and of the OOD images (one OOD set
+shared by every domain is drawn once per resample).
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from torch.nn import functional as F
 from clap.adapter import negation
 from clap.errors import ClapError
 from clap.evaluation import ood_scores
-from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS, classifiers
+from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
+from clap.evaluation.stats import TaskMeasure
+from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers
+
+SHARED = "shared"  # the stratum of one OOD set scored against every domain
 
 
 @dataclass(frozen=True)
@@ -51,15 +59,18 @@ class Scorer:
 
 
 class CLIPNScorer:
-    """CLIPN's CTW and ATD scores: plain CLIP image features, "yes" features of "a photo of a [class]" from the
-    frozen tower and "no" features of the same prompts from a negation adapter."""
+    """CLIPN's CTW and ATD scores: plain CLIP image features, "yes" features from the frozen tower and "no"
+    features from a negation adapter, each summed over the prompt ensemble `templates` and normalised."""
 
-    def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE
-                 ) -> None:
-        prompts = [PROMPT_FORMS["PC"].format(c) for c in classnames]
+    def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE,
+                 templates: Sequence[str] = ENSEMBLE_TEMPLATES) -> None:
+        yes, no = 0.0, 0.0
         with torch.no_grad():
-            self.yes = F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
-            self.no = adapter.no_features(backbone, prompts).cpu()
+            for template in templates:
+                prompts = [template.format(c) for c in classnames]
+                yes = yes + F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
+                no = no + adapter.no_features(backbone, prompts).cpu()
+        self.yes, self.no = F.normalize(yes, dim=-1), F.normalize(no, dim=-1)
         self.temperature = temperature
 
     def __call__(self, raw: torch.Tensor) -> dict[str, np.ndarray]:
@@ -69,7 +80,37 @@ class CLIPNScorer:
         return {"CTW": rules["CTW"].numpy(), "ATD": rules["ATD"].numpy()}
 
 
-def evaluate_ood(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+Scores = dict[str, dict[str, dict[str, np.ndarray]]]  # {domain: {score: {"id": scores, "ood": scores}}}
+
+
+def domain_statistics(scores: dict[str, dict[str, np.ndarray]], id_key: str, ood_key: str, sample: Sample
+                      ) -> dict[str, np.ndarray]:
+    """{"SCORE METRIC": [rows]}: a domain's detection metrics on a sample of its ID and OOD images."""
+    out = {}
+    for score, parts in scores.items():
+        id_w = sample.weights(id_key, len(parts["id"]))
+        ood_w = sample.weights(ood_key, len(parts["ood"]))
+        metrics = ood_scores.weighted_metrics(parts["id"], parts["ood"], id_w, ood_w)
+        out |= {f"{score} {m}": v for m, v in metrics.items()}
+    return out
+
+
+def ood_statistic(scores: Scores, shared: bool):
+    """The OOD table's mean row as a function of a sample (one model's per-domain scores)."""
+    return lambda sample: domain_mean(domain_statistics(s, f"ood-id:{d}", f"ood-ood:{SHARED if shared else d}", sample)
+                                      for d, s in scores.items())
+
+
+def _nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{score: {metric: value}} from {"SCORE METRIC": value}."""
+    out: dict = {}
+    for key, value in flat.items():
+        score, _, metric = key.rpartition(" ")
+        out.setdefault(score, {})[metric] = value
+    return out
+
+
+def evaluate_ood(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> tuple[dict, Scores]:
     """({domain|mean: {score: metrics}}, {domain: {score: {"id": scores, "ood": scores}}}) for one scorer
     (raw features -> {score: array}). `ood_sets` maps each domain to its OOD features, or holds one entry used
     for every domain."""
@@ -77,12 +118,10 @@ def evaluate_ood(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, t
     shared = next(iter(ood_sets.values())) if len(ood_sets) == 1 else None
     for domain, id_raw in id_sets.items():
         ids, oods = scorer(id_raw), scorer(ood_sets.get(domain, shared))
-        rows[domain] = {s: ood_scores.detection_metrics(ids[s], oods[s]) for s in ids}
         raw_scores[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in ids}
-    first = next(iter(rows.values()))
-    rows["mean"] = {s: {m: float(np.mean([rows[d][s][m] for d in id_sets])) for m in first[s]} for s in first}
+        rows[domain] = {s: ood_scores.detection_metrics(ids[s], oods[s]) for s in ids}
+    rows["mean"] = _nested(as_row(ood_statistic(raw_scores, shared is not None)(OBSERVED)))
     return rows, raw_scores
-
 
 
 def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
@@ -103,19 +142,33 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
 
 
 def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
-            repe: dict | None = None) -> tuple[dict, dict]:
+            repe: dict | None = None) -> tuple[dict, TaskMeasure, dict[str, Scores]]:
     """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD for each negation adapter (and, given
-    `repe`, {model: `Repe`}, the models' rows with REPE); and
-    the pooled scores of the plain run for the plots: {model: {score: {"id": array, "ood": array}}}."""
-    results, pooled = {"ood": {}}, {}
+    `repe`, {model: `Repe`}, the models' rows with REPE); the task's statistics for intervals (CLIPN's
+    rules compared with CLIP's MCM); and every model's per-domain scores of the plain run, for the plots."""
+    results, per_domain = {"ood": {}}, {}
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
     scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes) for name, adapter in setup.negation.items()}
     for name, scorer in scorers.items():
-        rows, scores = evaluate_ood(scorer, id_sets, ood_sets)
-        results["ood"][name] = rows
-        pooled[name] = {s: {part: np.concatenate([scores[d][s][part] for d in scores]) for part in ("id", "ood")}
-                        for s in scores[next(iter(scores))]}
+        results["ood"][name], per_domain[name] = evaluate_ood(scorer, id_sets, ood_sets)
     if repe is not None:
         results["ood_repe"] = {name: evaluate_ood(Scorer(model, id_classes, options, repe[name]), id_sets, ood_sets)[0]
                                for name, model in setup.models.items()}
-    return results, pooled
+    shared = len(ood_sets) == 1
+    images = sum(len(x) for x in id_sets.values()) + sum(len(x) for x in ood_sets.values())
+    against = {f"{rule} {m}": f"MCM {m}" for rule in ("CTW", "ATD") for m in ood_scores.METRICS}
+    measure = TaskMeasure({name: ood_statistic(scores, shared) for name, scores in per_domain.items()}, images,
+                          against=against)
+    return results, measure, per_domain
+
+
+def named_in_training(setup, held_out: Sequence[str]) -> dict[str, list[str]]:
+    """{model: held-out classes its adapter was trained with}: a text-route adapter whose training prompts
+    named the "unknown" classes has seen their names, which a reader of the OOD table should know."""
+    out = {}
+    for name, model in setup.models.items():
+        trained = set(model.adapter.config.classes) if model.adapter is not None else set()
+        named = [c for c in held_out if c in trained]
+        if named:
+            out[name] = named
+    return out

@@ -7,7 +7,9 @@ prompt ensemble scores class k by max over its prompts' cosines instead of the c
 (arXiv 2409.17330, applied here at image level); class merging scores the classes of a group as one
 class (max over the union of their prompts).
 Metrics: AUROC, FPR95 (false-positive rate on OOD at the threshold accepting 95% of ID) and AUPR with
-ID positive (AUPR-In) and OOD positive (AUPR-Out), from scikit-learn's curves.
+ID positive (AUPR-In) and OOD positive (AUPR-Out), computed as scikit-learn computes them (ties
+averaged in AUROC; FPR95 at the largest threshold with TPR >= 0.95; average precision over distinct
+thresholds) but with image weights, so a bootstrap resample is a row of weights (`weighted_metrics`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 CLIP_TEMPERATURE = 0.01
+METRICS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 MCM_TEMPERATURE = 1.0
 
 
@@ -55,25 +58,41 @@ def merged_owner(classes: Sequence[str], groups: Sequence[Sequence[str]] | None)
     return out, len(index)
 
 
-def fpr_at_tpr(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95) -> float:
-    """Share of OOD images scored at or above the threshold that accepts `tpr` of the ID images.
+def weighted_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_weights: np.ndarray,
+                     ood_weights: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
+    """AUROC, FPR95, AUPR-In and AUPR-Out (ID positive, higher score = more ID) for each row of image weights
+    (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood]; ones give scikit-learn's values): {metric: [rows]}."""
+    from scipy import sparse
 
-    The threshold is the largest score with at least `tpr` of ID scores >= it (ties count as accepted),
-    read off scikit-learn's ROC curve (all thresholds kept)."""
-    from sklearn.metrics import roc_curve
+    values, bins = np.unique(np.r_[id_scores, ood_scores], return_inverse=True)
+    n_id = len(id_scores)
 
-    labels = np.r_[np.ones(len(id_scores)), np.zeros(len(ood_scores))]
-    fpr, tpr_curve, _ = roc_curve(labels, np.r_[id_scores, ood_scores], drop_intermediate=False)
-    return float(fpr[np.searchsorted(tpr_curve, tpr, side="left")])
+    def per_bin(weights: np.ndarray, which: np.ndarray) -> np.ndarray:  # [rows, bins], bins high to low
+        onehot = sparse.csr_matrix((np.ones(len(which)), (which, np.arange(len(which)))), (len(values), len(which)))
+        return np.asarray((onehot @ weights.T).T)[:, ::-1]
+
+    pos, neg = per_bin(id_weights, bins[:n_id]), per_bin(ood_weights, bins[n_id:])
+    tp, fp = pos.cumsum(axis=1), neg.cumsum(axis=1)
+    p, n = tp[:, -1:], fp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = (pos * (n - fp + 0.5 * neg)).sum(axis=1) / (p * n)[:, 0]
+        first = np.argmax(tp / p >= tpr, axis=1)
+        fpr95 = np.take_along_axis(fp, first[:, None], axis=1)[:, 0] / n[:, 0]
+        aupr_in = _average_precision(tp, fp)
+        aupr_out = _average_precision((n - fp)[:, ::-1] + neg[:, ::-1], (p - tp)[:, ::-1] + pos[:, ::-1])
+    return {"AUROC": auroc, "FPR95": fpr95, "AUPR_in": aupr_in, "AUPR_out": aupr_out}
+
+
+def _average_precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Sum over thresholds (descending) of recall gained times precision, per row of cumulative counts."""
+    recall = tp / tp[:, -1:]
+    gained = np.diff(np.c_[np.zeros(len(tp)), recall], axis=1)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    return (gained * precision).sum(axis=1)
 
 
 def detection_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:
     """AUROC, FPR95, AUPR-In and AUPR-Out (ID = positive, higher score = more ID)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     id_scores, ood_scores = np.asarray(id_scores, float), np.asarray(ood_scores, float)
-    labels = np.r_[np.ones(len(id_scores)), np.zeros(len(ood_scores))]
-    scores = np.r_[id_scores, ood_scores]
-    return {"AUROC": float(roc_auc_score(labels, scores)), "FPR95": fpr_at_tpr(id_scores, ood_scores),
-            "AUPR_in": float(average_precision_score(labels, scores)),
-            "AUPR_out": float(average_precision_score(1 - labels, -scores))}
+    metrics = weighted_metrics(id_scores, ood_scores, np.ones((1, len(id_scores))), np.ones((1, len(ood_scores))))
+    return {k: float(v[0]) for k, v in metrics.items()}

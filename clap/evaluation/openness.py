@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from clap.errors import ClapError
-from clap.evaluation.stats import N_BOOT
+from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
+from clap.evaluation.stats import TaskMeasure
 from clap.evaluation.zeroshot import class_scores
 
 OPENNESS_ORDERS = 3  # the authors' scripts run 3 trials
@@ -128,20 +129,6 @@ class Protocol:
                 "E_drop": e[:, 0] - e[:, -1], "S_drop": s[:, 0] - s[:, -1], "E_curve": e, "S_curve": s}
 
 
-def resamples_within_classes(labels: torch.Tensor, n_boot: int, seed: int, chunk: int = 256) -> Iterator[np.ndarray]:
-    """Bootstrap resamples drawn within each class (class sizes kept), as image counts in chunks of
-    [<= chunk, N]; the same labels, n_boot and seed give the same draws."""
-    labels = labels.cpu().numpy()
-    classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        out = np.zeros((b, len(labels)))
-        for members in classes:
-            np.add.at(out, (np.arange(b)[:, None], members[rng.integers(0, len(members), (b, len(members)))]), 1.0)
-        yield out
-
-
 def openness(image_features: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor,
              groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0) -> dict:
     """Acc-C, Acc-E, Acc-S, the full-vocabulary accuracy, the E and S curves and their drops."""
@@ -150,17 +137,31 @@ def openness(image_features: torch.Tensor, labels: torch.Tensor, class_weights: 
     return _as_row(protocol.measures(share, np.ones((1, len(labels)))))
 
 
-def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
-                 repe: dict | None = None, n_boot: int = N_BOOT) -> dict:
-    """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
-    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}.
+SCALARS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
 
-    The plain run's scalar measures, averaged over domains, are also drawn on `n_boot` resamples of each
-    domain's images (the same resamples for every model) into `setup.openness_draws`, for the paired
-    intervals of `clap.evaluation.stats.resampled_differences`."""
+
+def openness_statistic(protocols: dict[str, Protocol], shares: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """The openness table's mean row as a function of a sample ({domain: (labels, contributions)} of one
+    model): each domain's scalar measures on a sample of its images (drawn within each class, so class
+    sizes are kept, as the protocol's terms need), averaged over domains."""
+    def statistic(sample: Sample) -> dict[str, np.ndarray]:
+        per_domain = []
+        for d, (labels, share) in shares.items():
+            measures = protocols[d].measures(share, sample.weights(f"classes:{d}", len(labels), labels))
+            per_domain.append({k: measures[k] for k in SCALARS})
+        return domain_mean(per_domain)
+    return statistic
+
+
+def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
+                 repe: dict | None = None) -> tuple[dict, TaskMeasure]:
+    """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
+    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}; and the
+    plain run's statistics for intervals."""
     from clap.evaluation.zeroshot import classifiers
 
     results: dict = {"openness": {}}
+    statistics = {}
     classes = setup.dataset.classes
     protocols = {d: Protocol.build(data.labels, groups, orders, seed) for d, data in setup.raw.items()}
     for name, model in setup.models.items():
@@ -170,28 +171,18 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
             runs["openness_repe"] = repe[name]
         for task, enhancer in runs.items():
             weights = classifiers(model, classes, ("PC",), enhancer)["PC"]
-            shares = {d: protocols[d].contributions(class_scores(feats[d], weights).cpu(), data.labels)
+            shares = {d: (data.labels.numpy(), protocols[d].contributions(class_scores(feats[d], weights).cpu(),
+                                                                          data.labels))
                       for d, data in setup.raw.items()}
-            rows = {d: _as_row(protocols[d].measures(shares[d], np.ones((1, len(data.labels)))))
-                    for d, data in setup.raw.items()}
-            rows["mean"] = {k: float(np.mean([rows[d][k] for d in setup.raw])) for k in SCALARS}
+            rows = {d: _as_row(protocols[d].measures(share, np.ones((1, len(labels)))))
+                    for d, (labels, share) in shares.items()}
+            rows["mean"] = as_row(openness_statistic(protocols, shares)(OBSERVED))
             results.setdefault(task, {})[name] = rows
             if task == "openness":
-                setup.openness_draws[name] = _draws(setup, protocols, shares, rows["mean"], n_boot, seed)
-    return results
-
-
-SCALARS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
+                statistics[name] = openness_statistic(protocols, shares)
+    images = sum(len(data.labels) for data in setup.raw.values())
+    return results, TaskMeasure(statistics, images)
 
 
 def _as_row(measures: dict[str, np.ndarray]) -> dict:
     return {k: [float(x) for x in v[0]] if v.ndim == 2 else float(v[0]) for k, v in measures.items()}
-
-
-def _draws(setup, protocols: dict, shares: dict, point: dict, n_boot: int, seed: int) -> dict:
-    """{measure: {"point": mean over domains, "draws": [n_boot] the same mean on each resample}}."""
-    per_domain = []
-    for i, (d, data) in enumerate(setup.raw.items()):
-        chunks = [protocols[d].measures(shares[d], w) for w in resamples_within_classes(data.labels, n_boot, seed + i)]
-        per_domain.append({k: np.concatenate([c[k] for c in chunks]) for k in SCALARS})
-    return {k: {"point": point[k], "draws": np.mean([m[k] for m in per_domain], axis=0)} for k in SCALARS}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from clap.evaluation.ood_scores import detection_metrics
+
 
 def _pyplot():
     import matplotlib
@@ -63,42 +67,52 @@ def plot_eps_sweep(adversarial: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_ood(pooled: dict, path: Path) -> Path:
-    """Per model (rows) and score (columns): histograms of ID and OOD scores (all domains pooled); a last row
-    of ROC curves, a line per model."""
-    from sklearn.metrics import roc_curve
-
+def plot_ood(scores: dict, path: Path) -> Path:
+    """Per model (rows) and score (columns): histograms of ID and OOD scores with every domain weighted equally
+    (as the table's mean is); a last row of domain-averaged ROC curves (TPR averaged over domains at each FPR),
+    a line per model, labelled with the table's mean AUROC. `scores`: {model: {domain: {score: {"id", "ood"}}}}."""
     plt = _pyplot()
-    models = list(pooled)
-    scores = list(dict.fromkeys(s for by_score in pooled.values() for s in by_score))
-    fig, axes = plt.subplots(len(models) + 1, len(scores), figsize=(3.2 * len(scores), 2.2 * (len(models) + 1)),
+    models = list(scores)
+    names = list(dict.fromkeys(s for per_domain in scores.values() for d in per_domain.values() for s in d))
+    fig, axes = plt.subplots(len(models) + 1, len(names), figsize=(3.2 * len(names), 2.2 * (len(models) + 1)),
                              squeeze=False)
+    grid = np.linspace(0, 1, 201)
     for i, model in enumerate(models):
-        for j, score in enumerate(scores):
-            ax, parts = axes[i][j], pooled[model].get(score)
-            if parts is None:
+        for j, score in enumerate(names):
+            ax, domains = axes[i][j], [d[score] for d in scores[model].values() if score in d]
+            if not domains:
                 ax.axis("off")
                 continue
             for part, colour in (("id", "C0"), ("ood", "C3")):
-                ax.hist(parts[part], bins=30, alpha=0.5, color=colour, density=True, label=part.upper())
+                values = np.concatenate([d[part] for d in domains])
+                weights = np.concatenate([np.full(len(d[part]), 1 / len(d[part])) for d in domains])
+                ax.hist(values, bins=30, weights=weights, alpha=0.5, color=colour, density=True, label=part.upper())
             ax.set_title(f"{model}: {score}", fontsize=8)
             ax.tick_params(labelsize=6)
-    for j, score in enumerate(scores):
+    for j, score in enumerate(names):
         ax = axes[-1][j]
         for k, model in enumerate(models):
-            parts = pooled[model].get(score)
-            if parts is None:
+            domains = [d[score] for d in scores[model].values() if score in d]
+            if not domains:
                 continue
-            labels = [1] * len(parts["id"]) + [0] * len(parts["ood"])
-            fpr, tpr, _ = roc_curve(labels, [*parts["id"], *parts["ood"]])
-            ax.plot(fpr, tpr, color=f"C{k % 10}", label=model)
+            tpr = np.mean([_roc_at(d["id"], d["ood"], grid) for d in domains], axis=0)
+            auc = np.mean([detection_metrics(d["id"], d["ood"])["AUROC"] for d in domains])
+            ax.plot(grid, tpr, color=f"C{k % 10}", label=f"{model} ({100 * auc:.1f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.set_title(f"ROC: {score}", fontsize=8)
+        ax.set_title(f"ROC, mean over domains: {score}", fontsize=8)
         ax.set_xlabel("FPR (OOD accepted)", fontsize=7)
         ax.set_ylabel("TPR (ID accepted)", fontsize=7)
         ax.legend(fontsize=5)
     axes[0][0].legend(fontsize=6)
     return _save(fig, path)
+
+
+def _roc_at(ids: np.ndarray, oods: np.ndarray, fpr_grid: np.ndarray) -> np.ndarray:
+    """A domain's ROC curve (ID positive) read at the given false-positive rates."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.r_[np.ones(len(ids)), np.zeros(len(oods))], np.r_[ids, oods])
+    return np.interp(fpr_grid, fpr, tpr)
 
 
 def plot_openness(openness: dict, path: Path) -> Path:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from clap import __version__
 from clap.errors import ClapError
+from clap.evaluation.stats import direction
 from clap.fileio import write_text_atomic
 
 VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
 
-ZS_COLUMNS = ("C", "CP", "PC", "NC", "ENS", "MAX", "R", "delta", "Delta_NC")
+ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "delta", "Delta_NC")
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
 OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
@@ -46,7 +47,8 @@ def zeroshot_table(results: dict) -> str:
         for model, per_domain in results.items():
             row = per_domain[domain]
             rows.append([domain, model] + [_pct(row[c]) if c in row else "-" for c in ZS_COLUMNS])
-    header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "ens. mean", "ens. max", "R", "δ", "Δ(NC)"]
+    header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "NC sd over draws", "ens. mean", "ens. max",
+              "R", "δ", "Δ(NC)"]
     return _table(header, rows)
 
 
@@ -106,18 +108,20 @@ def openness_table(results: dict) -> str:
 
 
 def differences_table(differences: dict) -> str:
-    """Rows: task x model x metric; the paired difference to CLIP in points with its 95% bootstrap interval."""
+    """Rows: task x model x metric; the difference in points with its 95% interval (two-level bootstrap), the
+    images and seeds behind it, and its direction read off the interval."""
     rows = []
     for task, by_model in differences.items():
         for model, metrics in by_model.items():
             for metric, d in metrics.items():
                 if "@" in metric and not metric.endswith(f"@{SHOWN_EPS}"):
                     continue
-                verdict = "interval contains 0" if d["contains_zero"] else (
-                    "higher" if d["difference"] > 0 else "lower")
+                seeds = f"{d.get('seeds', 1)}" + (f" vs {d['base_seeds']}" if "base_seeds" in d else "")
                 rows.append([task, model, metric, f"{100 * d['difference']:+.1f}",
-                             f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]", str(d["n"]), verdict])
-    return _table(["task", "model", "metric", "difference (points)", "95% interval", "images", "verdict"], rows)
+                             f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]", str(d["n"]), seeds,
+                             direction(d["low"], d["high"])])
+    header = ["task", "model", "metric", "difference (points)", "95% interval", "images", "seeds", "interval says"]
+    return _table(header, rows)
 
 
 TABLES = {
@@ -153,8 +157,13 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
             parts.append(f"{title}: {results[key]}\n")
     if "tsne" in results:
         parts.append("## t-SNE\n\n" + "\n".join(f"- {m}: {p}" for m, p in results["tsne"].items()) + "\n")
+    named = results.get("ood_split", {}).get("named_in_training")
+    if named:
+        parts.append("Note: the held-out OOD classes were named in these adapters' training prompts: "
+                     + "; ".join(f"{m}: {', '.join(c)}" for m, c in named.items()) + "\n")
     if any(statistics.get("differences", {}).values()):
-        parts.append(f"## Differences to CLIP (paired over images, 95% bootstrap interval; attacks at eps {SHOWN_EPS})"
+        parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images within each domain "
+                     f"(within each class for openness), paired; noise draws for ZS(NC); attacks at eps {SHOWN_EPS})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}

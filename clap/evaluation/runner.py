@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from clap.adapter.disentangler import Disentangler
 from clap.backbones.base import Backbone
 from clap.data.domains import DomainDataset, scan_domain_dataset
@@ -74,14 +72,8 @@ class EvalSetup:
     models: dict[str, CLAPModel]
     raw: dict[str, DomainFeatures]
     adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
-    per_image: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
-    """{task: {model: {metric: per-image correctness over all domains}}}, for paired statistics."""
     negation: dict[str, Disentangler] = dataclasses.field(default_factory=dict)
     """CLIPN-route adapters: they score OOD images (CTW, ATD) and are no model of the other protocols."""
-    ood_scores: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
-    """{model: {score: {"id": scores, "ood": scores}}} of the OOD task (all domains), for AUROC intervals."""
-    openness_draws: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
-    """{model: {measure: {"point": value, "draws": bootstrap values}}} of the openness task (shared resamples)."""
 
     def describe(self) -> dict:
         models = {}
@@ -112,6 +104,15 @@ def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> N
                         f"{missing[:5]}; evaluate it on its own dataset (or pass --ignore-classes)")
 
 
+def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec) -> None:
+    """Refuse to evaluate an adapter at the alpha it chose on this very dataset (test labels read)."""
+    validation = (adapter.config.alpha_selection or {}).get("validation")
+    if validation and Path(validation).expanduser().resolve() == Path(root).expanduser().resolve():
+        raise ClapError(f"adapter '{spec.name}' ({spec.path}) chose its alpha on {validation}, the dataset being "
+                        "evaluated; choose it on a validation set (`clap select-alpha --val OTHER`) or give "
+                        "NAME=PATH@ALPHA")
+
+
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
                 cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
                 progress: bool = True) -> EvalSetup:
@@ -130,6 +131,8 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
             continue
         if not ignore_classes:
             check_classes(dataset, adapter, spec.name)
+        if spec.alpha is None or spec.alpha == "auto":
+            check_not_validated_on(dataset.root, adapter, spec)
         models[name] = CLAPModel(backbone, adapter, spec.inference_alpha(adapter))
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
     return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
@@ -162,4 +165,6 @@ def adapter_file_info(path: str) -> dict:
 def protocol_info(protocol: str) -> dict[str, str]:
     """The report's record of how few-shot probes are scored and what the attacks perturb."""
     return {"name": protocol, "fewshot_scoring": few_shot_scoring(protocol),
-            "attack_inputs": "normalised tensors (the authors' code)" if protocol == "paper" else "pixels in [0, 1]"}
+            "attack_inputs": ("normalised tensors clamped to [0, 1], cross-entropy on unscaled cosines, CW confidence "
+                              "50, clean row clamped too (the authors' normalised-tensor threat model)"
+                              if protocol == "paper" else "pixels in [0, 1]")}

@@ -1,8 +1,13 @@
 """Zero-shot classification with the method's four prompt forms, and prompt-robustness statistics.
 
-ZS(C) "[class]", ZS(PC) "a photo of a [class]", ZS(CP) "a [class] in a photo", ZS(NC) "[noise][class]"
-(4 Gaussian token embeddings, std 0.02, in front). R and delta are the range and standard deviation
-of the C, PC and CP accuracies; Delta(NC) is the drop from C to NC.
+ZS(C) "[class]", ZS(PC) "a photo of a [class]", ZS(CP) "a [class] in a photo", ZS(NC) "[noise][class]":
+4 Gaussian token embeddings (std 0.02) after the start token. In the authors' form (`NOISE_FORMS`
+"shared", the default) one noise context is drawn for all class names at a time; ZS(NC) is the mean
+accuracy over `NOISE_DRAWS` contexts (the same seeded draws for every model), and its spread over
+draws is reported beside it. "per-class" draws each class its own noise (a different, harsher test).
+R and delta are the range and standard deviation of the C, PC and CP accuracies; Delta(NC) is the
+drop from C to NC. Every row is computed by `domain_statistics`, which the intervals recompute on
+each bootstrap resample.
 Two prompt ensembles over `ENSEMBLE_TEMPLATES` stand beside them: ENS, the mean of the templates'
 normalised features (CLIP's ImageNet-templates practice), and MAX, the max-logit ensemble (each class
 scored by its best template, as in VL4AD). With REPE every class feature is enhanced first.
@@ -15,6 +20,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
+from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean, weighted_mean
+from clap.evaluation.stats import TaskMeasure
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -49,26 +58,46 @@ def correct(image_features: torch.Tensor, class_weights: torch.Tensor, labels: t
     return (predictions.cpu() == labels.cpu()).numpy()
 
 
+def form_hits(image_features: torch.Tensor, form: str, weights: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Per image right or wrong under a form's weights: [N], or [draws, N] for NC (one row per noise draw)."""
+    if form == "NC":
+        return np.stack([correct(image_features, w, labels) for w in weights])
+    return correct(image_features, weights, labels)
+
+
 def accuracy(image_features: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy of cosine-similarity classification."""
     return float(correct(image_features, class_weights, labels).mean())
 
 
 @torch.no_grad()
-def noise_classifier(model, classnames: Sequence[str], seed: int = NOISE_SEED) -> torch.Tensor:
-    """Class weights [D, C] of "[noise][class]" prompts (fixed seed, so every model sees the same noise)."""
-    generator = torch.Generator().manual_seed(seed)
-    feats = model.encode_text_with_noise(list(classnames), 4, 0.02, "front", generator, normalize=True)
-    return feats.T.contiguous()
+def noise_classifiers(model, classnames: Sequence[str], draws: int = NOISE_DRAWS, form: str = "shared",
+                      seed: int = NOISE_SEED) -> torch.Tensor:
+    """Class weights [draws, D, C] of "[noise][class]" prompts, one set per noise draw (seeded, so every
+    model sees the same noise): one context shared by all classes ("shared", the authors' form) or
+    noise of each class's own ("per-class")."""
+    if form not in NOISE_FORMS:
+        raise ValueError(f"unknown noise form '{form}'; use {' or '.join(NOISE_FORMS)}")
+    generator, names = torch.Generator().manual_seed(seed), list(classnames)
+    out = []
+    for _ in range(draws):
+        if form == "shared":
+            context = torch.randn(NOISE_TOKENS, model.backbone.token_width, generator=generator) * NOISE_STD
+            feats = model.adapt(model.backbone.encode_text_with_prompt(names, context), normalize=True)
+        else:
+            feats = model.encode_text_with_noise(names, NOISE_TOKENS, NOISE_STD, "front", generator, normalize=True)
+        out.append(feats.T)
+    return torch.stack(out).contiguous()
 
 
-def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FORMS, repe=None
-                ) -> dict[str, torch.Tensor]:
-    """Zero-shot class weights of each prompt form: [D, C], or [T, D, C] for the max-logit ensemble (MAX);
-    with `repe` (a `clap.evaluation.repe.Repe`) each class feature is REPE-enhanced."""
+def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FORMS, repe=None,
+                noise_form: str = "shared") -> dict[str, torch.Tensor]:
+    """Zero-shot class weights of each prompt form: [D, C]; [T, D, C] for the max-logit ensemble (MAX), whose
+    classes take their best template, and for NC, one [D, C] per noise draw; with `repe` (a
+    `clap.evaluation.repe.Repe`) each class feature is REPE-enhanced."""
     out = {f: model.zero_shot_classifier(classnames, [PROMPT_FORMS[f]]) for f in forms if f in PROMPT_FORMS}
     if "NC" in forms:
-        out["NC"] = noise_classifier(model, classnames)
+        out["NC"] = noise_classifiers(model, classnames, form=noise_form)
     if set(ENSEMBLES) & set(forms):
         per_template = model.prompt_features(classnames, ENSEMBLE_TEMPLATES).permute(1, 2, 0)  # [T, D, C]
         if "ENS" in forms:
@@ -87,51 +116,68 @@ def _enhanced(weights: torch.Tensor, repe, classnames: Sequence[str]) -> torch.T
 
 
 def zero_shot_accuracies(model, image_features: torch.Tensor, labels: torch.Tensor, classnames: Sequence[str],
-                         forms: Sequence[str] = tuple(PROMPT_FORMS)) -> dict[str, float]:
-    """Accuracy per prompt form, from precomputed normalised image features."""
-    return {form: accuracy(image_features, w, labels) for form, w in classifiers(model, classnames, forms).items()}
+                         forms: Sequence[str] = tuple(PROMPT_FORMS), noise_form: str = "shared") -> dict[str, float]:
+    """Accuracy per prompt form, from precomputed normalised image features (NC: mean over noise draws)."""
+    return {form: float(form_hits(image_features, form, w, labels).mean())
+            for form, w in classifiers(model, classnames, forms, noise_form=noise_form).items()}
 
 
-def robustness(accs: dict[str, float]) -> dict[str, float]:
-    """R (range) and delta (std) over C, PC, CP; Delta(NC) = C - NC."""
-    values = np.array([accs[f] for f in PROMPT_FORMS])
-    out = {"R": float(values.max() - values.min()), "delta": float(values.std())}
+def robustness(accs: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | float]:
+    """R (range) and delta (std) over C, PC, CP; Delta(NC) = C - NC (per resample when given arrays)."""
+    values = np.stack([np.asarray(accs[f], dtype=float) for f in PROMPT_FORMS])
+    out = {"R": values.max(axis=0) - values.min(axis=0), "delta": values.std(axis=0)}
     if "NC" in accs:
-        out["Delta_NC"] = accs["C"] - accs["NC"]
-    return out
+        out["Delta_NC"] = np.asarray(accs["C"], dtype=float) - np.asarray(accs["NC"], dtype=float)
+    return out if values.ndim > 1 else {k: float(v) for k, v in out.items()}
 
 
-def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str],
-                       per_image: dict[str, list[np.ndarray]] | None = None, repe=None,
-                       forms: Sequence[str] = ALL_FORMS) -> dict[str, dict[str, float]]:
-    """Per domain and mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics.
+def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
+                      ) -> dict[str, np.ndarray]:
+    """A domain's accuracy per form and R, delta, Delta(NC) on a sample of its images (and of the noise
+    draws): {statistic: [rows]}."""
+    weights, accs = sample.weights(key, len(labels)), {}
+    for form, h in hits.items():
+        if h.ndim == 2:  # NC: accuracy per noise draw, averaged over the drawn draws
+            per_draw = np.stack([weighted_mean(weights, row) for row in h], axis=1)  # [rows, draws]
+            accs[form] = np.take_along_axis(per_draw, sample.picks("noise", len(h)), axis=1).mean(axis=1)
+        else:
+            accs[form] = weighted_mean(weights, h)
+    return accs | robustness(accs) if set(PROMPT_FORMS) <= set(accs) else accs
 
-    `per_image`, when given, receives each form's per-image correctness, domain after domain.
-    """
-    weights = classifiers(model, classnames, forms, repe)
-    rows = {}
+
+def zero_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]):
+    """The zero-shot table's mean row as a function of a sample ({domain: (labels, hits)} of one model)."""
+    return lambda sample: domain_mean(domain_statistics(hits, labels, f"images:{d}", sample)
+                                      for d, (labels, hits) in records.items())
+
+
+def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
+                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared") -> tuple[dict, dict]:
+    """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics}, the records
+    {domain: (labels, per-image hits per form)} that `zero_shot_statistic` turns into the mean row)."""
+    weights = classifiers(model, classnames, forms, repe, noise_form)
+    rows, records = {}, {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        hits = {form: correct(feats, w, data.labels) for form, w in weights.items()}
-        if per_image is not None:
-            for form, h in hits.items():
-                per_image.setdefault(form, []).append(h)
-        accs = {form: float(h.mean()) for form, h in hits.items()}
-        rows[domain] = {**accs, **robustness(accs)}
-    keys = list(next(iter(rows.values())))
-    rows["mean"] = {k: float(np.mean([rows[d][k] for d in raw_by_domain])) for k in keys}
-    return rows
+        hits = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
+        records[domain] = (data.labels.numpy(), hits)
+        rows[domain] = as_row(domain_statistics(hits, records[domain][0], f"images:{domain}", OBSERVED))
+        if "NC" in hits:
+            rows[domain]["NC_draw_std"] = float(np.std(hits["NC"].mean(axis=1), ddof=1))
+    rows["mean"] = as_row(zero_shot_statistic(records)(OBSERVED))
+    if "NC" in forms:
+        rows["mean"]["NC_draw_std"] = float(np.std(np.mean([h["NC"].mean(axis=1) for _, h in records.values()],
+                                                           axis=0), ddof=1))
+    return rows, records
 
 
-def run_zeroshot(setup: EvalSetup, repe: dict | None = None) -> dict:
-    """Zero-shot rows per model; per-image results go to `setup.per_image["zeroshot"]` (without REPE; with
-    `repe`, {model: `Repe`}, the class features are REPE-enhanced)."""
-    out, hits = {}, {}
+def run_zeroshot(setup: EvalSetup, repe: dict | None = None, noise_form: str = "shared") -> tuple[dict, TaskMeasure]:
+    """Zero-shot rows per model and the task's statistics for intervals (with `repe`, {model: `Repe`}, the
+    class features are REPE-enhanced)."""
+    out, statistics = {}, {}
     for name, m in setup.models.items():
-        parts: dict[str, list[np.ndarray]] = {}
         enhancer = repe[name] if repe is not None else None
-        out[name] = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, parts, enhancer)
-        hits[name] = {form: np.concatenate(v) for form, v in parts.items()}
-    if repe is None:
-        setup.per_image["zeroshot"] = hits
-    return out
+        out[name], records = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, enhancer, noise_form=noise_form)
+        statistics[name] = zero_shot_statistic(records)
+    images = sum(len(data.labels) for data in setup.raw.values())
+    return out, TaskMeasure(statistics, images, {"noise_draws": NOISE_DRAWS})

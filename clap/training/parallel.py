@@ -11,10 +11,13 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from typing import Iterable, Sequence
 
 from tqdm import tqdm
+
+from clap.errors import ClapError
 
 Run = tuple[str, list[str]]  # a name and its `clap train` arguments
 
@@ -31,12 +34,34 @@ def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True) -> dict[st
     """
     seconds: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with context.Pool(max(1, min(jobs, len(runs))), initializer=_worker_setup) as pool:
+    pool = context.Pool(max(1, min(jobs, len(runs))), initializer=_worker_setup)
+    try:
         finished: Iterable = pool.imap_unordered(_train_one, runs)
         for name, spent in tqdm(finished, total=len(runs), desc="training runs", unit="run", disable=not progress):
             seconds[name] = spent
             _report_run(name, spent, progress)
+    except BaseException:
+        pool.terminate()  # Ctrl-C or a run's error: stop the others now
+        raise
+    pool.close()  # the normal end sends no signal: idle workers exit on the pool's sentinel
+    _join(pool)
     return seconds
+
+
+JOIN_SECONDS = 60.0
+
+
+def _join(pool) -> None:
+    """Wait for the pool's workers to exit; one that does not within JOIN_SECONDS is killed and reported."""
+    joiner = threading.Thread(target=pool.join, daemon=True)
+    joiner.start()
+    joiner.join(JOIN_SECONDS)
+    if joiner.is_alive():
+        stuck = [p for p in multiprocessing.active_children() if p.is_alive()]
+        for process in stuck:
+            process.kill()
+        raise ClapError(f"every training run finished, but {len(stuck)} worker process(es) did not exit within "
+                        f"{JOIN_SECONDS:.0f} s and were killed (every adapter was written before)")
 
 
 def _report_run(name: str, seconds: float, progress: bool) -> None:

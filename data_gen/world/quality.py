@@ -17,6 +17,9 @@ from clap.evaluation.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, corr
 
 FACTORS = ("class_name", "colour", "size", "image_type", "art_style")
 NULL_DRAWS, NULL_SEED = 500, 0
+# The world's targets were fixed with each class's own noise; under the authors' shared context the raw
+# tiny CLIP's ZS(NC) is not below ZS(C) (README), so the noise target keeps the form it was set in.
+NOISE_FORM = "per-class"
 STYLE_FACTORS = FACTORS[1:]
 
 
@@ -47,13 +50,13 @@ def prompt_hits(model, feats: torch.Tensor, labels: torch.Tensor, classnames) ->
 
 
 def zero_shot_by_type(model, spec: WorldSpec, seed: int, per_type: int) -> dict[str, dict[str, float]]:
-    """Per image type: accuracy of C, PC, CP, NC, R / delta / Delta(NC) and R's noise floor
+    """Per image type: accuracy of C, PC, CP, NC (per-class noise), R / delta / Delta(NC) and R's noise floor
     (`range_null`); plus the mean over types."""
     rows = {}
     for t, itype in enumerate(spec.image_types):
         feats, records = world_features(model, spec, seed + t, per_type, image_type=itype)
         labels = torch.tensor([spec.classes.index(r.class_name) for r in records])
-        accs = zero_shot_accuracies(model, feats, labels, spec.classes, ALL_FORMS)
+        accs = zero_shot_accuracies(model, feats, labels, spec.classes, ALL_FORMS, NOISE_FORM)
         null = range_null(prompt_hits(model, feats, labels, spec.classes))
         rows[itype] = {**accs, **robustness(accs), "R_null": null}
     keys = list(next(iter(rows.values())))

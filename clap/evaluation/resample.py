@@ -1,0 +1,94 @@
+"""What a bootstrap resample draws: images within each stratum, and entries of a level (seeds, noise draws).
+
+Every protocol writes the number its table prints as a function of a `Sample`: image weights per
+stratum (how often each image is drawn) and picks per level (which noise draws, which training seeds).
+`OBSERVED` weighs every image once and picks every entry once: the table's own value. `Resamples` gives
+`n_boot` resamples: images drawn with replacement within a stratum (a domain's images; within each
+class of it where a protocol needs class sizes kept), entries of a level drawn with replacement. A
+stratum's draws depend only on its key, its size (and classes), the seed and n_boot, so every model
+sees the same resamples (differences are paired), and a stratum shared by several domains (one OOD
+set) is drawn once and reused by each of them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from clap.defaults import N_BOOT
+
+
+class Sample(Protocol):
+    """Image weights and level picks of one or many resamples (`rows` of them)."""
+
+    rows: int
+
+    def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
+        """[rows, n] how often each of a stratum's n images is drawn (within each class, given `classes`)."""
+
+    def picks(self, key: str, n: int) -> np.ndarray:
+        """[rows, n] indices into a level of n entries, drawn with replacement."""
+
+
+class Observed:
+    """The data as observed: every image once, every entry of a level once."""
+
+    rows = 1
+
+    def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
+        return np.ones((1, n))
+
+    def picks(self, key: str, n: int) -> np.ndarray:
+        return np.arange(n)[None]
+
+
+OBSERVED = Observed()
+
+
+class Resamples:
+    """`n_boot` bootstrap resamples; the same key gives the same draws (cached for one report)."""
+
+    def __init__(self, n_boot: int = N_BOOT, seed: int = 0) -> None:
+        self.rows, self.seed = n_boot, seed
+        self._weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _rng(self, kind: str, key: str) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode())])
+
+    def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
+        labels = np.zeros(n, dtype=int) if classes is None else np.asarray(classes)
+        if key in self._weights:
+            known, w = self._weights[key]
+            if not np.array_equal(known, labels):
+                raise ValueError(f"stratum '{key}' was drawn for other images")
+            return w
+        rng, w = self._rng("images", key), np.zeros((self.rows, len(labels)))
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            w[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=self.rows)
+        self._weights[key] = (labels, w)
+        return w
+
+    def picks(self, key: str, n: int) -> np.ndarray:
+        return self._rng("level", key).integers(0, n, (self.rows, n))
+
+
+def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[rows] weighted means of per-image values [n] (NaN values left out, per row)."""
+    values = np.asarray(values, dtype=float)
+    seen = ~np.isnan(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.where(seen, values, 0.0)) / (weights @ seen)
+
+
+def domain_mean(per_domain: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The unweighted mean over domains of each statistic (the table's mean row), per resample."""
+    rows = list(per_domain)
+    return {k: np.mean([r[k] for r in rows], axis=0) for k in rows[0]}
+
+
+def as_row(statistics: dict[str, np.ndarray]) -> dict[str, float]:
+    """A table row from statistics of `OBSERVED` (one value each)."""
+    return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in statistics.items()}
