@@ -238,6 +238,29 @@ def test_attack_sweep_is_each_setting_attacked_alone(attack_target, batch):
             assert (sweep[(name, e)] - x).abs().max() <= e + 1e-6
 
 
+def test_the_paper_protocol_is_the_authors_attack(setup, batch, monkeypatch):
+    """Cross-entropy on unscaled cosines, CW with confidence 50, and a clean row through the same clamp of
+    the normalised tensor as the attacked ones (the clamp alone changes the images)."""
+    model = setup.models["CLAP"]
+    weights = model.zero_shot_classifier(setup.dataset.classes, ["{}"])
+    target = adversarial.AttackTarget(model, adversarial.zero_shot_head(weights, adversarial.LOGIT_SCALE["paper"]),
+                                      "paper")
+    assert target.kappa == 50.0 and adversarial.AttackTarget(model, target.head).kappa == 0.0
+    pixels, labels = batch
+    hits = adversarial.robust_correct(target, pixels, labels, ("FGSM",), (1 / 255,))
+    clamped = model.backbone.normalize(pixels).clamp(0, 1)
+    with torch.no_grad():
+        assert np.array_equal(hits["clean"], (target(clamped).argmax(1) == labels).numpy())
+    heads = []
+    monkeypatch.setattr(attack_eval, "zero_shot_head", lambda w, scale: heads.append(scale) or (lambda f: f @ w))
+    from clap.data.fewshot import pick_per_class
+
+    shots = pick_per_class(setup.raw["sketch"].labels.tolist(), 1, 0, salt="sketch")
+    for protocol in ("paper", "pixel"):
+        attack_eval._attack_heads(setup, model, setup.raw["sketch"], shots, 0, protocol)
+    assert heads == [1.0, 100.0]
+
+
 def test_cw_margin():
     logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
     assert adversarial.cw_margins(logits, torch.tensor([0, 0])).tolist() == [-1.0, 0.0]

@@ -210,8 +210,8 @@ def report_run(setup, args, task: str, out: Path, results: dict, measures: dict)
     return json_path, md_path, markdown(results, statistics)
 
 
-BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each class of each domain "
-                    "(a shared OOD set once), the same for every model", "noise draws of ZS(NC)")
+BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each domain (within each class "
+                    "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)")
 
 
 def run(args: argparse.Namespace) -> int:
