@@ -89,3 +89,82 @@ def claim_output_folder(root: str | Path, marker: str, request: dict, what: str)
     if any(p.name != marker for p in root.iterdir()):
         raise ClapError(f"{root} is not empty and holds no {what}; choose an empty or new --out")
     write_text_atomic(path, json.dumps(request, indent=2, sort_keys=True) + "\n")
+
+
+LOCK_SUFFIX = ".clap.lock"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def writable_folder(path: str | Path, option: str = "--out", outside: str | Path | None = None) -> Path:
+    """Check, before any work and without creating anything, that `path` is a folder this process can write
+    into (or can be made one) and that it does not lie inside `outside` (e.g. the dataset being read); a
+    one-line error otherwise."""
+    from clap.errors import ClapError
+
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ClapError(f"{option} {folder} is a file; give a folder")
+    if outside is not None and folder.resolve().is_relative_to(Path(outside).expanduser().resolve()):
+        raise ClapError(f"{option} {folder} is inside {outside}, the data being read; write it elsewhere")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ClapError(f"{option} {folder}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".clap-check-"):
+            pass
+    except OSError as e:
+        raise ClapError(f"{option} {folder} cannot be written: {e.strerror or e}") from None
+    return folder
+
+
+def refuse_existing_adapter(folder: str | Path, overwrite: bool, option: str = "--out") -> None:
+    """An adapter already in `folder` is an earlier result: kept unless the user asks to replace it."""
+    from clap.errors import ClapError
+
+    found = [name for name in ADAPTER_FILES if (Path(folder) / name).exists()]
+    if found and not overwrite:
+        raise ClapError(f"{option} {folder} already holds an adapter ({found[0]}) from an earlier run; choose "
+                        "another folder or pass --overwrite")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold `folder` for one writer: a second clap command writing there fails at once with one line (a lock
+    left by a process that no longer runs is taken over). The lock sits beside the folder
+    (`.NAME.clap.lock`), so a command that fails leaves no folder behind."""
+    from clap.errors import ClapError
+
+    folder = Path(folder).absolute()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.parent / f".{folder.name}{LOCK_SUFFIX}"
+    mine = lock.with_name(f"{lock.name}.{os.getpid()}")
+    mine.write_text(str(os.getpid()))
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)  # atomic: the lock appears with its owner's pid in it, or not at all
+                break
+            except FileExistsError:
+                owner = _lock_owner(lock)
+                if owner is not None:
+                    raise ClapError(f"another clap command (pid {owner}) is writing {what} in {folder}; wait for "
+                                    "it to finish or choose another --out") from None
+                lock.unlink(missing_ok=True)
+        else:
+            raise ClapError(f"cannot take the lock {lock}; remove it if no clap command is writing there")
+    finally:
+        mine.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    """The pid holding a lock file, or None when it is not a running process."""
+    try:
+        pid = int(lock.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid

@@ -46,6 +46,8 @@ def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
     trained_on = BackboneIdentity.from_dict(recorded)
     if not trained_on.matches(backbone.identity):
         differences = trained_on.architecture_differences(backbone.identity)
+        if trained_on.checksum != backbone.identity.checksum:
+            differences.append(f"weights sha256 {trained_on.checksum} vs {backbone.identity.checksum}")
         detail = f" (adapter vs backbone: {'; '.join(differences)})" if differences else ""
         raise ClapError(f"adapter was trained on {trained_on.describe()}, not on {backbone.identity.describe()}"
                         f"{detail}; load that backbone with the same quick_gelu/preprocess (or retrain the adapter)")

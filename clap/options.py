@@ -155,12 +155,19 @@ def check_options(limits: Mapping[str, Kind], values: Mapping[str, Any]) -> None
             kind.check(owner + name, values[name])
 
 
+MAX_NAME_BYTES = 200  # a class name becomes a folder or file name (255 bytes at most, with room for a suffix)
+
+
 def check_names(option: str, names: list[str]) -> list[str]:
-    """Class names: each non-empty and unique after normalisation (case, spaces, underscores)."""
+    """Class names: each non-empty, usable as a folder name (no '/', at most MAX_NAME_BYTES bytes) and unique
+    after normalisation (case, spaces, underscores)."""
     seen: dict[str, str] = {}
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise ClapError(f"{option}: empty class name in {names!r}; give each class a name")
+        if "/" in name or "\0" in name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ClapError(f"{option}: class name '{name[:40]}...' cannot be a folder name (no '/', at most "
+                            f"{MAX_NAME_BYTES} bytes); shorten it")
         key = " ".join(name.replace("_", " ").lower().split())
         if key in seen:
             raise ClapError(f"{option}: '{seen[key]}' and '{name}' are the same class; give each class once")

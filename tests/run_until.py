@@ -5,6 +5,7 @@
     python tests/run_until.py MARKER render N clap-args...   after the N-th world image is written
     python tests/run_until.py MARKER attack 0 clap-args...   when `clap eval` starts its attacks
     python tests/run_until.py MARKER run N clap-args...      after the N-th of `clap demo`'s training runs ends
+    python tests/run_until.py MARKER setup 0 clap-args...    while `clap train` sets up its data (step 0)
 
 On reaching the point it writes MARKER and sleeps until a signal ends it; waiting for MARKER replaces
 sleeps and polling for side effects (which raced against fast runs).
@@ -81,10 +82,16 @@ def after_run(marker: Path, n: int) -> None:
     parallel._report_run = hook
 
 
+def at_setup(marker: Path, n: int) -> None:
+    from clap.training.steps import FrozenFeatureDataModule
+
+    FrozenFeatureDataModule.setup = lambda self, stage=None: freeze(marker)
+
+
 if __name__ == "__main__":
     marker, kind, n, *argv = sys.argv[1:]
     {"step": after_step, "image": after_image, "render": after_render, "attack": at_attack,
-     "run": after_run}[kind](Path(marker), int(n))
+     "run": after_run, "setup": at_setup}[kind](Path(marker), int(n))
     from clap.cli.main import main
 
     sys.exit(main(argv))

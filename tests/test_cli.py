@@ -45,3 +45,25 @@ def test_subprocess_error_has_no_traceback(tmp_path):
                           str(tmp_path / "o")], capture_output=True, text=True)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_every_option_says_what_it_is_and_help_shows_defaults(capsys):
+    """Each option and positional of every command has help text, and --help prints the defaults."""
+    import argparse
+
+    from clap.cli.main import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sub_parser in action.choices.items():
+                    walk(sub_parser, f"{name} {sub}")
+            elif action.help is None:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "clap")
+    assert not missing
+    assert main(["eval", "--help"]) == 0
+    assert "(default: 2000)" in capsys.readouterr().out

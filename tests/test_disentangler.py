@@ -101,8 +101,8 @@ def test_loading_is_strict(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"in_dim": 0}, "positive integer"),
-    ({"in_dim": 8, "latent_dim": -1}, "positive integer"),
+    ({"in_dim": 0}, "integer in \\[1, 65536\\]"),
+    ({"in_dim": 8, "latent_dim": -1}, "integer in \\[1, 65536\\]"),
     ({"in_dim": 8, "activation": "tanh"}, "unknown adapter activation"),
     ({"in_dim": 8, "route": "audio"}, "unknown adapter route"),
     ({"in_dim": 8, "alpha": float("nan")}, "finite"),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clap.data_gen.world.quality import TARGETS, range_null, world_report
+from clap.data_gen.world.quality import TARGETS, world_report
+from clap.evaluation.zeroshot import range_null
 from clap.data_gen.world.render import WorldSpec
 from clap.model import CLAPModel
 

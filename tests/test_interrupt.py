@@ -65,6 +65,17 @@ def test_train_interrupted_mid_window_resumes_to_the_uninterrupted_adapter(tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_train_interrupted_during_setup_prints_a_command_that_works(tmp_path):
+    """Ctrl-C before the first step: no checkpoint without weights, and the printed advice is to rerun."""
+    config, out, marker = write_config(tmp_path, steps=20), tmp_path / "a", tmp_path / "marker"
+    proc = run_until(marker, "setup", 0, ["train", "--config", str(config), "--out", str(out)], env=ENV)
+    line = interrupt(proc, marker)
+    assert "nothing to resume; rerun the same command" in line and "--ckpt_path" not in line
+    assert not (tmp_path / "ckpt" / "interrupted.ckpt").exists() and not (out / "adapter_model.safetensors").exists()
+    clap("train", "--config", str(config), "--out", str(out))
+    assert json.loads((out / "training_summary.json").read_text())["status"] == "completed"
+
+
 def test_generate_interrupted_resumes(tiny_sd_dir, tmp_path):
     out, marker = tmp_path / "run", tmp_path / "marker"
     proc = run_until(marker, "image", 3, generate_cmd(tiny_sd_dir, out)[3:], env=ENV)

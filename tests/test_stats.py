@@ -57,12 +57,15 @@ def _constant(value: float):
 
 def test_seed_level_draws_seeds_with_replacement():
     """Two seeds at 0.5 and 0.9 against 0.5: the point is their mean (+0.2), and the interval spans the seed
-    spread (a resample drawing seed 1 twice gives 0, seed 2 twice +0.4); one seed gives no spread."""
+    spread (a resample drawing seed 1 twice reads 0.5, seed 2 twice 0.9, each moved away from the mean by
+    sqrt(2), the small-sample correction); one seed gives no spread."""
     measure = stats.TaskMeasure({"CLIP": _constant(0.5), "A#1": _constant(0.5), "A#2": _constant(0.9),
                                  "B": _constant(0.7)}, 10)
     out = stats.differences("CLIP", {"t": measure}, Resamples(400))
     a, b = out["differences"]["t"]["A"]["acc"], out["differences"]["t"]["B"]["acc"]
-    assert a["difference"] == pytest.approx(0.2) and a["low"] == pytest.approx(0.0) and a["high"] == pytest.approx(0.4)
+    spread = 0.2 * np.sqrt(2)
+    assert a["difference"] == pytest.approx(0.2)
+    assert a["low"] == pytest.approx(0.2 - spread) and a["high"] == pytest.approx(0.2 + spread)
     assert a["seeds"] == 2 and a["contains_zero"]
     assert b["difference"] == b["low"] == b["high"] == pytest.approx(0.2) and b["seeds"] == 1
     pair = out["pairs"]["A - B"]["t"]["acc"]

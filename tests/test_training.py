@@ -261,6 +261,27 @@ def test_runs_side_by_side_give_the_adapters_of_runs_one_at_a_time(tmp_path):
                    progress=False)
 
 
+def quick_run(run: tuple[str, list[str]]) -> tuple[str, float]:
+    """A run that takes no time: the pool's start and end are what is tested."""
+    return run[0], 0.0
+
+
+def test_side_by_side_runs_end_without_waiting_on_a_worker_twenty_times_in_a_row(monkeypatch):
+    """The normal end closes and joins the pool (no signal to a worker that has done its work), so it never
+    hangs; a worker that would not exit is killed and reported instead (JOIN_SECONDS)."""
+    import multiprocessing
+    import multiprocessing.pool
+
+    from clap.training import parallel
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: pytest.fail("terminate, normal path"))
+    monkeypatch.setattr(parallel, "JOIN_SECONDS", 30.0)  # a worker still there after that fails the run
+    for _ in range(20):
+        done = parallel.train_runs([("a", []), ("b", []), ("c", [])], jobs=2, progress=False, work=quick_run)
+        workers = [p for p in multiprocessing.active_children() if "PoolWorker" in p.name]
+        assert set(done) == {"a", "b", "c"} and not workers
+
+
 def test_bad_training_input_is_one_line(tmp_path, capsys):
     config = write_config(tmp_path, classes="imagenet-21k")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "a")]) == 2

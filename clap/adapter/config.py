@@ -13,6 +13,13 @@ from clap.errors import ClapError
 ACTIVATIONS = ("silu", "gelu", "relu")
 ROUTES = ("text", "image", "negation")
 FORMAT_VERSION = 1
+MAX_DIM = 1 << 16  # larger than any CLIP feature or token width; a bigger number is a broken file
+NUMBER, OPTIONAL_INT = (int, float), (int, type(None))
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "in_dim": (int,), "latent_dim": OPTIONAL_INT, "out_dim": OPTIONAL_INT, "activation": (str,), "alpha": NUMBER,
+    "alpha_selection": (dict, type(None)), "route": (str,), "prompt_tokens": (int,), "token_width": OPTIONAL_INT,
+    "backbone": (dict, type(None)), "classes": (list,), "dataset": (str, type(None)), "training": (dict,),
+    "package_version": (str, type(None)), "format_version": (int,)}
 
 
 def _meta(help_text: str) -> dict[str, str]:
@@ -43,12 +50,16 @@ class AdapterConfig:
     format_version: int = field(default=FORMAT_VERSION, metadata=_meta("version of this file's layout"))
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.latent_dim = self.in_dim if self.latent_dim is None else self.latent_dim
         self.out_dim = self.in_dim if self.out_dim is None else self.out_dim
         for name in ("in_dim", "latent_dim", "out_dim"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ClapError(f"adapter {name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DIM:
+                raise ClapError(f"adapter {name} must be an integer in [1, {MAX_DIM}], got {value!r}")
+        if not 0 <= self.prompt_tokens <= MAX_DIM or not 0 < (self.token_width or 1) <= MAX_DIM:
+            raise ClapError(f"adapter prompt_tokens and token_width must be in [0, {MAX_DIM}], got "
+                            f"{self.prompt_tokens!r} and {self.token_width!r}")
         if self.activation not in ACTIVATIONS:
             raise ClapError(f"unknown adapter activation '{self.activation}'; use one of {', '.join(ACTIVATIONS)}")
         if self.route not in ROUTES:
@@ -61,6 +72,16 @@ class AdapterConfig:
             raise ClapError(f"adapter format {self.format_version} is newer than this clap understands "
                             f"({FORMAT_VERSION}); upgrade clap")
 
+    def _check_types(self) -> None:
+        """Each field of the JSON the type it must have (a hand-edited or foreign file fails here, in one line)."""
+        for name, kinds in FIELD_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise ClapError(f"adapter config field '{name}' must be {wanted}, got {value!r}")
+        if not all(isinstance(c, str) for c in self.classes):
+            raise ClapError(f"adapter config field 'classes' must be a list of names, got {self.classes!r}")
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
@@ -72,4 +93,7 @@ class AdapterConfig:
             raise ClapError(f"{source} has unknown keys {unknown}; was it written by a newer clap?")
         if "in_dim" not in data:
             raise ClapError(f"{source} lacks 'in_dim'")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ClapError as e:
+            raise ClapError(f"{source}: {e}") from None

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from clap.adapter.config import AdapterConfig
 from clap.errors import ClapError
+from clap.fileio import default_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Disentangler(nn.Module):
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
             save_file(state, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
+            os.chmod(os.path.join(tmp, WEIGHTS_NAME), default_file_mode())  # safetensors writes it owner-only
             Path(tmp, CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
             os.replace(os.path.join(tmp, WEIGHTS_NAME), directory / WEIGHTS_NAME)
             os.replace(os.path.join(tmp, CONFIG_NAME), directory / CONFIG_NAME)
@@ -108,6 +110,10 @@ class Disentangler(nn.Module):
             wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
             raise ClapError(f"{source} does not match its config: missing {missing}, unexpected {extra}, "
                             f"wrong shapes {[(k, got[k], expected[k]) for k in wrong]}")
+        broken = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+        if broken:
+            raise ClapError(f"{source} holds NaN or infinite weights in {broken[:3]}; it cannot be used (retrain or "
+                            "convert it again)")
         self.load_state_dict(state, strict=True)
 
     def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None,
@@ -130,6 +136,9 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
         if missing:
             raise ClapError(f"adapter folder {folder} lacks {', '.join(missing)}")
         return folder
+    if folder.is_file():
+        raise ClapError(f"adapter '{name}' is a file; give the adapter's folder (adapter_config.json and "
+                        "adapter_model.safetensors)")
     if not HUB_ID.fullmatch(name):
         raise ClapError(f"adapter '{name}' is neither an existing folder nor a hub repo id (owner/name)")
     from huggingface_hub import hf_hub_download
@@ -155,7 +164,7 @@ def _class_for(config: AdapterConfig) -> type:
 def _read_config(path: Path) -> AdapterConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ClapError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise ClapError(f"{path} must hold a JSON object")

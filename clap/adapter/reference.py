@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,20 +23,45 @@ def load_reference_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ClapError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on pickle protocols is noise beside our one line
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
-        if found is None:
+        if found is None and not is_pickle(path):
             raise ClapError(f"cannot read {path} as a torch checkpoint (not a valid pickle)") from None
-        raise ClapError(f"{path} holds non-tensor Python objects ({found.group(1)}) and was refused "
-                        "(weights_only=True); re-save it as a plain state dict of tensors") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ClapError(f"cannot read {path} as a torch checkpoint: {str(e).splitlines()[0]}") from None
+        what = f" ({found.group(1)})" if found else ""
+        raise ClapError(f"{path} holds Python objects{what}, which are not loaded for safety (weights_only=True); "
+                        "re-save it as a plain state dict of tensors") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else f"{type(e).__name__} (empty or truncated)"
+        raise ClapError(f"cannot read {path} as a torch checkpoint: {detail}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ClapError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def is_pickle(path: Path) -> bool:
+    """Whether the file (or the data.pkl inside a torch zip archive) is a well-formed pickle stream, read
+    opcode by opcode without running anything."""
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                data = archive.read(names[0]) if names else b""
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(io.BytesIO(data)):
+            pass
+    except Exception:  # any malformation: not a pickle
+        return False
+    return bool(data)
 
 
 def _routes_present(state: dict, path: Path) -> list[str]:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
@@ -132,9 +133,13 @@ def _open_clip_config_file(config: Path, weights: str | None, arch: dict) -> Bac
         raise ClapError(f"a model config ({config.name}) needs its weights: pass pretrained=PATH "
                         "(or pretrained='random' for a randomly initialised model)")
     try:
-        json.loads(config.read_text())
-    except json.JSONDecodeError as e:
+        spec = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ClapError(f"model config {config} is not valid JSON: {e}") from None
+    if not (isinstance(spec, dict) and isinstance(spec.get("embed_dim"), int)
+            and all(isinstance(spec.get(k), dict) for k in ("vision_cfg", "text_cfg"))):
+        raise ClapError(f"model config {config} is not an open_clip model config: it needs an integer 'embed_dim' "
+                        "and objects 'vision_cfg' and 'text_cfg'")
     open_clip.add_model_config(config)
     name = config.stem
     if weights == RANDOM_INIT:
@@ -142,9 +147,31 @@ def _open_clip_config_file(config: Path, weights: str | None, arch: dict) -> Bac
         identity = BackboneIdentity("open_clip", name, RANDOM_INIT)
     else:
         _check_file(weights, name)
-        model = open_clip.create_model(name, pretrained=weights, weights_only=True, **arch)
+        model = _from_weights_file(name, weights, arch)
         identity = BackboneIdentity("open_clip", name, Path(weights).name, file_checksum(weights))
     return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
+
+
+def _from_weights_file(name: str, weights: str, arch: dict):
+    """open_clip's model `name` with the weights of a local file (tensors only); a file that is not such a
+    checkpoint, or holds another architecture's weights, is one ClapError."""
+    import pickle
+
+    import open_clip
+    from safetensors import SafetensorError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return open_clip.create_model(name, pretrained=weights, weights_only=True, **arch)
+    except pickle.UnpicklingError:
+        raise ClapError(f"weights {weights}: not a torch checkpoint, or one holding Python objects, which are not "
+                        "loaded for safety") from None
+    except (RuntimeError, SafetensorError, EOFError, ValueError, KeyError) as e:
+        detail = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        if "loading state_dict" in detail:
+            detail = "its tensors do not fit this architecture (keys or shapes differ)"
+        raise ClapError(f"cannot load weights {weights} into {name}: {detail}") from None
 
 
 def _check_file(weights: str, model: str) -> None:
@@ -178,7 +205,7 @@ def _open_clip_named(name: str, pretrained: str | None, cache_dir: str | None, a
         if not Path(pretrained).is_file():
             raise ClapError(f"pretrained '{pretrained}' for {name} is neither a known tag "
                             f"({', '.join(tags) or 'none'}) nor an existing file")
-        model = open_clip.create_model(name, pretrained=pretrained, weights_only=True, **arch)
+        model = _from_weights_file(name, pretrained, arch)
         identity = BackboneIdentity("open_clip", name, Path(pretrained).name, file_checksum(pretrained))
     return OpenClipBackbone(model, open_clip.get_tokenizer(name), identity)
 
@@ -225,7 +252,10 @@ def _file_route_hint(name: str, quick_gelu: bool, preprocess: dict) -> str:
     py = f"load_backbone('{name}', '/path/to/weights', quick_gelu={quick_gelu}, preprocess={mean_std})"
     cli = f"--model {name} --pretrained /path/to/weights" + (" --quick-gelu" if quick_gelu else "")
     cli += f" --preprocess '{json.dumps(mean_std)}'"
-    return f"download the weights file elsewhere and pass it with the tag's architecture: {py} or `{cli}`"
+    train = f"--data.model {name} --data.pretrained /path/to/weights --data.quick_gelu {str(quick_gelu).lower()}"
+    train += f" --data.preprocess '{json.dumps(mean_std)}'"
+    return (f"download the weights file elsewhere and pass it with the tag's architecture: {py}, `{cli}` "
+            f"(clap eval, select-alpha, convert-reference) or `{train}` (clap train)")
 
 
 def _hf_clip(name: str, revision: str | None, cache_dir: str | None) -> Backbone:

@@ -19,12 +19,16 @@ def add_parser(sub) -> None:
     add_backbone_arguments(p, "backbone the checkpoint was trained on (recorded and checked)")
     p.add_argument("--dataset", default=None, type=NAME, help="dataset name to record")
     p.add_argument("--classes", nargs="*", type=NAME, default=None, help="class names to record")
+    p.add_argument("--overwrite", action="store_true", help="replace an adapter already in OUT_DIR")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from clap.adapter.reference import convert_reference
+    from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 
+    writable_folder(args.out_dir, "OUT_DIR")
+    refuse_existing_adapter(args.out_dir, args.overwrite, "OUT_DIR")
     backbone = None
     if args.model:
         from clap.backbones.loading import load_backbone
@@ -32,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         backbone = load_backbone(**backbone_options(args)).identity.to_dict()
     adapter = convert_reference(args.checkpoint, route=args.route, alpha=args.alpha, backbone=backbone,
                                 classes=args.classes, dataset=args.dataset)
-    out = adapter.save_pretrained(args.out_dir)
+    with folder_lock(args.out_dir, "an adapter"):
+        out = adapter.save_pretrained(args.out_dir)
     cfg = adapter.config
     print(f"wrote {cfg.route}-route adapter {cfg.in_dim}->{cfg.latent_dim}->{cfg.out_dim} to {out}")
     return 0

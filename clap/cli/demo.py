@@ -23,21 +23,21 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="end-to-end run on the embedded world, offline",
                        description=__doc__.splitlines()[0])
     p.add_argument("--out", default="demo_output", type=PATH, help="folder for data, adapters, logs and the report")
-    p.add_argument("--seed", type=SEED, default=2024)
+    p.add_argument("--seed", type=SEED, default=2024, help="seed of the renders; adapter seeds count up from it")
     p.add_argument("--adapter-seeds", type=Count(), default=3, help="training seeds per adapter (mean ± std)")
     p.add_argument("--images-per-class", type=Count(2), default=10, help="test images per class and domain")
     p.add_argument("--val-images-per-class", type=Count(), default=2, help="validation images per class and domain")
     p.add_argument("--imaug-images-per-class", type=Count(), default=12, help="Im.Aug training images per class")
-    p.add_argument("--clap-steps", type=Count(), default=3000)
-    p.add_argument("--imaug-steps", type=Count(), default=1500)
+    p.add_argument("--clap-steps", type=Count(), default=3000, help="training steps of each CLAP adapter")
+    p.add_argument("--imaug-steps", type=Count(), default=1500, help="training steps of each Im.Aug adapter")
     p.add_argument("--caption-images-per-class", type=Count(), default=16, help="CLIPN's image-caption pairs")
-    p.add_argument("--clipn-steps", type=Count(), default=300)
+    p.add_argument("--clipn-steps", type=Count(), default=300, help="training steps of the CLIPN adapter")
     p.add_argument("--attack-images", type=Count(), default=8, help="images per domain attacked")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 4 / 255, 8 / 255],
                    help="attack budgets (8/255: the paper's)")
     p.add_argument("--jobs", type=Count(), default=available_cores(),
                    help="training runs side by side, one thread each (default: every core; same result for any)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(run=run, on_interrupt="rerun the same command (renders already written are reused)")
 
 
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace, seed: int, kind: str, options: list[str]) -> 
     return name, ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
                   "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
                   "--trainer.default_root_dir", str(out / "runs" / name), *options,  # --model, --data before their
-                  "--data.seed", str(seed), "--out", str(out / "adapters" / name)]   # options (jsonargparse)
+                  "--data.seed", str(seed), "--out", str(out / "adapters" / name), "--overwrite"]  # (jsonargparse)
 
 
 class Stages:

@@ -1,4 +1,4 @@
-"""`clap eval`: zero-shot, few-shot, adversarial, disentanglement probes, t-SNE and alpha sweeps.
+"""`clap eval`: zero-shot, few-shot, attacks, disentanglement probes, t-SNE, alpha sweeps, OOD, openness.
 
     clap eval all --dataset DATA --adapter CLAP=adapters/clap --adapter Im.Aug=adapters/imaug --out report
 """
@@ -45,7 +45,7 @@ CLOSED_SET = TASKS[:TASKS.index("all")]  # what `all` runs; the open-world tasks
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate CLIP and adapters on a root/domain/class/image dataset",
                        description=__doc__.splitlines()[0])
-    p.add_argument("task", choices=TASKS)
+    p.add_argument("task", choices=TASKS, help="the protocol; all = the closed-set ones (ood and openness by name)")
     p.add_argument("--dataset", required=True, type=PATH, help="root/domain/class/image folder")
     p.add_argument("--adapter", action="append", default=[], type=ADAPTER, metavar="NAME=PATH[@ALPHA|@auto]",
                    help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its recorded "
@@ -53,8 +53,10 @@ def add_parser(sub) -> None:
                         "several times is one adapter trained with several seeds (reported as mean ± std)")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--out", default="eval_report", type=PATH, help="folder for <task>.json, <task>.md and plots")
-    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32])
-    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
+    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32],
+                   help="few-shot probes: images per class (counts a class cannot supply are skipped)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2],
+                   help="few-shot probes: one draw of shots per seed")
     p.add_argument("--attack-images", type=Count(0), default=100, help="images per domain attacked (0 = all)")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 2 / 255, 4 / 255, 8 / 255],
                    help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
@@ -62,9 +64,10 @@ def add_parser(sub) -> None:
                    help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
                         "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
                         "probes are scored on the whole domain, their own shots included)")
-    p.add_argument("--alphas", type=ALPHA, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0])
+    p.add_argument("--alphas", type=ALPHA, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0],
+                   help="the alpha sweep's grid")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="cpu", type=Device())
+    p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
     p.add_argument("--seed", type=SEED, default=0, help="seed of probes, attacks, openness orders and the bootstrap")
     p.add_argument("--noise-form", choices=NOISE_FORMS, default="shared",
                    help="ZS(NC): one noise context shared by all classes per draw (the authors' form, default) or "
@@ -72,7 +75,7 @@ def add_parser(sub) -> None:
     p.add_argument("--n-boot", type=Count(100), default=N_BOOT, help="bootstrap resamples of the intervals")
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_openworld_arguments(p)
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
 
@@ -216,16 +219,25 @@ BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images 
 
 def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import claim_report
+    from clap.fileio import folder_lock, writable_folder
+
+    out = writable_folder(args.out, outside=args.dataset)
+    claim_report(out, args.task, args.overwrite)
+    with folder_lock(out, "a report"):
+        return _evaluate(args, out)
+
+
+def _evaluate(args: argparse.Namespace, out: Path) -> int:
+    """Load, run the tasks, write and print the report."""
     from clap.evaluation.runner import build_setup
 
-    claim_report(args.out, args.task, args.overwrite)
     setup = build_setup(args.dataset, args.adapter, backbone_options(args), args.cache, args.device,
                         args.ignore_classes, progress=not args.no_progress)
     tasks = CLOSED_SET if args.task == "all" else (args.task,)
     if setup.negation and "ood" not in tasks:
         print(f"note: {', '.join(setup.negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
     results, measures = run_tasks(setup, tasks, args)
-    json_path, md_path, tables = report_run(setup, args, args.task, Path(args.out), results, measures)
+    json_path, md_path, tables = report_run(setup, args, args.task, out, results, measures)
     print(tables)
     skipped = sum(len(f.skipped) for f in setup.raw.values())
     if skipped:

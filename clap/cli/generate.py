@@ -19,24 +19,27 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, type=PATH, help="output folder: <class>/<prompt>/<n>.png + manifest.jsonl")
     p.add_argument("--model", default=DEFAULT_MODEL, type=LIMITS["model"],
                    help="diffusers pipeline: hub id or local folder")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="dpm-solver++")
-    p.add_argument("--steps", type=LIMITS["steps"], default=25)
-    p.add_argument("--guidance", type=LIMITS["guidance"], default=7.5)
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="dpm-solver++", help="diffusion sampler")
+    p.add_argument("--steps", type=LIMITS["steps"], default=25, help="denoising steps per image")
+    p.add_argument("--guidance", type=LIMITS["guidance"], default=7.5, help="classifier-free guidance scale")
     p.add_argument("--size", type=LIMITS["height"], default=512,
                    help="image height and width in pixels (a multiple of 8)")
-    p.add_argument("--negative-prompt", type=LIMITS["negative_prompt"], default=None)
-    p.add_argument("--images-per-prompt", type=LIMITS["images_per_prompt"], default=1)
+    p.add_argument("--negative-prompt", type=LIMITS["negative_prompt"], default=None,
+                   help="what the images should not show")
+    p.add_argument("--images-per-prompt", type=LIMITS["images_per_prompt"], default=1,
+                   help="images generated from each prompt")
     p.add_argument("--prompts-per-class", type=LIMITS["prompts_per_class"], default=None,
                    help="seeded subset of the 480 prompts per class")
-    p.add_argument("--batch-size", type=LIMITS["batch_size"], default=4)
+    p.add_argument("--batch-size", type=LIMITS["batch_size"], default=4, help="images per pipeline call")
     p.add_argument("--suffix", type=LIMITS["suffix"], default=None,
                    help="appended to every prompt (default: ' in a random environment'; '' for none)")
-    p.add_argument("--seed", type=LIMITS["seed"], default=0)
+    p.add_argument("--seed", type=LIMITS["seed"], default=0,
+                   help="seed of every image's noise (same seed, same images)")
     p.add_argument("--device", default="cpu", type=Device(),
                    help="cpu or cuda (under accelerate launch: each rank's device)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--attention-slicing", action="store_true", help="lower memory use (CUDA)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run, on_interrupt="the images written so far are kept; rerun the same command to resume")
 
 

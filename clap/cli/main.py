@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Sequence
@@ -15,11 +16,18 @@ from clap.runtime import keep_freed_memory
 
 SUBCOMMANDS = (info, prompts, generate, world, splits, train, select_alpha, eval, report, convert, demo)
 PASSTHROUGH = ("train",)  # commands whose options another parser reads
-USER_ERRORS = (ClapError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
+USER_ERRORS = (ClapError, OSError)  # bad input, and the machine's answer to a file operation (disk full, ...)
+OS_HINTS = {errno.ENOSPC: "free some space or write elsewhere", errno.EROFS: "write to another folder",
+            errno.EACCES: "check the permissions", errno.EDQUOT: "free some space or write elsewhere"}
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with one-line errors: what is wrong and where to look, not the whole usage."""
+    """argparse with one-line errors: what is wrong and where to look, not the whole usage; --help shows
+    every option's default (the subcommands' parsers are of this class too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -67,12 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         if args.debug:
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"clap: error: {message}", file=sys.stderr)
+        print(f"clap: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"clap: interrupted; {str(e) or args.on_interrupt}", file=sys.stderr)
         return 130
+
+
+def one_line(error: BaseException) -> str:
+    """The error as one line: its own message, or for an OS error what failed, on which file, and what to do."""
+    if isinstance(error, OSError) and not isinstance(error, ClapError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        hint = OS_HINTS.get(error.errno)
+        return f"{error.strerror}{where}" + (f"; {hint}" if hint else "")
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     rsub = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     m = rsub.add_parser("merge", help="merge report JSONs into one table: a row per (report, model)")
     m.add_argument("reports", nargs="+", type=PATH, help="report JSON files (e.g. eval_report/*.json)")
-    m.add_argument("--out", required=True, type=PATH, help="output path without suffix: writes OUT.csv and OUT.md")
+    m.add_argument("--out", required=True, type=PATH,
+                   help="path without suffix: writes OUT.csv and OUT.md (a folder: merged.csv, merged.md in it)")
     m.set_defaults(run=run)
     c = rsub.add_parser("claims", help="the paper's claims against one report (reproduces / does not / cannot tell)")
     c.add_argument("report", type=PATH,
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     columns, rows = merge_reports(args.reports)
     out = Path(args.out)
+    if args.out.endswith(("/", "\\")) or out.is_dir():  # a folder: the table goes inside it
+        out = out / "merged"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out.with_suffix(".csv"), to_csv(columns, rows))
     write_text_atomic(out.with_suffix(".md"), to_markdown(columns, rows))
@@ -41,5 +44,12 @@ def run_claims(args: argparse.Namespace) -> int:
     from clap.evaluation.claims import claims_table
     from clap.evaluation.merge import read_report
 
-    print(claims_table(read_report(Path(args.report)), args.model, args.other), end="")
+    from clap.errors import ClapError
+
+    report = read_report(Path(args.report))
+    table = claims_table(report, args.model, args.other)
+    if table.count("\n") <= 2:
+        raise ClapError(f"{args.report} holds none of the claims' statistics for '{args.model}' (zero-shot, few-shot "
+                        "and attack differences to CLIP); give the report of `clap eval all` or `clap demo`")
+    print(table, end="")
     return 0

@@ -20,8 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--alphas", type=ALPHA, nargs="+", default=list(ALPHA_GRID), help="the grid")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="cpu", type=Device())
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
+    p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(run=run)
 
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from clap.evaluation.alpha import choose_alphas
 
     chosen = choose_alphas(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, ignore_classes=args.ignore_classes)
     for path, selection in chosen.items():
         alpha = selection["alpha"]
         print(f"{path}: alpha {alpha:g} (validation mean zero-shot {100 * selection['scores'][f'{alpha:g}']:.1f}% "

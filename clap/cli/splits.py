@@ -11,8 +11,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("splits", help="write few-shot split index files", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, type=PATH, help="root/domain/class/image folder")
     p.add_argument("--out", required=True, type=PATH, help="folder for <domain>/<k>shot_seed<s>.txt and splits.json")
-    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32])
-    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
+    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32], help="images per class")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], help="one split per seed")
     p.set_defaults(run=run)
 
 

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     r = wsub.add_parser("render", help="render images with their attribute records")
     r.add_argument("--out", required=True, type=PATH, help="output folder (resumable; a different render is refused)")
     r.add_argument("--images-per-class", type=Count(), default=20, help="per class (and per domain for 'domains')")
-    r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--seed", type=SEED, default=0, help="render seed (same seed, same images)")
     r.add_argument("--layout", default="all", choices=("all", "domains", "captions", "image-route"),
                    help="'all' writes each layout into a sub-folder of --out")
     r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")

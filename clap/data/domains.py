@@ -51,19 +51,31 @@ def scan_domain_dataset(root: str | Path) -> DomainDataset:
     class_folders = sorted({c.name for d in domains for c in _subfolders(d)})
     if not class_folders:
         raise ClapError(f"{root} has no class folders; expected root/domain/class/image")
+    files = {(d.name, c): _images(d / c) for d in domains for c in class_folders}
+    empty_domains = [d.name for d in domains if not any(files[d.name, c] for c in class_folders)]
+    empty_classes = [c for c in class_folders if not any(files[d.name, c] for d in domains)]
+    if len(empty_domains) == len(domains):
+        raise ClapError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    for what, names in (("domain", empty_domains), ("class", empty_classes)):
+        if names:
+            logger.warning("skipping %d %s folder(s) without images: %s", len(names), what, ", ".join(names[:5]))
+    domains = [d for d in domains if d.name not in empty_domains]
+    class_folders = [c for c in class_folders if c not in empty_classes]
     classes = [class_name_from_folder(c) for c in class_folders]
     if len(set(classes)) != len(classes):
         raise ClapError(f"{root}: class folders collide after normalisation (underscores, case): {class_folders}")
     dataset = DomainDataset(root, [d.name for d in domains], classes)
     for di, domain in enumerate(domains):
         for ci, cls in enumerate(class_folders):
-            folder = domain / cls
-            if folder.is_dir():
-                files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-                dataset.samples.extend((p, di, ci) for p in files)
-    if not dataset.samples:
-        raise ClapError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            dataset.samples.extend((p, di, ci) for p in files[domain.name, cls])
     return dataset
+
+
+def _images(folder: Path) -> list[Path]:
+    """The image files directly in `folder` (none when it is missing)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def scan_image_folder(root: str | Path, name: str = "images") -> DomainDataset:
@@ -87,7 +99,7 @@ def load_image(path: Path) -> Image.Image | None:
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         logger.warning("skipping unreadable image %s: %s", path, e)
         return None
 

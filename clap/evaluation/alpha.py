@@ -30,7 +30,8 @@ def zero_shot_by_alpha(model, features: dict, classnames: Sequence[str], grid: S
     try:
         for alpha in grid:
             model.alpha = float(alpha)
-            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames, forms=SINGLE_FORMS)[0]["mean"]
+            rows[float(alpha)] = evaluate_zero_shot(model, features, classnames, forms=SINGLE_FORMS,
+                                                   floor=False)[0]["mean"]
     finally:
         model.alpha = original
     return rows
@@ -59,12 +60,12 @@ def record_selection(adapter_dir: str | Path, selection: dict, val: str, n_image
 
 def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
                   backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "cpu",
-                  progress: bool = True) -> dict[str, dict]:
+                  progress: bool = True, ignore_classes: bool = False) -> dict[str, dict]:
     """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
     from clap.evaluation.runner import AdapterSpec, build_setup
 
     specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
-    setup = build_setup(val_root, specs, backbone_options, cache_dir, device, progress=progress)
+    setup = build_setup(val_root, specs, backbone_options, cache_dir, device, ignore_classes, progress=progress)
     if setup.negation:
         names = {s.name: s.path for s in specs}
         raise ClapError(f"{names[next(iter(setup.negation))]} is a CLIPN (negation) adapter: its 'no' head has no "

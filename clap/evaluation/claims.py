@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from clap.errors import ClapError
+
 PAPER_EPS = "8/255"
 
 # (claim, task, metric, claimed sign): differences CLAP - CLIP unless the task names a pair.
@@ -86,7 +88,12 @@ def _class_separation(report: dict, model: str) -> list[str] | None:
 
 
 def claims_table(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> str:
-    rows = list(claim_rows(report, model, other))
+    """The claims as a Markdown table (a header alone when the report holds none of their statistics)."""
+    try:
+        rows = list(claim_rows(report, model, other))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ClapError(f"the report's statistics are malformed ({type(e).__name__}: {e}); rerun the evaluation"
+                        ) from None
     lines = ["| paper's claim | measured as | difference, points [95% interval] | in this run |",
              "| --- | --- | --- | --- |"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"

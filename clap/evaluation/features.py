@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -77,10 +78,9 @@ def domain_features(backbone: Backbone, dataset: DomainDataset, cache_dir: str |
         samples = dataset.domain_samples(domain)
         paths = [p for p, _ in samples]
         cached = Path(cache_dir) / f"{cache_key(backbone, paths)}.safetensors" if cache_dir else None
-        if cached is not None and cached.is_file():
-            tensors = load_file(str(cached))
-            kept = tensors["kept"].tolist()
-            feats = tensors["features"]
+        hit = _read_cache(cached, len(paths)) if cached is not None and cached.is_file() else None
+        if hit is not None:
+            feats, kept = hit
         else:
             feats, kept = encode_paths(backbone, paths, batch_size, f"encoding {domain}", progress)
             if cached is not None:
@@ -91,3 +91,18 @@ def domain_features(backbone: Backbone, dataset: DomainDataset, cache_dir: str |
         labels = torch.tensor([samples[i][1] for i in kept], dtype=torch.long)
         out[domain] = DomainFeatures(feats, labels, [paths[i] for i in kept], skipped)
     return out
+
+
+def _read_cache(path: Path, n_paths: int) -> tuple[torch.Tensor, list[int]] | None:
+    """A cache entry's (features, kept image indices); None, with a warning, when the file is damaged (it is
+    then encoded again and rewritten)."""
+    try:
+        tensors = load_file(str(path))
+        feats, kept = tensors["features"], tensors["kept"].tolist()
+    except (SafetensorError, OSError, KeyError) as e:
+        logger.warning("feature cache %s is unreadable (%s); encoding again", path, str(e).splitlines()[0][:80])
+        return None
+    if feats.dim() != 2 or len(feats) != len(kept) or any(not 0 <= i < n_paths for i in kept):
+        logger.warning("feature cache %s does not match its images; encoding again", path)
+        return None
+    return feats, kept

@@ -8,6 +8,7 @@ protocol), which leaks the shots into the score.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from clap.model import per_model
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
 
+logger = logging.getLogger(__name__)
 DEFAULT_SHOTS = (1, 4, 8, 16, 32)
 SCORINGS = ("held-out", "whole-domain")
 
@@ -95,6 +97,24 @@ def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT
     return rows, records
 
 
+def usable_shots(raw_by_domain: dict, shots: Sequence[int], scoring: str) -> list[int]:
+    """The shot counts every class of every domain can supply (with one image left to score, held-out);
+    the others are skipped with one warning; none usable is an error."""
+    spare = 1 if scoring == "held-out" else 0
+    smallest = {d: int(np.bincount(data.labels.numpy())[np.unique(data.labels.numpy())].min())
+                for d, data in raw_by_domain.items()}
+    domain, fewest = min(smallest.items(), key=lambda item: item[1])
+    usable = [k for k in shots if k + spare <= fewest]
+    if not usable:
+        raise ClapError(f"few-shot: a class of domain '{domain}' has only {fewest} images, too few for any of "
+                        f"--shots {' '.join(map(str, shots))} ({scoring} scoring needs shots + {spare})")
+    if len(usable) < len(shots):
+        skipped = [k for k in shots if k not in usable]
+        logger.warning("few-shot: skipping shots %s: a class of domain '%s' has only %d images (%s scoring needs "
+                       "shots + %d)", ", ".join(map(str, skipped)), domain, fewest, scoring, spare)
+    return usable
+
+
 def few_shot_scoring(protocol: str) -> str:
     """The paper protocol scores probes on the whole domain (shots included); ours on the held-out images."""
     return "whole-domain" if protocol == "paper" else "held-out"
@@ -102,8 +122,10 @@ def few_shot_scoring(protocol: str) -> str:
 
 def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel"
                 ) -> tuple[dict, TaskMeasure]:
-    """Few-shot rows per model and the task's statistics for intervals."""
+    """Few-shot rows per model and the task's statistics for intervals (shot counts a class cannot supply
+    are skipped, said once)."""
     scoring = few_shot_scoring(protocol)
+    shots = usable_shots(setup.raw, shots, scoring)
     results = per_model(setup.models, lambda model: evaluate_few_shot(model, setup.raw, shots, seeds, scoring))
     images = sum(len(data.labels) for data in setup.raw.values())
     return ({name: rows for name, (rows, _) in results.items()},

@@ -37,7 +37,19 @@ def read_report(path: Path) -> dict:
         raise ClapError(f"cannot read report {path}: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict) or "models" not in doc:
         raise ClapError(f"{path} is not a clap evaluation report (no 'results' and 'models')")
+    for key in ("models", "statistics", "backbone", "dataset", "protocol"):
+        if key in doc and not isinstance(doc[key], dict):
+            raise ClapError(f"{path} is not a clap evaluation report: '{key}' is {type(doc[key]).__name__}, "
+                            "not an object")
+    for key, part in doc.get("statistics", {}).items():
+        if key in ("seeds", "differences", "pairs") and not (isinstance(part, dict) and _nested_dicts(part)):
+            raise ClapError(f"{path} is not a clap evaluation report: 'statistics.{key}' is malformed")
     return doc
+
+
+def _nested_dicts(part: dict) -> bool:
+    """Statistics are {task or pair: {model or task: {...}}}: objects two levels down."""
+    return all(isinstance(v, dict) and all(isinstance(w, dict) for w in v.values()) for v in part.values())
 
 
 def report_rows(path: Path) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +16,7 @@ from clap.fileio import write_text_atomic
 
 VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
 
-ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "delta", "Delta_NC")
+ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "delta", "Delta_NC")
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
 OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
@@ -48,7 +49,7 @@ def zeroshot_table(results: dict) -> str:
             row = per_domain[domain]
             rows.append([domain, model] + [_pct(row[c]) if c in row else "-" for c in ZS_COLUMNS])
     header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "NC sd over draws", "ens. mean", "ens. max",
-              "R", "δ", "Δ(NC)"]
+              "R", "R's noise floor", "δ", "Δ(NC)"]
     return _table(header, rows)
 
 
@@ -162,8 +163,9 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
         parts.append("Note: the held-out OOD classes were named in these adapters' training prompts: "
                      + "; ".join(f"{m}: {', '.join(c)}" for m, c in named.items()) + "\n")
     if any(statistics.get("differences", {}).values()):
+        attacks = f"; attacks at eps {SHOWN_EPS}" if "adversarial" in statistics["differences"] else ""
         parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images within each domain "
-                     f"(within each class for openness), paired; noise draws for ZS(NC); attacks at eps {SHOWN_EPS})"
+                     f"(within each class for openness), paired; noise draws for ZS(NC){attacks})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}
@@ -221,10 +223,21 @@ def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict
            **run, "versions": versions(), **setup_info, "results": results, "statistics": statistics or {}}
     json_path, md_path = report_paths(out_dir, task)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json_path, json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(json_path, json.dumps(finite(doc), indent=2, allow_nan=False) + "\n")
     body = markdown(results, statistics)
     write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{protocol_line(run)}\n\n{body}")
     return json_path, md_path
+
+
+def finite(value):
+    """The tree with NaN and infinities as null: strict JSON, which every JSON reader accepts."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def protocol_line(run: dict) -> str:

@@ -8,7 +8,8 @@ measure the number the table prints (`../shared/STATISTICS.md`).
   `clap.evaluation.resample.Sample` (per-domain values, then the unweighted mean over domains). On every
   bootstrap resample (images within each domain and class, the same for every model; noise draws)
   each member's statistic is recomputed, a seed group averages the values of seeds drawn with
-  replacement (two-level bootstrap), and the difference to the baseline is taken. The point estimate is
+  replacement (two-level bootstrap, with the seed level's small-sample correction of `seed_level`),
+  and the difference to the baseline is taken. The point estimate is
   the difference of the printed values; the 95% interval is the percentile interval of the resampled
   differences, and the direction or verdict is read from the interval alone.
 """
@@ -88,15 +89,20 @@ def measured(statistic: Statistic, resamples: Resamples) -> dict[str, Draws]:
 
 
 def seed_level(name: str, members: list[dict[str, Draws]], resamples: Resamples) -> dict[str, Draws]:
-    """A seed group's statistics: the mean over its seeds, on each resample over seeds drawn with replacement."""
-    if len(members) == 1:
+    """A seed group's statistics: the mean over its k seeds; on each resample, over seeds drawn with
+    replacement. A bootstrap of k values carries (k-1)/k of their variance (2/3 for 3 seeds), so each
+    draw's deviation from the mean of all seeds on that resample is scaled by sqrt(k / (k-1))."""
+    k = len(members)
+    if k == 1:
         return members[0]
-    picks = resamples.picks(f"seeds:{name}", len(members))  # [B, k]
+    picks = resamples.picks(f"seeds:{name}", k)  # [B, k]
     rows = np.arange(resamples.rows)[:, None]
     out = {}
     for key in members[0]:
         stacked = np.stack([m[key].draws for m in members])  # [k, B]
-        out[key] = Draws(float(np.mean([m[key].point for m in members])), stacked[picks, rows].mean(axis=1))
+        everyone, drawn = stacked.mean(axis=0), stacked[picks, rows].mean(axis=1)
+        out[key] = Draws(float(np.mean([m[key].point for m in members])),
+                         everyone + np.sqrt(k / (k - 1)) * (drawn - everyone))
     return out
 
 

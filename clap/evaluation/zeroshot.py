@@ -6,8 +6,10 @@ ZS(C) "[class]", ZS(PC) "a photo of a [class]", ZS(CP) "a [class] in a photo", Z
 accuracy over `NOISE_DRAWS` contexts (the same seeded draws for every model), and its spread over
 draws is reported beside it. "per-class" draws each class its own noise (a different, harsher test).
 R and delta are the range and standard deviation of the C, PC and CP accuracies; Delta(NC) is the
-drop from C to NC. Every row is computed by `domain_statistics`, which the intervals recompute on
-each bootstrap resample.
+drop from C to NC; R_null is R's noise floor (`range_null`: the R of forms that were interchangeable
+on these images), beside R because a range of noisy accuracies reads above 0 even when the forms
+agree. Every row is computed by `domain_statistics`, which the intervals recompute on each bootstrap
+resample.
 Two prompt ensembles over `ENSEMBLE_TEMPLATES` stand beside them: ENS, the mean of the templates'
 normalised features (CLIP's ImageNet-templates practice), and MAX, the max-logit ensemble (each class
 scored by its best template, as in VL4AD). With REPE every class feature is enhanced first.
@@ -37,6 +39,7 @@ ENSEMBLES = ("ENS", "MAX")
 SINGLE_FORMS = (*PROMPT_FORMS, "NC")
 ALL_FORMS = (*SINGLE_FORMS, *ENSEMBLES)
 NOISE_SEED = 0
+NULL_DRAWS, NULL_SEED = 500, 0
 
 
 @torch.no_grad()
@@ -131,6 +134,14 @@ def robustness(accs: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | fl
     return out if values.ndim > 1 else {k: float(v) for k, v in out.items()}
 
 
+def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED) -> float:
+    """The R that interchangeable prompt forms would show on these images: `hits` [N, forms] (each
+    image right or wrong under each form) shuffled within each image (the paired null), R averaged
+    over draws. R is a range of noisy accuracies, so it reads above 0 even without any prompt effect."""
+    rng = np.random.default_rng(seed)
+    return float(np.mean([np.ptp(rng.permuted(hits, axis=1).mean(axis=0)) for _ in range(draws)]))
+
+
 def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
                       ) -> dict[str, np.ndarray]:
     """A domain's accuracy per form and R, delta, Delta(NC) on a sample of its images (and of the noise
@@ -152,9 +163,11 @@ def zero_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarra
 
 
 def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
-                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared") -> tuple[dict, dict]:
-    """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics}, the records
-    {domain: (labels, per-image hits per form)} that `zero_shot_statistic` turns into the mean row)."""
+                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True
+                       ) -> tuple[dict, dict]:
+    """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics (and R's noise
+    floor, with `floor`)}, the records {domain: (labels, per-image hits per form)} that `zero_shot_statistic`
+    turns into the mean row)."""
     weights = classifiers(model, classnames, forms, repe, noise_form)
     rows, records = {}, {}
     for domain, data in raw_by_domain.items():
@@ -162,9 +175,13 @@ def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], re
         hits = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
         records[domain] = (data.labels.numpy(), hits)
         rows[domain] = as_row(domain_statistics(hits, records[domain][0], f"images:{domain}", OBSERVED))
+        if floor and set(PROMPT_FORMS) <= set(hits):
+            rows[domain]["R_null"] = range_null(np.stack([hits[f] for f in PROMPT_FORMS], axis=1).astype(float))
         if "NC" in hits:
             rows[domain]["NC_draw_std"] = float(np.std(hits["NC"].mean(axis=1), ddof=1))
     rows["mean"] = as_row(zero_shot_statistic(records)(OBSERVED))
+    if floor and set(PROMPT_FORMS) <= set(forms):
+        rows["mean"]["R_null"] = float(np.mean([rows[d]["R_null"] for d in raw_by_domain]))
     if "NC" in forms:
         rows["mean"]["NC_draw_std"] = float(np.std(np.mean([h["NC"].mean(axis=1) for _, h in records.values()],
                                                            axis=0), ddof=1))

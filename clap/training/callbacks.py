@@ -48,6 +48,8 @@ class AdapterExport(L.Callback):
         if not isinstance(exception, KeyboardInterrupt):
             return
         checkpoint = interrupted_checkpoint(trainer)
+        if trainer.global_step == 0:  # still setting up: nothing to resume (the adapter may not exist yet)
+            return
         trainer.save_checkpoint(checkpoint, weights_only=False)  # full state: loops, optimiser, callbacks
         if trainer.is_global_zero:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -20,8 +23,9 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from clap.errors import ClapError
+from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 from clap.options import PATH
-from clap.training.callbacks import AdapterExport, interrupted_checkpoint
+from clap.training.callbacks import SUMMARY_FILE, AdapterExport, interrupted_checkpoint
 from clap.training.image_data import ImageDataModule  # noqa: F401  (registers the class for --data)
 from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, CLIPNModule, ImAugModule  # noqa: F401
 from clap.training.text_data import PromptDataModule  # noqa: F401
@@ -42,6 +46,7 @@ class ClapTrainCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--out", default="adapter", help="folder for the trained adapter and its summary")
+        parser.add_argument("--overwrite", action="store_true", help="replace an adapter already in --out")
         parser.add_argument("--ckpt_path", default=None, help="Lightning checkpoint to resume from")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults({"early_stopping.monitor": WINDOW_METRIC, "early_stopping.patience": 5,
@@ -56,6 +61,7 @@ class ClapTrainCLI(LightningCLI):
 
 
 HINT = "(see `clap train --help`)"
+MAX_STEPS = 10**9
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "Expected a <class 'NoneType'>", "Given value",
          "Problem with given class_path")
 
@@ -93,33 +99,86 @@ def build_cli(args: Sequence[str] | None) -> ClapTrainCLI:
                            args=list(args) if args is not None else None, save_config_callback=None)
     except ArgumentError as e:
         raise ClapError(f"{parse_error_line(str(e))} {HINT}") from None
+    except UnicodeDecodeError as e:
+        raise ClapError(f"a --config file is not UTF-8 YAML text ({e.reason} at byte {e.start}) {HINT}") from None
     except (ValueError, TypeError, MisconfigurationException) as e:
         cause = _user_error(e)
         if cause is None and not isinstance(e, MisconfigurationException):
             raise
         raise ClapError(f"{str(cause or e).strip().splitlines()[0]} {HINT}") from None
     PATH.check("--out", cli.config["out"])
+    steps = cli.config["trainer"]["max_steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ClapError(f"--trainer.max_steps must be an integer in [1, {MAX_STEPS}] (a run ends after that many "
+                        f"steps at most), got {steps!r} {HINT}")
     ckpt = cli.config["ckpt_path"]
-    if ckpt is not None and not Path(ckpt).is_file():
-        raise ClapError(f"--ckpt_path {ckpt!r}: no such checkpoint file; give a .ckpt of the run's "
-                        "checkpoints/ folder")
+    if ckpt is not None:
+        check_checkpoint(ckpt, cli.model)
     return cli
+
+
+def check_checkpoint(path: str, model: AdapterModule) -> None:
+    """A checkpoint to resume must be a Lightning checkpoint (read as tensors only) of this route's module."""
+    import pickle
+
+    import torch
+
+    where = "give a .ckpt of the run's checkpoints/ folder"
+    if not Path(path).is_file():
+        raise ClapError(f"--ckpt_path {path!r}: no such checkpoint file; {where}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        if isinstance(e, pickle.UnpicklingError):
+            detail = "not a torch pickle, or one holding Python objects, which are not loaded for safety"
+        else:
+            detail = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        raise ClapError(f"--ckpt_path {path}: not a Lightning checkpoint of clap train ({detail}); {where}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ClapError(f"--ckpt_path {path}: holds no Lightning state_dict; {where}")
+    saved = (state.get("hyper_parameters") or {}).get("_class_path")
+    current = f"{type(model).__module__}.{type(model).__qualname__}"
+    if isinstance(saved, str) and saved != current:
+        raise ClapError(f"--ckpt_path {path} was saved by {saved.rsplit('.', 1)[-1]}, not {type(model).__name__}; "
+                        f"resume it with --model {saved.rsplit('.', 1)[-1]} (and its --data)")
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """Parse, train, and export the adapter."""
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    warnings.filterwarnings("ignore", message=".*`tensorboardX` has been removed")  # CSV logs are what we want
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")  # lightning vs torch 2.14
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in the summary
     cli = build_cli(args)
+    out = cli.config["out"]
+    first_rank = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if first_rank:  # other DDP ranks start after it has checked and locked --out
+        writable_folder(out)
+        refuse_existing_adapter(out, cli.config["overwrite"])
     resolved = cli.parser.dump(cli.config, skip_none=False)
-    cli.trainer.callbacks.append(AdapterExport(cli.config["out"], resolved, cli.config["seed_everything"]))
+    cli.trainer.callbacks.append(AdapterExport(out, resolved, cli.config["seed_everything"]))
+    with folder_lock(out, "an adapter") if first_rank else contextlib.nullcontext():
+        return _fit(cli)
+
+
+def _fit(cli: ClapTrainCLI) -> int:
+    """Train (Lightning's progress and messages on stderr, as every clap command shows its progress), then say
+    where the adapter is; Ctrl-C ends with the command that resumes the run."""
     try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+        with contextlib.redirect_stdout(sys.stderr):
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     except SystemExit:  # Lightning's answer to Ctrl-C, after its callbacks' on_exception
         if not cli.trainer.interrupted:
             raise
         checkpoint = interrupted_checkpoint(cli.trainer)
+        if cli.trainer.global_step == 0 or not checkpoint.is_file():
+            raise KeyboardInterrupt("stopped before the first training step, nothing to resume; rerun the same "
+                                    "command") from None
         raise KeyboardInterrupt(f"stopped at step {cli.trainer.global_step}, no adapter exported; resume with "
                                 f"the same command and --ckpt_path {checkpoint}") from None
+    if cli.trainer.is_global_zero:
+        print(f"adapter: {cli.config['out']} ({cli.trainer.global_step} steps; summary in "
+              f"{Path(cli.config['out']) / SUMMARY_FILE})")
     return 0

@@ -52,6 +52,12 @@ def scan_image_route(root: str | Path) -> tuple[list[Path], list[int], list[str]
     if not root.is_dir():
         raise ClapError(f"image folder {root} does not exist; expected root/<class>/<prompt>/<image>")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    inner = [{q.name for q in d.iterdir() if q.is_dir()} for d in class_dirs]
+    if len(class_dirs) > 1 and len(inner[0]) > 1 and all(names == inner[0] for names in inner):
+        raise ClapError(f"{root} looks like root/domain/class/image (each of {[d.name for d in class_dirs][:4]} holds "
+                        f"the same folders {sorted(inner[0])[:4]}); the image route reads "
+                        "root/<class>/<prompt>/<image> "
+                        "(as `clap generate` writes it): give those images, not an evaluation dataset")
     paths, labels = [], []
     for c, folder in enumerate(class_dirs):
         files = sorted(p for p in folder.rglob("*")

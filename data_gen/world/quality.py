@@ -12,11 +12,10 @@ import torch
 from clap.data_gen.world.render import WorldSpec, render_arrays
 from clap.evaluation.disentangle import text_recognition
 from clap.evaluation.probe import probe_accuracy
-from clap.evaluation.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, correct, encode_images, robustness,
-                                      zero_shot_accuracies)
+from clap.evaluation.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, correct, encode_images, range_null,
+                                      robustness, zero_shot_accuracies)
 
 FACTORS = ("class_name", "colour", "size", "image_type", "art_style")
-NULL_DRAWS, NULL_SEED = 500, 0
 # The world's targets were fixed with each class's own noise; under the authors' shared context the raw
 # tiny CLIP's ZS(NC) is not below ZS(C) (README), so the noise target keeps the form it was set in.
 NOISE_FORM = "per-class"
@@ -33,14 +32,6 @@ def world_features(model, spec: WorldSpec, seed: int, n: int, **fixed: str):
     images, records = render_arrays(spec, seed, n, **fixed)
     with torch.no_grad():
         return encode_images(model, to_pixels(images)), records
-
-
-def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED) -> float:
-    """The R that interchangeable prompt forms would show on these images: `hits` [N, forms] (each
-    image right or wrong under each form) shuffled within each image (the paired null), R averaged
-    over draws. R is a range of noisy accuracies, so it reads above 0 even without any prompt effect."""
-    rng = np.random.default_rng(seed)
-    return float(np.mean([np.ptp(rng.permuted(hits, axis=1).mean(axis=0)) for _ in range(draws)]))
 
 
 def prompt_hits(model, feats: torch.Tensor, labels: torch.Tensor, classnames) -> np.ndarray:
