@@ -281,3 +281,10 @@ def test_a_read_only_folder(world, tmp_path):
         one_line_error(clap("eval", "zeroshot", "--dataset", world, "--out", ro / "r", "--no-progress"), "Read-only")
         one_line_error(clap("train", "--out", ro / "a", "--trainer.max_steps", "2", "--data.classes", "world"),
                        "Read-only")
+
+
+def test_an_existing_report_is_kept_without_overwrite(world, report):
+    before = report.read_bytes()
+    one_line_error(clap("eval", "fewshot", "--dataset", world, "--out", report.parent, "--no-progress"),
+                   "exists from an earlier run", "--overwrite")
+    assert report.read_bytes() == before
