@@ -2,5 +2,8 @@
 
 NOISE_FORMS = ("shared", "per-class")  # ZS(NC): one context for all classes per draw (the authors'), or per class
 NOISE_DRAWS = 32  # ZS(NC) is averaged over this many seeded noise draws, the same for every model
-NOISE_TOKENS, NOISE_STD = 4, 0.02  # ZS(NC)'s noise: token embeddings N(0, std^2) after the start token
+NOISE_TOKENS, NOISE_STD = 4, 0.02  # the method's IGN and ZS(NC)'s noise: token embeddings N(0, std^2)
 N_BOOT = 2000  # bootstrap resamples of every interval
+EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)  # attack budgets in pixel units; 8/255 is the paper's
+ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)  # where select-alpha chooses
+ALPHA_SWEEP = (0.0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0)  # `clap eval alpha`'s curve (0.056: the paper's)

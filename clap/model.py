@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from clap.adapter.disentangler import Disentangler
 from clap.backbones.base import Backbone, BackboneIdentity, NoisePosition
+from clap.defaults import NOISE_STD, NOISE_TOKENS
 from clap.errors import ClapError
 
 logger = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ class CLAPModel(nn.Module):
         """Adapted text features from strings or token ids."""
         return self.adapt(self.backbone.encode_text(texts), normalize)
 
-    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = 4, std: float = 0.02,
-                               position: NoisePosition = "random", generator: torch.Generator | None = None,
-                               normalize: bool = False) -> torch.Tensor:
+    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = NOISE_TOKENS,
+                               std: float = NOISE_STD, position: NoisePosition = "random",
+                               generator: torch.Generator | None = None, normalize: bool = False) -> torch.Tensor:
         """Adapted features of texts with Gaussian token embeddings inserted (the method's IGN / ZS(NC))."""
         raw = self.backbone.encode_text_with_noise(texts, n_tokens, std, position, generator)
         return self.adapt(raw, normalize)

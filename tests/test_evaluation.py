@@ -471,3 +471,24 @@ def test_every_task_has_a_protocol():
     from clap.cli.eval import CLOSED_SET, TASK_RUNNERS, TASKS
 
     assert set(TASK_RUNNERS) == set(TASKS) - {"all"} and set(CLOSED_SET) <= set(TASK_RUNNERS)
+
+
+def test_user_templates_replace_the_pc_prompt_and_are_recorded(world_root, tmp_path, capsys):
+    """CLIP_benchmark's "a photo of a {c}." (with the period the tiny CLIP's captions never had) changes ZS(PC)
+    and only it, and the report says which templates were used; a file of templates works the same way."""
+    def run(out: str, *extra: str) -> dict:
+        assert main(["eval", "zeroshot", "--dataset", str(world_root), "--out", str(tmp_path / out), "--no-progress",
+                     "--n-boot", "100", *extra]) == 0
+        return json.loads((tmp_path / out / "zeroshot.json").read_text())["results"]
+
+    plain, dotted = run("plain"), run("dotted", "--templates", "a photo of a {c}.")
+    (tmp_path / "t.txt").write_text("a photo of a {c}.\n\n")
+    from_file = run("file", "--templates", str(tmp_path / "t.txt"))
+    before, after = plain["zeroshot"]["CLIP"]["mean"], dotted["zeroshot"]["CLIP"]["mean"]
+    assert after["PC"] != before["PC"] and after["C"] == before["C"] and after["CP"] == before["CP"]
+    assert dotted["prompt_templates"]["PC"] == ["a photo of a {c}."] == from_file["prompt_templates"]["PC"]
+    assert plain["prompt_templates"]["PC"] == ["a photo of a {}"]
+    assert from_file["zeroshot"]["CLIP"]["mean"]["PC"] == after["PC"]
+    assert main(["eval", "zeroshot", "--dataset", str(world_root), "--out", str(tmp_path / "bad"),
+                 "--templates", "a photo"]) == 2
+    assert "'{}' or '{c}'" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from torch import nn
 
 from clap.backbones.prefix_tree import CausalStack, encode_shared
 from clap.batching import encode_in_batches
+from clap.defaults import NOISE_STD, NOISE_TOKENS
 
 NoisePosition = Literal["front", "middle", "end", "random"]
 NOISE_POSITIONS = ("front", "middle", "end")
@@ -189,8 +190,8 @@ class Backbone(nn.Module, abc.ABC):
         with self._autocast():
             return self._encode_tokens_full(self._as_tokens(texts)).float()
 
-    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = 4, std: float = 0.02,
-                               position: NoisePosition = "random",
+    def encode_text_with_noise(self, texts: Sequence[str] | torch.Tensor, n_tokens: int = NOISE_TOKENS,
+                               std: float = NOISE_STD, position: NoisePosition = "random",
                                generator: torch.Generator | None = None) -> torch.Tensor:
         """Text features with `n_tokens` N(0, std^2) embeddings inserted before the transformer (IGN)."""
         with self._autocast():

@@ -13,8 +13,8 @@ from typing import Any
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 from clap.cli.openworld_args import add_openworld_arguments
 from clap.errors import ClapError
-from clap.defaults import N_BOOT, NOISE_FORMS
-from clap.options import ALPHA, PATH, SEED, Count, Device, Kind
+from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS
+from clap.options import ALPHA, NAME, PATH, SEED, Count, Device, Kind
 
 class Epsilon(Kind):
     """An attack budget in pixel units: 8/255 or 0.031, in (0, 1]."""
@@ -58,13 +58,13 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2],
                    help="few-shot probes: one draw of shots per seed")
     p.add_argument("--attack-images", type=Count(0), default=100, help="images per domain attacked (0 = all)")
-    p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 2 / 255, 4 / 255, 8 / 255],
+    p.add_argument("--eps", nargs="+", type=EPSILON, default=list(EPS_SWEEP),
                    help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
     p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
                    help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
                         "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
                         "probes are scored on the whole domain, their own shots included)")
-    p.add_argument("--alphas", type=ALPHA, nargs="+", default=[0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0],
+    p.add_argument("--alphas", type=ALPHA, nargs="+", default=list(ALPHA_SWEEP),
                    help="the alpha sweep's grid")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
     p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
@@ -73,6 +73,10 @@ def add_parser(sub) -> None:
                    help="ZS(NC): one noise context shared by all classes per draw (the authors' form, default) or "
                         "noise of each class's own (harsher)")
     p.add_argument("--n-boot", type=Count(100), default=N_BOOT, help="bootstrap resamples of the intervals")
+    p.add_argument("--templates", nargs="+", type=NAME, default=None, metavar="TEMPLATE",
+                   help="replace the PC prompt 'a photo of a {}' (zeroshot, ood, openness) by these templates "
+                        "(several: the mean of their features), inline or one file with a template a line; '{}' or "
+                        "'{c}' is the class name, e.g. \"a photo of a {c}.\" as CLIP_benchmark writes it")
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -97,11 +101,20 @@ def run_tasks(setup, tasks, args) -> tuple[dict, dict]:
 def _zeroshot(setup, args: argparse.Namespace, repe: dict | None) -> tuple[dict, dict]:
     from clap.evaluation.zeroshot import run_zeroshot
 
-    rows, measure = run_zeroshot(setup, noise_form=args.noise_form)
-    results = {"zeroshot": rows, "zeroshot_noise": {"form": args.noise_form, **noise_info()}}
+    rows, measure = run_zeroshot(setup, noise_form=args.noise_form, pc_templates=args.templates)
+    results = {"zeroshot": rows, "zeroshot_noise": {"form": args.noise_form, **noise_info()},
+               "prompt_templates": prompt_templates(args)}
     if repe is not None:
-        results["zeroshot_repe"] = run_zeroshot(setup, repe, args.noise_form)[0]
+        results["zeroshot_repe"] = run_zeroshot(setup, repe, args.noise_form, args.templates)[0]
     return results, {"zeroshot": measure}
+
+
+def prompt_templates(args: argparse.Namespace) -> dict:
+    """The templates every prompt form used (PC's replaced by --templates when given)."""
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
+
+    return {**{f: [t] for f, t in PROMPT_FORMS.items()}, **({"PC": args.templates} if args.templates else {}),
+            "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
 
 
 def noise_info() -> dict:
@@ -166,13 +179,14 @@ def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> tuple[di
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
 
     id_sets, oods, id_classes = ood_sets(setup, args)
-    options = OODOptions(merge_groups(args, id_classes), args.mcm_temperature)
+    options = OODOptions(merge_groups(args, id_classes), args.mcm_temperature,
+                         tuple(args.templates) if args.templates else None)
     results, measure, scores = run_ood(setup, id_sets, oods, id_classes, options, repe)
     results["ood_plot"] = str(plot_ood(scores, Path(args.out) / "ood_scores.png"))
     held_out = args.ood or [c for c in setup.dataset.classes if c not in id_classes]
     results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
                             "named_in_training": named_in_training(setup, held_out),
-                            "templates": {"MCM/MaxLogit/Energy": PROMPT_FORMS["PC"],
+                            "templates": {"MCM/MaxLogit/Energy": args.templates or [PROMPT_FORMS["PC"]],
                                           "MaxLogitEnsemble and CLIPN (summed)": list(ENSEMBLE_TEMPLATES)}}
     return results, {"ood": measure}
 
@@ -181,9 +195,11 @@ def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> tup
     from clap.cli.openworld_args import openness_groups
     from clap.evaluation.openness import run_openness
     from clap.evaluation.plots import plot_openness
+    from clap.evaluation.zeroshot import PROMPT_FORMS
 
     groups = openness_groups(setup, args)
-    results, measure = run_openness(setup, groups, args.orders, args.seed, repe)
+    results, measure = run_openness(setup, groups, args.orders, args.seed, repe, args.templates)
+    results["openness_templates"] = args.templates or [PROMPT_FORMS["PC"]]
     results["openness_plot"] = str(plot_openness(results["openness"], Path(args.out) / "openness_curves.png"))
     results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
     return results, {"openness": measure}
@@ -221,6 +237,10 @@ def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import claim_report
     from clap.fileio import folder_lock, writable_folder
 
+    if args.templates:
+        from clap.evaluation.zeroshot import read_templates
+
+        args.templates = read_templates(args.templates)
     out = writable_folder(args.out, outside=args.dataset)
     claim_report(out, args.task, args.overwrite)
     with folder_lock(out, "a report"):

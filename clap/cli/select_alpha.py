@@ -9,7 +9,8 @@ from clap.options import ALPHA, PATH, Device
 
 
 def add_parser(sub) -> None:
-    from clap.evaluation.alpha import ALPHA_GRID, RULE
+    from clap.defaults import ALPHA_GRID
+    from clap.evaluation.alpha import RULE
 
     p = sub.add_parser("select-alpha", help="choose adapters' inference alpha on validation data (no test labels)",
                        description=f"{__doc__.splitlines()[0]} Rule: {RULE}.")

@@ -19,7 +19,6 @@ from torch import nn
 from torch.nn import functional as F
 
 EPS = 8 / 255
-EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 STEPS = 20
 ATTACKS = ("FGSM", "PGD-20", "CW-20")
 PROTOCOLS = ("pixel", "paper")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from clap.defaults import ALPHA_GRID
 from clap.errors import ClapError
 from clap.evaluation.plots import plot_alpha
 from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
@@ -20,7 +21,6 @@ from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_s
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
 
-ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 1.0)
 RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
 
 

@@ -13,8 +13,9 @@ import torch
 from clap.data.domains import load_image
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
-from clap.evaluation.adversarial import (ATTACKS, EPS_SWEEP, LOGIT_SCALE, AttackTarget, eps_label, linear_head,
-                                         robust_correct, subset, zero_shot_head)
+from clap.defaults import EPS_SWEEP
+from clap.evaluation.adversarial import (ATTACKS, LOGIT_SCALE, AttackTarget, eps_label, linear_head, robust_correct,
+                                         subset, zero_shot_head)
 from clap.evaluation.fewshot import few_shot_scoring, scored_positions
 from clap.evaluation.probe import fit_probe
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean, weighted_mean

@@ -32,17 +32,18 @@ SHARED = "shared"  # the stratum of one OOD set scored against every domain
 
 @dataclass(frozen=True)
 class OODOptions:
-    """Merging groups (class names) for the ensemble score and MCM's temperature T'."""
+    """Merging groups (class names) for the ensemble score, MCM's temperature T' and the user's templates."""
 
     groups: tuple[tuple[str, ...], ...] | None = None
     mcm_temperature: float = ood_scores.MCM_TEMPERATURE
+    pc_templates: tuple[str, ...] | None = None  # replace "a photo of a {}" for MCM, MaxLogit and Energy
 
 
 class Scorer:
     """One model's OOD scores: its class features computed once, then any image features scored."""
 
     def __init__(self, model, classnames: Sequence[str], options: OODOptions = OODOptions(), repe=None) -> None:
-        weights = classifiers(model, classnames, ("PC", "MAX"), repe)
+        weights = classifiers(model, classnames, ("PC", "MAX"), repe, pc_templates=options.pc_templates)
         self.model, self.options, self.class_weights = model, options, weights["PC"]
         owner, self.n_merged = ood_scores.merged_owner(classnames, options.groups)
         self.prompts = weights["MAX"].permute(2, 0, 1).reshape(-1, weights["MAX"].shape[1])  # [C * T, D]

@@ -154,7 +154,7 @@ def openness_statistic(protocols: dict[str, Protocol], shares: dict[str, tuple[n
 
 
 def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
-                 repe: dict | None = None) -> tuple[dict, TaskMeasure]:
+                 repe: dict | None = None, pc_templates: Sequence[str] | None = None) -> tuple[dict, TaskMeasure]:
     """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
     [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}; and the
     plain run's statistics for intervals."""
@@ -170,7 +170,7 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
         if repe is not None:
             runs["openness_repe"] = repe[name]
         for task, enhancer in runs.items():
-            weights = classifiers(model, classes, ("PC",), enhancer)["PC"]
+            weights = classifiers(model, classes, ("PC",), enhancer, pc_templates=pc_templates)["PC"]
             shares = {d: (data.labels.numpy(), protocols[d].contributions(class_scores(feats[d], weights).cpu(),
                                                                           data.labels))
                       for d, data in setup.raw.items()}

@@ -94,11 +94,13 @@ def noise_classifiers(model, classnames: Sequence[str], draws: int = NOISE_DRAWS
 
 
 def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FORMS, repe=None,
-                noise_form: str = "shared") -> dict[str, torch.Tensor]:
+                noise_form: str = "shared", pc_templates: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """Zero-shot class weights of each prompt form: [D, C]; [T, D, C] for the max-logit ensemble (MAX), whose
-    classes take their best template, and for NC, one [D, C] per noise draw; with `repe` (a
-    `clap.evaluation.repe.Repe`) each class feature is REPE-enhanced."""
-    out = {f: model.zero_shot_classifier(classnames, [PROMPT_FORMS[f]]) for f in forms if f in PROMPT_FORMS}
+    classes take their best template, and for NC, one [D, C] per noise draw; `pc_templates` replace PC's
+    "a photo of a {}" (several: the mean of their features); with `repe` (a `clap.evaluation.repe.Repe`)
+    each class feature is REPE-enhanced."""
+    templates = {f: [t] for f, t in PROMPT_FORMS.items()} | ({"PC": list(pc_templates)} if pc_templates else {})
+    out = {f: model.zero_shot_classifier(classnames, templates[f]) for f in forms if f in PROMPT_FORMS}
     if "NC" in forms:
         out["NC"] = noise_classifiers(model, classnames, form=noise_form)
     if set(ENSEMBLES) & set(forms):
@@ -134,6 +136,24 @@ def robustness(accs: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | fl
     return out if values.ndim > 1 else {k: float(v) for k, v in out.items()}
 
 
+def read_templates(values: Sequence[str]) -> list[str]:
+    """Prompt templates given inline or as one file (one per line); each must hold '{}' or '{c}'."""
+    from pathlib import Path
+
+    from clap.errors import ClapError
+
+    if len(values) == 1 and Path(values[0]).is_file():
+        try:
+            values = [line.strip() for line in Path(values[0]).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise ClapError(f"--templates: cannot read {values[0]}: {e}") from None
+    bad = [t for t in values if "{}" not in t and "{c}" not in t]
+    if not values or bad:
+        raise ClapError(f"--templates: each template needs '{{}}' or '{{c}}' where the class name goes, got "
+                        f"{(bad or ['nothing'])[0]!r}")
+    return list(values)
+
+
 def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED) -> float:
     """The R that interchangeable prompt forms would show on these images: `hits` [N, forms] (each
     image right or wrong under each form) shuffled within each image (the paired null), R averaged
@@ -163,12 +183,12 @@ def zero_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarra
 
 
 def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
-                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True
-                       ) -> tuple[dict, dict]:
+                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True,
+                       pc_templates: Sequence[str] | None = None) -> tuple[dict, dict]:
     """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics (and R's noise
     floor, with `floor`)}, the records {domain: (labels, per-image hits per form)} that `zero_shot_statistic`
     turns into the mean row)."""
-    weights = classifiers(model, classnames, forms, repe, noise_form)
+    weights = classifiers(model, classnames, forms, repe, noise_form, pc_templates)
     rows, records = {}, {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
@@ -188,13 +208,15 @@ def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], re
     return rows, records
 
 
-def run_zeroshot(setup: EvalSetup, repe: dict | None = None, noise_form: str = "shared") -> tuple[dict, TaskMeasure]:
+def run_zeroshot(setup: EvalSetup, repe: dict | None = None, noise_form: str = "shared",
+                 pc_templates: Sequence[str] | None = None) -> tuple[dict, TaskMeasure]:
     """Zero-shot rows per model and the task's statistics for intervals (with `repe`, {model: `Repe`}, the
-    class features are REPE-enhanced)."""
+    class features are REPE-enhanced; `pc_templates` replace PC's template)."""
     out, statistics = {}, {}
     for name, m in setup.models.items():
         enhancer = repe[name] if repe is not None else None
-        out[name], records = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, enhancer, noise_form=noise_form)
+        out[name], records = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, enhancer, noise_form=noise_form,
+                                                pc_templates=pc_templates)
         statistics[name] = zero_shot_statistic(records)
     images = sum(len(data.labels) for data in setup.raw.values())
     return out, TaskMeasure(statistics, images, {"noise_draws": NOISE_DRAWS})

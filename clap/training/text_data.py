@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from clap.backbones.base import Backbone
+from clap.defaults import NOISE_STD, NOISE_TOKENS
 from clap.options import NON_NEGATIVE, PATH, PROBABILITY, Count, check_options
 from clap.fileio import save_tensors_atomic
 from clap.prompts.augment import AugmentationConfig, PromptRegistry
@@ -55,8 +56,8 @@ class FeatureCache:
 class NoiseConfig:
     """The method's IGN: `n_tokens` N(0, std^2) token embeddings at a random position (0 = off)."""
 
-    n_tokens: int = 4
-    std: float = 0.02
+    n_tokens: int = NOISE_TOKENS
+    std: float = NOISE_STD
 
 
 class PromptBank:
@@ -160,8 +161,8 @@ class PromptDataModule(FrozenFeatureDataModule):
 
     def __init__(self, classes: str | list[str] = "world", model: str | None = None, pretrained: str | None = None,
                  dataset_name: str | None = None, batch_size: int = 8, window: int = 480, osd: float = 0.5,
-                 ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = 4,
-                 ign_std: float = 0.02, vocab: str | None = None, chunk_samples: int = 4096,
+                 ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = NOISE_TOKENS,
+                 ign_std: float = NOISE_STD, vocab: str | None = None, chunk_samples: int = 4096,
                  encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
                  device: str = "cpu", quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
         check_options(self.LIMITS, locals())
