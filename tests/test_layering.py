@@ -56,3 +56,45 @@ def test_every_package_folder_is_listed_for_the_wheel():
     folders |= {"clap." + str(p.parent.relative_to(REPO)).replace("/", ".")
                 for p in (REPO / "data_gen").rglob("__init__.py")}
     assert set(config["packages"]) == folders
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    parts = ["clap", *parts] if parts[0] == "data_gen" else parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (lazy imports included, `if TYPE_CHECKING:` blocks not)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_module_imports_itself_through_others():
+    """The import graph of the package has no cycles (one-way layers inside it too)."""
+    modules = {_module_name(p): p for folder in ("clap", "data_gen") for p in sources(folder)}
+    graph = {name: (_runtime_imports(path) & set(modules)) - {name} for name, path in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for nxt in graph[name]:
+            assert state.get(nxt) != 1, f"import cycle: {' -> '.join([*trail, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[name] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])

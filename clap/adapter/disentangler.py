@@ -37,6 +37,13 @@ class Disentangler(nn.Module):
     training routes pass explicitly).
     """
 
+    ROUTE_CLASSES: dict[str, type["Disentangler"]] = {}
+    """Which module class a saved adapter's route needs; a subclass adds its own (`routes=(...)`)."""
+
+    def __init_subclass__(cls, routes: tuple[str, ...] = (), **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        Disentangler.ROUTE_CLASSES.update(dict.fromkeys(routes, cls))
+
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__()
         self.config = config
@@ -153,12 +160,11 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
 
 
 def _class_for(config: AdapterConfig) -> type:
-    """The module class a saved adapter's route needs."""
-    if config.route == "negation":
-        from clap.adapter.negation import NegationAdapter
+    """The module class a saved adapter's route needs (the package registers every route on import)."""
+    return Disentangler.ROUTE_CLASSES[config.route]
 
-        return NegationAdapter
-    return Disentangler
+
+Disentangler.ROUTE_CLASSES.update(text=Disentangler, image=Disentangler)
 
 
 def _read_config(path: Path) -> AdapterConfig:

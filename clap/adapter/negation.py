@@ -22,7 +22,7 @@ PROMPT_STD = 0.02  # initial scale of the "no" embeddings, as the method's IGN n
 TEMPERATURE = 0.01  # CLIP's logit scale 100 (CLIPN clamps its learned scale there)
 
 
-class NegationAdapter(Disentangler):
+class NegationAdapter(Disentangler, routes=("negation",)):
     """`Disentangler` as the "no" head, plus `no_prompts` [config.prompt_tokens, config.token_width]."""
 
     def __init__(self, config: AdapterConfig) -> None:

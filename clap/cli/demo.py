@@ -92,9 +92,11 @@ class Stages:
 
 def eval_defaults(dataset: Path) -> argparse.Namespace:
     """`clap eval`'s options at their defaults, for the demo's evaluation."""
-    from clap.cli.main import build_parser
+    from clap.cli import eval as eval_command
 
-    return build_parser().parse_args(["eval", "all", "--dataset", str(dataset)])
+    parser = argparse.ArgumentParser(prog="clap")
+    eval_command.add_parser(parser.add_subparsers())
+    return parser.parse_args(["eval", "all", "--dataset", str(dataset)])
 
 
 def run(args: argparse.Namespace) -> int:
