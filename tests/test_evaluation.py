@@ -337,7 +337,7 @@ def test_cli_eval_refuses_to_overwrite_a_report(world_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("spec, message", [("CLAP", "NAME=PATH"), ("CLAP=/nope", "neither an existing folder"),
-                                           ("CLAP=x@high", "not a number")])
+                                           ("CLAP=x@high", "not a finite number >= 0")])
 def test_cli_eval_bad_adapters(world_root, tmp_path, capsys, spec, message):
     assert main(["eval", "zeroshot", "--dataset", str(world_root), "--adapter", spec, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from clap.evaluation.features import DomainFeatures, domain_features
 from clap.evaluation.fewshot import few_shot_scoring
 from clap.evaluation.stats import member_name
 from clap.model import CLAPModel, check_compatible
+from clap.options import ALPHA
 
 BASELINE = "CLIP"
 
@@ -43,15 +43,13 @@ class AdapterSpec:
             raise ClapError(f"adapter '{text}' must look like NAME=PATH, NAME=PATH@ALPHA or NAME=PATH@auto "
                             "(no '#' in NAME)")
         path, at, alpha = rest.rpartition("@") if "@" in rest else (rest, "", "")
-        if alpha == "auto":
-            return cls(name, path, "auto")
+        if alpha == "auto" or not at:
+            return cls(name, path, "auto" if at else None)
         try:
-            value = float(alpha) if at else None
-        except ValueError:
-            raise ClapError(f"adapter '{text}': alpha '{alpha}' is not a number (or 'auto')") from None
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ClapError(f"adapter '{text}': alpha must be a finite number >= 0, got {alpha}")
-        return cls(name, path, value)
+            return cls(name, path, float(ALPHA.convert(alpha)))
+        except ValueError as e:
+            raise ClapError(f"adapter '{text}': alpha '{alpha}' is not {str(e).removeprefix('expected ')} "
+                            "(or 'auto')") from None
 
     def inference_alpha(self, adapter: Disentangler) -> float | None:
         """The alpha to apply: given, chosen on validation data ('auto'), or None for the recorded one."""
