@@ -16,6 +16,7 @@ _EXPORTS = {
     "convert_reference": "clap.adapter.reference",
     "CLAPModel": "clap.model",
     "ClapError": "clap.errors",
+    "train_adapter": "clap.training.run",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -367,3 +367,21 @@ def test_training_path_has_the_exact_joint_augmentation_distribution():
     expected = {p.text(): q for p, q in config.variants(prompts[0][123])}
     assert law.keys() == expected.keys()
     assert all(law[t] == pytest.approx(q, abs=1e-12) for t, q in expected.items())
+
+
+def test_train_adapter_from_python_gives_the_cli_adapter_bit_for_bit(tmp_path):
+    import clap
+    from clap.errors import ClapError
+    from clap.training.run import train_arguments
+
+    config = write_config(tmp_path, steps=20)
+    assert main(["train", "--config", str(config), "--seed_everything", "3", "--out", str(tmp_path / "cli")]) == 0
+    adapter, summary = clap.train_adapter("text", tmp_path / "py", config=config, seed=3, data={"batch_size": 10})
+    cli = load_file(str(tmp_path / "cli" / "adapter_model.safetensors"))
+    assert all(torch.equal(cli[k], v) for k, v in adapter.state_dict().items())
+    assert summary["status"] == "completed" and summary["steps"] == 20 and summary["route"] == "text"
+    assert train_arguments("image", "o", data={"root": "imgs", "classes": ["a", "b"]}, trainer={"max_steps": 5}) == [
+        "--seed_everything", "0", "--model", "ImAugModule", "--data", "ImageDataModule", "--trainer.max_steps", "5",
+        "--data.root", "imgs", "--data.classes", '["a", "b"]', "--out", "o"]
+    with pytest.raises(ClapError, match="unknown route"):
+        clap.train_adapter("audio", tmp_path / "x")

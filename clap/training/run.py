@@ -1,0 +1,54 @@
+"""`clap.train_adapter`: train one adapter from Python, exactly as `clap train` does.
+
+    adapter, summary = clap.train_adapter("text", "adapters/world", data={"classes": "world"},
+                                          trainer={"max_steps": 3000}, seed=0)
+
+The keywords become `clap train`'s options (`data={"batch_size": 32}` is `--data.batch_size 32`), and
+the same LightningCLI builds the same Lightning module and data module of the route, so the same seed
+gives the same adapter, bit for bit, as the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from clap.errors import ClapError
+
+ROUTES = {"text": ("CLAPModule", "PromptDataModule"), "image": ("ImAugModule", "ImageDataModule"),
+          "negation": ("CLIPNModule", "CaptionDataModule")}
+
+
+def train_arguments(route: str, out: str | Path, data: Mapping[str, Any] | None = None,
+                    model: Mapping[str, Any] | None = None, trainer: Mapping[str, Any] | None = None,
+                    seed: int = 0, config: str | Path | None = None, overwrite: bool = False) -> list[str]:
+    """The `clap train` arguments of a training run given as Python values."""
+    if route not in ROUTES:
+        raise ClapError(f"unknown route '{route}'; use one of {', '.join(ROUTES)}")
+    model_class, data_class = ROUTES[route]
+    argv = [*(["--config", str(config)] if config else []), "--seed_everything", str(seed),
+            "--model", model_class, "--data", data_class]
+    for group, values in (("trainer", trainer), ("model", model), ("data", data)):
+        for key, value in (values or {}).items():
+            argv += [f"--{group}.{key}", _option_text(value)]
+    return [*argv, "--out", str(out), *(["--overwrite"] if overwrite else [])]
+
+
+def _option_text(value: Any) -> str:
+    """A Python value as the command line writes it (strings as they are, the rest as JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def train_adapter(route: str = "text", out: str | Path = "adapter", *, data: Mapping[str, Any] | None = None,
+                  model: Mapping[str, Any] | None = None, trainer: Mapping[str, Any] | None = None, seed: int = 0,
+                  config: str | Path | None = None, overwrite: bool = False):
+    """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN) into `out`; returns the
+    trained `Disentangler` and its training summary. Bad options raise `ClapError` (one line)."""
+    from clap.adapter.disentangler import Disentangler
+    from clap.training.callbacks import SUMMARY_FILE
+    from clap.training.cli import main
+
+    main(train_arguments(route, out, data, model, trainer, seed, config, overwrite))
+    summary = json.loads((Path(out) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return Disentangler.from_pretrained(out), summary
