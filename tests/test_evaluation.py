@@ -437,6 +437,9 @@ def test_alpha_is_chosen_on_validation_data_only(world_root, adapter_dir, tmp_pa
     recorded = Disentangler.from_pretrained(adapter).config
     assert seen and all(p.startswith(str(val)) for p in seen)
     assert recorded.alpha_selection["validation"] == str(val) and recorded.alpha == recorded.alpha_selection["alpha"]
+    seen.clear()  # choosing again on the same validation set works (only a test set refuses its own selection)
+    assert main(["select-alpha", str(adapter), "--val", str(val), "--no-progress"]) == 0
+    assert Disentangler.from_pretrained(adapter).config.alpha_selection == recorded.alpha_selection
     assert main(["eval", "alpha", "--dataset", str(test), "--adapter", f"CLAP={adapter}@auto", "--out",
                  str(tmp_path / "r"), "--no-progress", "--alphas", "0", "0.5"]) == 0
     report = json.loads((tmp_path / "r" / "alpha.json").read_text())

@@ -65,7 +65,8 @@ def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Seque
     from clap.evaluation.runner import AdapterSpec, build_setup
 
     specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
-    setup = build_setup(val_root, specs, backbone_options, cache_dir, device, ignore_classes, progress=progress)
+    setup = build_setup(val_root, specs, backbone_options, cache_dir, device, ignore_classes, progress=progress,
+                        test=False)  # choosing again on the same validation set is allowed
     if setup.negation:
         names = {s.name: s.path for s in specs}
         raise ClapError(f"{names[next(iter(setup.negation))]} is a CLIPN (negation) adapter: its 'no' head has no "

@@ -113,8 +113,9 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
 
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
                 cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
-                progress: bool = True) -> EvalSetup:
-    """Load everything once: dataset index, backbone (`load_backbone` keywords), adapters, raw image features."""
+                progress: bool = True, test: bool = True) -> EvalSetup:
+    """Load everything once: dataset index, backbone (`load_backbone` keywords), adapters, raw image features.
+    With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
     from clap.backbones.loading import load_backbone
 
     dataset = scan_domain_dataset(dataset_root)
@@ -129,7 +130,7 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
             continue
         if not ignore_classes:
             check_classes(dataset, adapter, spec.name)
-        if spec.alpha is None or spec.alpha == "auto":
+        if test and spec.alpha in (None, "auto"):
             check_not_validated_on(dataset.root, adapter, spec)
         models[name] = CLAPModel(backbone, adapter, spec.inference_alpha(adapter))
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
