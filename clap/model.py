@@ -54,6 +54,14 @@ def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
                         f"{detail}; load that backbone with the same quick_gelu/preprocess (or retrain the adapter)")
 
 
+def check_templates(templates: Sequence[str], option: str = "") -> None:
+    """Each prompt template needs '{}' or '{c}' where the class name goes (and there is at least one)."""
+    bad = [t for t in templates if "{}" not in t and "{c}" not in t]
+    if not templates or bad:
+        raise ClapError(f"{option}each template needs a '{{}}' or '{{c}}' where the class name goes, got "
+                        f"{(bad or ['nothing'])[0]!r}")
+
+
 class CLAPModel(nn.Module):
     """Frozen encoders + disentangler, with open_clip's `encode_image` / `encode_text` interface.
 
@@ -116,8 +124,7 @@ class CLAPModel(nn.Module):
         """Normalised features [C, T, D] of every class in every template."""
         if not classnames:
             raise ClapError("zero-shot classifier needs at least one class name")
-        if not templates or any("{}" not in t and "{c}" not in t for t in templates):
-            raise ClapError("each template needs a '{}' (or '{c}') where the class name goes")
+        check_templates(templates)
         texts = [t.replace("{c}", "{}").format(c) for c in classnames for t in templates]
         feats = torch.cat([self.encode_text(texts[i:i + batch_size], normalize=True)
                            for i in range(0, len(texts), batch_size)])

@@ -113,8 +113,14 @@ def prompt_templates(args: argparse.Namespace) -> dict:
     """The templates every prompt form used (PC's replaced by --templates when given)."""
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
 
-    return {**{f: [t] for f, t in PROMPT_FORMS.items()}, **({"PC": args.templates} if args.templates else {}),
-            "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
+    return {**{f: [t] for f, t in PROMPT_FORMS.items()}, "PC": pc_templates(args), "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
+
+
+def pc_templates(args: argparse.Namespace) -> list[str]:
+    """The templates of the PC prompt: --templates, or "a photo of a {}"."""
+    from clap.evaluation.zeroshot import PROMPT_FORMS
+
+    return args.templates or [PROMPT_FORMS["PC"]]
 
 
 def noise_info() -> dict:
@@ -176,7 +182,7 @@ def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> tuple[di
     from clap.cli.openworld_args import merge_groups, ood_sets
     from clap.evaluation.ood import OODOptions, named_in_training, run_ood
     from clap.evaluation.plots import plot_ood
-    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
 
     id_sets, oods, id_classes = ood_sets(setup, args)
     options = OODOptions(merge_groups(args, id_classes), args.mcm_temperature,
@@ -186,7 +192,7 @@ def run_ood_task(setup, args: argparse.Namespace, repe: dict | None) -> tuple[di
     held_out = args.ood or [c for c in setup.dataset.classes if c not in id_classes]
     results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
                             "named_in_training": named_in_training(setup, held_out),
-                            "templates": {"MCM/MaxLogit/Energy": args.templates or [PROMPT_FORMS["PC"]],
+                            "templates": {"MCM/MaxLogit/Energy": pc_templates(args),
                                           "MaxLogitEnsemble and CLIPN (summed)": list(ENSEMBLE_TEMPLATES)}}
     return results, {"ood": measure}
 
@@ -195,11 +201,10 @@ def run_openness_task(setup, args: argparse.Namespace, repe: dict | None) -> tup
     from clap.cli.openworld_args import openness_groups
     from clap.evaluation.openness import run_openness
     from clap.evaluation.plots import plot_openness
-    from clap.evaluation.zeroshot import PROMPT_FORMS
 
     groups = openness_groups(setup, args)
     results, measure = run_openness(setup, groups, args.orders, args.seed, repe, args.templates)
-    results["openness_templates"] = args.templates or [PROMPT_FORMS["PC"]]
+    results["openness_templates"] = pc_templates(args)
     results["openness_plot"] = str(plot_openness(results["openness"], Path(args.out) / "openness_curves.png"))
     results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
     return results, {"openness": measure}

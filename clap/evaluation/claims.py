@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from clap.errors import ClapError
+from clap.evaluation.stats import direction
 
 PAPER_EPS = "8/255"
 
@@ -36,12 +37,10 @@ BEATS = (("zeroshot", "C"), ("fewshot", "1-shot"), ("adversarial", f"zero-shot C
 
 def verdict(difference: dict, sign: int) -> str:
     """From the interval alone: on the claimed side of 0, on the other side, or containing 0."""
-    low, high = difference["low"], difference["high"]
-    if (low > 0 and sign > 0) or (high < 0 and sign < 0):
-        return "reproduces"
-    if low > 0 or high < 0:
-        return "does not reproduce"
-    return "cannot be told (interval contains 0)"
+    side = direction(difference["low"], difference["high"])
+    if side not in ("higher", "lower"):
+        return "cannot be told (interval contains 0)"
+    return "reproduces" if (side == "higher") == (sign > 0) else "does not reproduce"
 
 
 def _cell(d: dict) -> str:

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean, weighted_mean
 from clap.evaluation.stats import TaskMeasure
+from clap.model import check_templates
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -147,10 +148,7 @@ def read_templates(values: Sequence[str]) -> list[str]:
             values = [line.strip() for line in Path(values[0]).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
             raise ClapError(f"--templates: cannot read {values[0]}: {e}") from None
-    bad = [t for t in values if "{}" not in t and "{c}" not in t]
-    if not values or bad:
-        raise ClapError(f"--templates: each template needs '{{}}' or '{{c}}' where the class name goes, got "
-                        f"{(bad or ['nothing'])[0]!r}")
+    check_templates(values, "--templates: ")
     return list(values)
 
 
