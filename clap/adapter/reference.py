@@ -11,7 +11,7 @@ import torch
 
 from clap.adapter.config import AdapterConfig
 from clap.adapter.disentangler import Disentangler
-from clap.errors import ClapError
+from clap.errors import ClapError, first_line
 
 PREFIXES = {"text": "network_beta.", "image": "network_psi."}
 KEYS = ("linear.weight", "linear.bias", "projection.weight")
@@ -34,7 +34,7 @@ def load_reference_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise ClapError(f"{path} holds Python objects{what}, which are not loaded for safety (weights_only=True); "
                         "re-save it as a plain state dict of tensors") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else f"{type(e).__name__} (empty or truncated)"
+        detail = first_line(e, 120) + ("" if str(e).strip() else " (empty or truncated)")
         raise ClapError(f"cannot read {path} as a torch checkpoint: {detail}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import torch
 
 from clap.backbones.base import Backbone, BackboneIdentity
-from clap.errors import ClapError
+from clap.errors import ClapError, first_line
 from clap.extras import require
 from clap.hub import HUB_HOST, require_network
 
@@ -168,7 +168,7 @@ def _from_weights_file(name: str, weights: str, arch: dict):
         raise ClapError(f"weights {weights}: not a torch checkpoint, or one holding Python objects, which are not "
                         "loaded for safety") from None
     except (RuntimeError, SafetensorError, EOFError, ValueError, KeyError) as e:
-        detail = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        detail = first_line(e, 150)
         if "loading state_dict" in detail:
             detail = "its tensors do not fit this architecture (keys or shapes differ)"
         raise ClapError(f"cannot load weights {weights} into {name}: {detail}") from None

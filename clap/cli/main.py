@@ -11,7 +11,7 @@ from typing import Sequence
 from clap import __version__
 from clap.cli import (convert, demo, eval, generate, info, prompts, report, select_alpha, splits, train,
                       world)
-from clap.errors import ClapError
+from clap.errors import ClapError, first_line
 from clap.runtime import keep_freed_memory
 
 SUBCOMMANDS = (info, prompts, generate, world, splits, train, select_alpha, eval, report, convert, demo)
@@ -88,8 +88,7 @@ def one_line(error: BaseException) -> str:
         where = f": {error.filename}" if error.filename else ""
         hint = OS_HINTS.get(error.errno)
         return f"{error.strerror}{where}" + (f"; {hint}" if hint else "")
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return first_line(error)
 
 
 if __name__ == "__main__":

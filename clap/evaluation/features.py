@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from clap.backbones.base import Backbone
 from clap.data.domains import DomainDataset, load_image
+from clap.errors import first_line
 from clap.fileio import save_tensors_atomic
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def _read_cache(path: Path, n_paths: int) -> tuple[torch.Tensor, list[int]] | No
         tensors = load_file(str(path))
         feats, kept = tensors["features"], tensors["kept"].tolist()
     except (SafetensorError, OSError, KeyError) as e:
-        logger.warning("feature cache %s is unreadable (%s); encoding again", path, str(e).splitlines()[0][:80])
+        logger.warning("feature cache %s is unreadable (%s); encoding again", path, first_line(e, 80))
         return None
     if feats.dim() != 2 or len(feats) != len(kept) or any(not 0 <= i < n_paths for i in kept):
         logger.warning("feature cache %s does not match its images; encoding again", path)

@@ -22,7 +22,7 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from clap.errors import ClapError
+from clap.errors import ClapError, first_line
 from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 from clap.options import PATH
 from clap.training.callbacks import SUMMARY_FILE, AdapterExport, interrupted_checkpoint
@@ -134,7 +134,7 @@ def check_checkpoint(path: str, model: AdapterModule) -> None:
         if isinstance(e, pickle.UnpicklingError):
             detail = "not a torch pickle, or one holding Python objects, which are not loaded for safety"
         else:
-            detail = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+            detail = first_line(e, 100)
         raise ClapError(f"--ckpt_path {path}: not a Lightning checkpoint of clap train ({detail}); {where}") from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise ClapError(f"--ckpt_path {path}: holds no Lightning state_dict; {where}")

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from clap.errors import ClapError
+from clap.errors import ClapError, first_line
 from clap.extras import require
 from clap.data_gen.sd.defaults import DEFAULT_MODEL, REMOVED_PREFIX, SCHEDULERS
 from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
@@ -96,7 +96,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
         try:
             pipe = DiffusionPipeline.from_pretrained(config.model, **dtype)
         except (OSError, ValueError) as e:
-            raise ClapError(f"cannot load pipeline '{config.model}' from the hub ({str(e).splitlines()[0][:120]}); "
+            raise ClapError(f"cannot load pipeline '{config.model}' from the hub ({first_line(e, 120)}); "
                             f"{mirror_hint(config.model)}") from None
     schedulers = {"dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
                   "ddim": (DDIMScheduler, {}), "euler": (EulerDiscreteScheduler, {})}
