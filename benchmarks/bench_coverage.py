@@ -44,12 +44,11 @@ def truth() -> dict[str, float]:
 
 
 def simulate(rng: np.random.Generator, seed_sd: float) -> dict[str, dict]:
-    """{model: {domain: (labels, {form: hits})}} for CLIP and the adapter's seeds."""
+    """{model: {domain: {form: hits}}} for CLIP and the adapter's seeds."""
     draws = [rng.random((n, len(PROMPT_FORMS))) for n in SIZES]  # each image's draw per form, shared
     models = {"CLIP": BASE} | {f"A#{k + 1}": BASE + GAIN + rng.normal(0, seed_sd) for k in range(SEEDS)}
-    return {name: {f"d{d}": (np.zeros(n, int), {f: (draws[d][:, j] < rates[d, j]).astype(float)
-                                               for j, f in enumerate(PROMPT_FORMS)})
-                   for d, n in enumerate(SIZES)} for name, rates in models.items()}
+    return {name: {f"d{d}": {f: (draws[d][:, j] < rates[d, j]).astype(float) for j, f in enumerate(PROMPT_FORMS)}
+                   for d in range(len(SIZES))} for name, rates in models.items()}
 
 
 def coverage(datasets: int, n_boot: int, seed_sd: float, seed: int = 0) -> dict[str, float]:

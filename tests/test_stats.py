@@ -17,7 +17,7 @@ def _forms(rng, n: int, rates: dict[str, float]) -> dict[str, np.ndarray]:
 
 
 def _record(rng, n: int, rates: dict[str, float]):
-    return np.zeros(n, dtype=int), _forms(rng, n, rates)
+    return _forms(rng, n, rates)
 
 
 def test_range_is_recomputed_per_domain_not_pooled():
@@ -27,7 +27,7 @@ def test_range_is_recomputed_per_domain_not_pooled():
     model = {"d1": _record(rng, 2000, {"C": 0.6, "PC": 0.5, "CP": 0.5}),
              "d2": _record(rng, 2000, {"C": 0.5, "PC": 0.6, "CP": 0.6})}
     same = _forms(rng, 2000, {"C": 0.55})["C"]  # the baseline's forms agree on every image: R is 0 everywhere
-    base = {d: (labels, {"C": same, "PC": same, "CP": same}) for d, (labels, _) in model.items()}
+    base = {d: {"C": same, "PC": same, "CP": same} for d in model}
     measure = stats.TaskMeasure({"CLIP": zero_shot_statistic(base), "M": zero_shot_statistic(model)}, 4000)
     d = stats.differences("CLIP", {"zeroshot": measure}, Resamples(500, seed=0))["differences"]["zeroshot"]["M"]["R"]
     assert d["difference"] == pytest.approx(0.10)

@@ -18,7 +18,7 @@ from clap.evaluation.adversarial import (ATTACKS, LOGIT_SCALE, AttackTarget, eps
                                          subset, zero_shot_head)
 from clap.evaluation.fewshot import few_shot_scoring, scored_positions
 from clap.evaluation.probe import fit_probe
-from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean, weighted_mean
+from clap.evaluation.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
 from clap.evaluation.stats import TaskMeasure
 from clap.model import per_model
 
@@ -69,30 +69,28 @@ def run_adversarial(setup: EvalSetup, attacks: Sequence[str] = ATTACKS,
             for head_name, correct in per_head.items():
                 for key, h in correct.items():
                     hits[f"{head_name}/{key if key == 'clean' else f'{key[0]}@{eps_label(key[1])}'}"] = h
-            records[name][domain] = (labels.cpu().numpy(), hits)
-            flat = as_row(domain_statistics(hits, records[name][domain][0], f"attacked:{domain}", OBSERVED))
+            records[name][domain] = hits
+            flat = as_row(domain_statistics(hits, f"attacked:{domain}", OBSERVED))
             for head_name in per_head:
                 out[name][head_name][domain] = _nest_attacks(head_name, flat)
     for name, rows in out.items():
         mean = as_row(attack_statistic(records[name])(OBSERVED))
         for head_name, per_head in rows.items():
             per_head["mean"] = _nest_attacks(head_name, mean)
-    images = sum(len(labels) for labels, _ in next(iter(records.values())).values())
+    images = sum(images_of(hits) for hits in next(iter(records.values())).values())
     return out, TaskMeasure({name: attack_statistic(r) for name, r in records.items()}, images)
 
 
-def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
-                      ) -> dict[str, np.ndarray]:
+def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
     """{"classifier/attack@eps" or "classifier/clean": [rows]}: a domain's accuracies on a sample of its
     attacked images."""
-    weights = sample.weights(key, len(labels))
+    weights = sample.weights(key, images_of(hits))
     return {metric: weighted_mean(weights, h) for metric, h in hits.items()}
 
 
-def attack_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]):
-    """The attack table's mean rows as a function of a sample ({domain: (labels, hits)} of one model)."""
-    return lambda sample: domain_mean(domain_statistics(hits, labels, f"attacked:{d}", sample)
-                                      for d, (labels, hits) in records.items())
+def attack_statistic(records: dict[str, dict[str, np.ndarray]]):
+    """The attack table's mean rows as a function of a sample ({domain: per-image hits per setting})."""
+    return per_domain(records, "attacked", domain_statistics)
 
 
 def _attack_model(setup: EvalSetup, data: DomainFeatures, shots: list[int], pixels: torch.Tensor,

@@ -17,7 +17,7 @@ import torch
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation.probe import fit_probe
-from clap.evaluation.resample import OBSERVED, Sample, domain_mean, weighted_mean
+from clap.evaluation.resample import OBSERVED, Sample, images_of, per_domain, weighted_mean
 from clap.evaluation.stats import TaskMeasure, sample_std
 from clap.model import per_model
 
@@ -58,24 +58,22 @@ def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, 
     return float(hits.mean()) if len(hits) else float("nan")
 
 
-def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
-                      ) -> dict[str, np.ndarray]:
+def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
     """{"<k>-shot": [rows]}: a domain's accuracy for k shots, the mean over probe seeds of each seed's accuracy
     on the images it scored (`hits` [seeds, N], NaN where a seed did not score the image), on a sample."""
-    weights = sample.weights(key, len(labels))
+    weights = sample.weights(key, images_of(hits))
     return {k: np.mean([weighted_mean(weights, row) for row in h], axis=0) for k, h in hits.items()}
 
 
-def few_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]):
-    """The few-shot table's mean row as a function of a sample ({domain: (labels, hits)} of one model)."""
-    return lambda sample: domain_mean(domain_statistics(hits, labels, f"images:{d}", sample)
-                                      for d, (labels, hits) in records.items())
+def few_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
+    """The few-shot table's mean row as a function of a sample ({domain: per-image hits per shot count})."""
+    return per_domain(records, "images", domain_statistics)
 
 
 def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS,
                       seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out") -> tuple[dict, dict]:
     """({domain|mean: {"<k>": {"mean": acc, "std": acc}}} (mean and std, ddof 1, over probe seeds), the records
-    {domain: (labels, {"<k>-shot": hits [seeds, N], NaN where unscored})} behind the means)."""
+    {domain: {"<k>-shot": hits [seeds, N], NaN where unscored}} behind the means)."""
     rows: dict[str, dict[str, dict[str, float]]] = {}
     records = {}
     for domain, data in raw_by_domain.items():
@@ -86,8 +84,8 @@ def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT
             for i, s in enumerate(seeds):
                 test, ok = few_shot_correct(feats, data.labels, k, s, domain, scoring)
                 hits[f"{k}-shot"][i, test] = ok
-        records[domain] = (data.labels.numpy(), hits)
-        means = domain_statistics(hits, records[domain][0], f"images:{domain}", OBSERVED)
+        records[domain] = hits
+        means = domain_statistics(hits, f"images:{domain}", OBSERVED)
         with np.errstate(invalid="ignore"):
             rows[domain] = {str(k): {"mean": float(means[f"{k}-shot"][0]),
                                      "std": sample_std(np.nanmean(hits[f"{k}-shot"], axis=1))} for k in shots}

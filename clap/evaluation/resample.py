@@ -13,7 +13,7 @@ set) is drawn once and reused by each of them.
 from __future__ import annotations
 
 import zlib
-from typing import Iterable, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import numpy as np
 
@@ -81,6 +81,18 @@ def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     seen = ~np.isnan(values)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ np.where(seen, values, 0.0)) / (weights @ seen)
+
+
+def images_of(hits: Mapping[str, np.ndarray]) -> int:
+    """How many images per-image results hold ([N], or [draws or seeds, N])."""
+    return next(iter(hits.values())).shape[-1]
+
+
+def per_domain(records: Mapping[str, Any], stratum: str,
+               statistics: Callable[[Any, str, "Sample"], dict[str, np.ndarray]]):
+    """A table's mean row as a function of a sample: the unweighted mean over domains of
+    `statistics(record, "<stratum>:<domain>", sample)` for records {domain: record}."""
+    return lambda sample: domain_mean(statistics(r, f"{stratum}:{d}", sample) for d, r in records.items())
 
 
 def domain_mean(per_domain: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

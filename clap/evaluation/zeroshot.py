@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
-from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean, weighted_mean
+from clap.evaluation.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
 from clap.evaluation.stats import TaskMeasure
 from clap.model import check_templates
 
@@ -160,11 +160,10 @@ def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED)
     return float(np.mean([np.ptp(rng.permuted(hits, axis=1).mean(axis=0)) for _ in range(draws)]))
 
 
-def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str, sample: Sample
-                      ) -> dict[str, np.ndarray]:
+def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
     """A domain's accuracy per form and R, delta, Delta(NC) on a sample of its images (and of the noise
     draws): {statistic: [rows]}."""
-    weights, accs = sample.weights(key, len(labels)), {}
+    weights, accs = sample.weights(key, images_of(hits)), {}
     for form, h in hits.items():
         if h.ndim == 2:  # NC: accuracy per noise draw, averaged over the drawn draws
             per_draw = np.stack([weighted_mean(weights, row) for row in h], axis=1)  # [rows, draws]
@@ -174,25 +173,23 @@ def domain_statistics(hits: dict[str, np.ndarray], labels: np.ndarray, key: str,
     return accs | robustness(accs) if set(PROMPT_FORMS) <= set(accs) else accs
 
 
-def zero_shot_statistic(records: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]):
-    """The zero-shot table's mean row as a function of a sample ({domain: (labels, hits)} of one model)."""
-    return lambda sample: domain_mean(domain_statistics(hits, labels, f"images:{d}", sample)
-                                      for d, (labels, hits) in records.items())
+def zero_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
+    """The zero-shot table's mean row as a function of a sample ({domain: per-image hits per form})."""
+    return per_domain(records, "images", domain_statistics)
 
 
 def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
                        forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True,
                        pc_templates: Sequence[str] | None = None) -> tuple[dict, dict]:
     """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics (and R's noise
-    floor, with `floor`)}, the records {domain: (labels, per-image hits per form)} that `zero_shot_statistic`
-    turns into the mean row)."""
+    floor, with `floor`)}, the records {domain: per-image hits per form} that `zero_shot_statistic` turns into
+    the mean row)."""
     weights = classifiers(model, classnames, forms, repe, noise_form, pc_templates)
     rows, records = {}, {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        hits = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
-        records[domain] = (data.labels.numpy(), hits)
-        rows[domain] = as_row(domain_statistics(hits, records[domain][0], f"images:{domain}", OBSERVED))
+        records[domain] = hits = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
+        rows[domain] = as_row(domain_statistics(hits, f"images:{domain}", OBSERVED))
         if floor and set(PROMPT_FORMS) <= set(hits):
             rows[domain]["R_null"] = range_null(np.stack([hits[f] for f in PROMPT_FORMS], axis=1).astype(float))
         if "NC" in hits:
@@ -201,7 +198,7 @@ def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], re
     if floor and set(PROMPT_FORMS) <= set(forms):
         rows["mean"]["R_null"] = float(np.mean([rows[d]["R_null"] for d in raw_by_domain]))
     if "NC" in forms:
-        rows["mean"]["NC_draw_std"] = float(np.std(np.mean([h["NC"].mean(axis=1) for _, h in records.values()],
+        rows["mean"]["NC_draw_std"] = float(np.std(np.mean([h["NC"].mean(axis=1) for h in records.values()],
                                                            axis=0), ddof=1))
     return rows, records
 
