@@ -62,7 +62,7 @@ def test_zero_shot_matches_a_direct_computation(setup, embedded):
     weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
     feats = torch.nn.functional.normalize(data.features, dim=-1)
     assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
-    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "delta",
+    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "gap2", "delta",
                                        "Delta_NC"}
     templates = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, zeroshot.ENSEMBLE_TEMPLATES)
     assert clip["ENS"] == pytest.approx(float(((feats @ templates).argmax(1) == data.labels).float().mean()))
@@ -205,7 +205,9 @@ def test_fgsm_and_pgd_match_torchattacks(attack_target, batch):
     x, y = batch
     ours = adversarial.fgsm(attack_target, x, y, 8 / 255)
     theirs = torchattacks.FGSM(attack_target, eps=8 / 255)(x, y)
-    assert torch.allclose(ours, theirs, atol=1e-6)
+    # One step: identical but where a vanishing gradient component's sign depends on the reduction order
+    # (the thread count; with one thread 7 pixels in a million differ). A wrong sign or step moves most pixels.
+    assert ((ours - theirs).abs() > 1e-6).float().mean() < 1e-4
     ours = adversarial.pgd(attack_target, x, y, 8 / 255, steps=5, random_start=False)
     theirs = torchattacks.PGD(attack_target, eps=8 / 255, alpha=0.8 / 255, steps=5, random_start=False)(x, y)
     # The same steps wherever the gradient is not vanishingly small: torchattacks takes the batch's mean loss,
@@ -237,7 +239,7 @@ def test_attack_sweep_is_each_setting_attacked_alone(attack_target, batch):
         for e in eps:
             one = adversarial.attack(name, attack_target, x, y, e, alone, (0.0, 1.0))
             differ = ((sweep[(name, e)] - one).abs() > 1e-6).float().mean().item()
-            assert (differ == 0.0) if name == "FGSM" else differ < 0.1, (name, e, differ)
+            assert differ < (1e-4 if name == "FGSM" else 0.1), (name, e, differ)  # FGSM: sign of a ~0 gradient
             assert (sweep[(name, e)] - x).abs().max() <= e + 1e-6
 
 

@@ -8,7 +8,7 @@ import pytest
 from clap.evaluation import stats
 from clap.evaluation.claims import verdict
 from clap.evaluation.resample import OBSERVED, Resamples
-from clap.evaluation.zeroshot import zero_shot_statistic
+from clap.evaluation.zeroshot import squared_gap, zero_shot_statistic
 
 
 def _forms(rng, n: int, rates: dict[str, float]) -> dict[str, np.ndarray]:
@@ -58,14 +58,15 @@ def _constant(value: float):
 def test_seed_level_draws_seeds_with_replacement():
     """Two seeds at 0.5 and 0.9 against 0.5: the point is their mean (+0.2), and the interval spans the seed
     spread (a resample drawing seed 1 twice reads 0.5, seed 2 twice 0.9, each moved away from the mean by
-    sqrt(2), the small-sample correction); one seed gives no spread."""
+    the small-sample correction, sqrt(2) * t(0.975, 1) / z(0.975)); one seed gives no spread."""
     measure = stats.TaskMeasure({"CLIP": _constant(0.5), "A#1": _constant(0.5), "A#2": _constant(0.9),
                                  "B": _constant(0.7)}, 10)
     out = stats.differences("CLIP", {"t": measure}, Resamples(400))
     a, b = out["differences"]["t"]["A"]["acc"], out["differences"]["t"]["B"]["acc"]
-    spread = 0.2 * np.sqrt(2)
+    spread = 0.2 * np.sqrt(2) * 12.7062 / 1.95996
+    assert stats.seed_scale(2) == pytest.approx(np.sqrt(2) * 12.7062 / 1.95996, rel=1e-5)
     assert a["difference"] == pytest.approx(0.2)
-    assert a["low"] == pytest.approx(0.2 - spread) and a["high"] == pytest.approx(0.2 + spread)
+    assert a["low"] == pytest.approx(0.2 - spread, rel=1e-5) and a["high"] == pytest.approx(0.2 + spread, rel=1e-5)
     assert a["seeds"] == 2 and a["contains_zero"]
     assert b["difference"] == b["low"] == b["high"] == pytest.approx(0.2) and b["seeds"] == 1
     pair = out["pairs"]["A - B"]["t"]["acc"]
@@ -104,8 +105,25 @@ def test_seed_summary_is_leafwise_mean_and_std_with_ddof_1():
 
 def test_intervals_cover_a_known_difference_with_seed_spread():
     """The coverage benchmark at a small scale (seeded, so it is the same every run): simulated results with
-    known per-domain rates and a known seed spread; the 95% intervals of the accuracy gain cover the truth."""
-    from benchmarks.bench_coverage import coverage
+    known per-domain rates and a known seed spread; the 95% intervals of the accuracy gain and of the
+    noise-corrected squared gap cover the truth, also where the adapter's forms are tied (there R's cannot)."""
+    from benchmarks.bench_coverage import SCENARIOS, coverage
 
-    out = coverage(datasets=60, n_boot=300, seed_sd=0.015)
-    assert 0.88 <= out["coverage_C"] <= 1.0
+    spread = coverage(datasets=60, n_boot=300, scenario=SCENARIOS["seed spread 3 points"])
+    assert 0.88 <= spread["coverage_C"] <= 1.0 and 0.88 <= spread["coverage_gap2"] <= 1.0
+    tied_forms = SCENARIOS["the adapter's forms tied (R 0), seed spread 0.5 points"]
+    tied = coverage(datasets=60, n_boot=300, scenario=tied_forms)
+    assert 0.88 <= tied["coverage_gap2"] <= 1.0 and tied["coverage_R"] < 0.6
+
+
+def test_squared_gap_is_the_unbiased_pairwise_estimate():
+    """By hand: forms right on 3 of 4 images and on none give (sum x)^2 - sum x^2 over n(n-1) = (9-3)/12 = 0.5
+    for that pair; forms that agree on every image give 0. Forms with equal rates, right or wrong
+    independently: gap2 averages 0 over many datasets while R reads well above 0."""
+    one = np.ones((1, 4))
+    assert squared_gap([np.array([1, 1, 1, 0]), np.zeros(4)], one)[0] == pytest.approx(0.5)
+    assert squared_gap([np.array([1, 0, 1, 0])] * 3, one)[0] == 0.0
+    hits = np.random.default_rng(0).random((4000, 3, 100)) < 0.6  # [datasets, forms, images]
+    gaps = np.array([squared_gap(list(h.astype(float)), np.ones((1, 100)))[0] for h in hits])
+    ranges = np.ptp(hits.mean(axis=2), axis=1)
+    assert abs(gaps.mean()) < 3 * gaps.std() / np.sqrt(len(gaps)) and ranges.mean() > 0.05

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from clap.errors import ClapError
+from clap.evaluation.report import signed_points
 from clap.evaluation.stats import direction
 
 PAPER_EPS = "8/255"
@@ -19,6 +20,7 @@ PAPER_EPS = "8/255"
 # (claim, task, metric, claimed sign): differences CLAP - CLIP unless the task names a pair.
 CLAIMS = (
     ("prompt spread R shrinks", "zeroshot", "R", -1),
+    ("prompt spread shrinks (squared gap, noise-corrected)", "zeroshot", "gap2", -1),
     ("prompt spread delta shrinks", "zeroshot", "delta", -1),
     ("noise-prompt drop Delta(NC) shrinks", "zeroshot", "Delta_NC", -1),
     ("zero-shot ZS(C) improves", "zeroshot", "C", 1),
@@ -43,8 +45,8 @@ def verdict(difference: dict, sign: int) -> str:
     return "reproduces" if (side == "higher") == (sign > 0) else "does not reproduce"
 
 
-def _cell(d: dict) -> str:
-    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+def _cell(metric: str, d: dict) -> str:
+    return " ".join(signed_points(metric, d))
 
 
 def claim_rows(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> Iterator[list[str]]:
@@ -54,12 +56,12 @@ def claim_rows(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> Iter
     for claim, task, metric, sign in CLAIMS:
         d = differences.get(task, {}).get(model, {}).get(metric)
         if d is not None:
-            yield [claim, f"{model} - CLIP, {metric}", _cell(d), verdict(d, sign)]
+            yield [claim, f"{model} - CLIP, {metric}", _cell(metric, d), verdict(d, sign)]
     pair = stats.get("pairs", {}).get(f"{model} - {other}", {})
     for task, metric in BEATS:
         d = pair.get(task, {}).get(metric)
         if d is not None:
-            yield [f"{model} beats {other}", f"{model} - {other}, {task} {metric}", _cell(d), verdict(d, 1)]
+            yield [f"{model} beats {other}", f"{model} - {other}, {task} {metric}", _cell(metric, d), verdict(d, 1)]
     tsne = _class_separation(report, model)
     if tsne:
         yield tsne

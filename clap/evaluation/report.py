@@ -16,7 +16,8 @@ from clap.fileio import write_text_atomic
 
 VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
 
-ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "delta", "Delta_NC")
+ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "gap2", "delta", "Delta_NC")
+SQUARED = ("gap2",)  # statistics in squared accuracy, printed in points^2 (x 10^4)
 ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
 OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
@@ -27,6 +28,19 @@ def _pct(value) -> str:
     if isinstance(value, tuple):
         return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
     return f"{100 * value:.1f}"
+
+
+def _cell(metric: str, value) -> str:
+    """A table value: a percentage, or points^2 for a squared statistic."""
+    if metric not in SQUARED:
+        return _pct(value)
+    return f"{1e4 * value[0]:.1f} ± {1e4 * value[1]:.1f}" if isinstance(value, tuple) else f"{1e4 * value:.1f}"
+
+
+def signed_points(metric: str, d: dict) -> tuple[str, str]:
+    """A difference and its interval in points (points^2 for a squared statistic)."""
+    scale, unit = (1e4, " pt²") if metric.split(" ")[0] in SQUARED else (100, "")
+    return f"{scale * d['difference']:+.1f}{unit}", f"[{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]"
 
 
 def _num(value, digits: int = 3) -> str:
@@ -41,15 +55,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def zeroshot_table(results: dict) -> str:
-    """Rows: domain x model; columns: ZS(C), ZS(CP), ZS(PC), ZS(NC), R, delta, Delta(NC) in %."""
+    """Rows: domain x model; columns: ZS(C), ZS(CP), ZS(PC), ZS(NC), R, delta, Delta(NC) in %, gap2 in points^2."""
     rows = []
     domains = list(next(iter(results.values())))
     for domain in domains:
         for model, per_domain in results.items():
             row = per_domain[domain]
-            rows.append([domain, model] + [_pct(row[c]) if c in row else "-" for c in ZS_COLUMNS])
+            rows.append([domain, model] + [_cell(c, row[c]) if c in row else "-" for c in ZS_COLUMNS])
     header = ["domain", "model", "ZS(C)", "ZS(CP)", "ZS(PC)", "ZS(NC)", "NC sd over draws", "ens. mean", "ens. max",
-              "R", "R's noise floor", "δ", "Δ(NC)"]
+              "R", "R's noise floor", "gap² (pt², noise-corrected)", "δ", "Δ(NC)"]
     return _table(header, rows)
 
 
@@ -118,8 +132,7 @@ def differences_table(differences: dict) -> str:
                 if "@" in metric and not metric.endswith(f"@{SHOWN_EPS}"):
                     continue
                 seeds = f"{d.get('seeds', 1)}" + (f" vs {d['base_seeds']}" if "base_seeds" in d else "")
-                rows.append([task, model, metric, f"{100 * d['difference']:+.1f}",
-                             f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]", str(d["n"]), seeds,
+                rows.append([task, model, metric, *signed_points(metric, d), str(d["n"]), seeds,
                              direction(d["low"], d["high"])])
     header = ["task", "model", "metric", "difference (points)", "95% interval", "images", "seeds", "interval says"]
     return _table(header, rows)

@@ -8,8 +8,10 @@ draws is reported beside it. "per-class" draws each class its own noise (a diffe
 R and delta are the range and standard deviation of the C, PC and CP accuracies; Delta(NC) is the
 drop from C to NC; R_null is R's noise floor (`range_null`: the R of forms that were interchangeable
 on these images), beside R because a range of noisy accuracies reads above 0 even when the forms
-agree. Every row is computed by `domain_statistics`, which the intervals recompute on each bootstrap
-resample.
+agree. gap2 (`squared_gap`) is the mean squared gap between the forms' accuracies, noise-corrected: an
+unbiased estimate whose interval covers the truth where R's cannot (R's estimate is biased upward by
+an amount that depends on how close the forms are; `benchmarks/bench_coverage.py`). Every row is
+computed by `domain_statistics`, which the intervals recompute on each bootstrap resample.
 Two prompt ensembles over `ENSEMBLE_TEMPLATES` stand beside them: ENS, the mean of the templates'
 normalised features (CLIP's ImageNet-templates practice), and MAX, the max-logit ensemble (each class
 scored by its best template, as in VL4AD). With REPE every class feature is enhanced first.
@@ -170,7 +172,24 @@ def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> 
             accs[form] = np.take_along_axis(per_draw, sample.picks("noise", len(h)), axis=1).mean(axis=1)
         else:
             accs[form] = weighted_mean(weights, h)
-    return accs | robustness(accs) if set(PROMPT_FORMS) <= set(accs) else accs
+    if not set(PROMPT_FORMS) <= set(accs):
+        return accs
+    return accs | robustness(accs) | {"gap2": squared_gap([hits[f] for f in PROMPT_FORMS], weights)}
+
+
+def squared_gap(hits: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """[rows] the mean over pairs of forms of their squared accuracy gap, noise-corrected: per pair the
+    unbiased estimate of (acc_f - acc_g)^2 from per-image differences x (mean(x)^2 minus the estimated
+    variance of that mean, var(x) / n with ddof 1). Unlike R it reads 0 on average when the forms agree."""
+    n = weights.sum(axis=1)
+    gaps = []
+    for i, f in enumerate(hits):
+        for g in hits[i + 1:]:
+            x = np.asarray(f, dtype=float) - np.asarray(g, dtype=float)
+            m1, m2 = weighted_mean(weights, x), weighted_mean(weights, x * x)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gaps.append(m1 ** 2 - (m2 - m1 ** 2) / (n - 1))
+    return np.mean(gaps, axis=0)
 
 
 def zero_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
