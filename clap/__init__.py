@@ -17,6 +17,10 @@ _EXPORTS = {
     "CLAPModel": "clap.model",
     "ClapError": "clap.errors",
     "train_adapter": "clap.training.run",
+    "choose_alphas": "clap.evaluation.alpha",
+    "evaluate": "clap.evaluation.evaluate",
+    "Report": "clap.evaluation.evaluate",
+    "EvalOptions": "clap.evaluation.tasks",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

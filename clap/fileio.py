@@ -131,12 +131,16 @@ def refuse_existing_adapter(folder: str | Path, overwrite: bool, option: str = "
 def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold `folder` for one writer: a second clap command writing there fails at once with one line (a lock
     left by a process that no longer runs is taken over). The lock sits beside the folder
-    (`.NAME.clap.lock`), so a command that fails leaves no folder behind."""
+    (`.NAME.clap.lock`), so a command that fails leaves no folder behind. This process may take it again
+    inside (a command saving a `Report` while holding the folder)."""
     from clap.errors import ClapError
 
     folder = Path(folder).absolute()
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.parent / f".{folder.name}{LOCK_SUFFIX}"
+    if _lock_owner(lock) == os.getpid():
+        yield
+        return
     mine = lock.with_name(f"{lock.name}.{os.getpid()}")
     mine.write_text(str(os.getpid()))
     try:

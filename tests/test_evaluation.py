@@ -17,6 +17,7 @@ from clap.data.fewshot import fewshot_indices
 from clap.errors import ClapError
 from clap.evaluation import adversarial, attack_eval, features, fewshot, runner, zeroshot
 from clap.evaluation.alpha import run_alpha
+from clap.evaluation.tasks import EvalOptions, alpha_task
 from clap.evaluation.disentangle import run_probe, variance_share
 from clap.evaluation.report import markdown
 from clap.model import CLAPModel, per_model
@@ -62,8 +63,8 @@ def test_zero_shot_matches_a_direct_computation(setup, embedded):
     weights = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, ["a photo of a {}"])
     feats = torch.nn.functional.normalize(data.features, dim=-1)
     assert clip["PC"] == pytest.approx(float(((feats @ weights).argmax(1) == data.labels).float().mean()))
-    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "gap2", "delta",
-                                       "Delta_NC"}
+    assert set(rows["CLAP"]["mean"]) == {"C", "PC", "CP", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "gap2",
+                                         "delta", "Delta_NC"}
     templates = CLAPModel(embedded).zero_shot_classifier(setup.dataset.classes, zeroshot.ENSEMBLE_TEMPLATES)
     assert clip["ENS"] == pytest.approx(float(((feats @ templates).argmax(1) == data.labels).float().mean()))
     assert rows["CLIP"]["mean"]["C"] > 4 / len(setup.dataset.classes)  # well above chance for the tiny CLIP
@@ -299,8 +300,11 @@ def test_probe_measures_cover_the_world_factors(setup):
 
 
 def test_alpha_sweep_and_reports(setup, tmp_path):
-    sweep = run_alpha(setup, [0.0, 1.0], tmp_path)
-    assert set(sweep) == {"CLAP", "plot"} and (tmp_path / "alpha_sweep.png").is_file()
+    output = alpha_task(setup, EvalOptions(alphas=[0.0, 1.0]), None)
+    sweep = output.rows["alpha"]
+    assert set(sweep) == {"CLAP", "plot"} and sweep["plot"] == "alpha_sweep.png"
+    output.figures["alpha_sweep.png"](tmp_path)
+    assert (tmp_path / "alpha_sweep.png").is_file() and run_alpha(setup, [0.0, 1.0]) == {"CLAP": sweep["CLAP"]}
     rows, _ = zeroshot.run_zeroshot(setup)
     assert sweep["CLAP"]["0"]["C"] == pytest.approx(rows["CLIP"]["mean"]["C"])  # alpha 0 is the plain backbone
     text = markdown({"alpha": sweep, "zeroshot": rows})
@@ -473,9 +477,10 @@ def test_repeated_adapter_names_are_seeds_with_statistics(world_root, adapter_di
 
 
 def test_every_task_has_a_protocol():
-    from clap.cli.eval import CLOSED_SET, TASK_RUNNERS, TASKS
+    from clap.cli.eval import TASKS
+    from clap.evaluation import tasks
 
-    assert set(TASK_RUNNERS) == set(TASKS) - {"all"} and set(CLOSED_SET) <= set(TASK_RUNNERS)
+    assert set(tasks.TASKS) == set(TASKS) - {"all"} and set(tasks.CLOSED_SET) <= set(tasks.TASKS)
 
 
 def test_user_templates_replace_the_pc_prompt_and_are_recorded(world_root, tmp_path, capsys):

@@ -243,9 +243,8 @@ def test_runs_side_by_side_give_the_adapters_of_runs_one_at_a_time(tmp_path):
     def runs(mode: str) -> list:
         for seed in (1, 2):
             (tmp_path / mode / str(seed)).mkdir(parents=True)
-        return [(f"seed{seed}", ["--config", str(write_config(tmp_path / mode / str(seed), steps=40)),
-                                 "--seed_everything", str(seed), "--out", str(tmp_path / mode / str(seed) / "adapter")])
-                for seed in (1, 2)]
+        return [(f"seed{seed}", {"config": write_config(tmp_path / mode / str(seed), steps=40), "seed": seed,
+                                 "out": tmp_path / mode / str(seed) / "adapter"}) for seed in (1, 2)]
 
     assert set(train_runs(runs("side"), jobs=2, progress=False)) == {"seed1", "seed2"}
     train_runs(runs("alone"), jobs=1, progress=False)
@@ -257,11 +256,10 @@ def test_runs_side_by_side_give_the_adapters_of_runs_one_at_a_time(tmp_path):
     (tmp_path / "bad").mkdir()
     bad = write_config(tmp_path / "bad", classes="imagenet-21k")
     with pytest.raises(ClapError, match="'imagenet-21k' is neither a preset"):
-        train_runs([("bad", ["--config", str(bad), "--out", str(tmp_path / "bad" / "adapter")])], jobs=2,
-                   progress=False)
+        train_runs([("bad", {"config": bad, "out": tmp_path / "bad" / "adapter"})], jobs=2, progress=False)
 
 
-def quick_run(run: tuple[str, list[str]]) -> tuple[str, float]:
+def quick_run(run: tuple[str, dict]) -> tuple[str, float]:
     """A run that takes no time: the pool's start and end are what is tested."""
     return run[0], 0.0
 
@@ -277,7 +275,7 @@ def test_side_by_side_runs_end_without_waiting_on_a_worker_twenty_times_in_a_row
     monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: pytest.fail("terminate, normal path"))
     monkeypatch.setattr(parallel, "JOIN_SECONDS", 30.0)  # a worker still there after that fails the run
     for _ in range(20):
-        done = parallel.train_runs([("a", []), ("b", []), ("c", [])], jobs=2, progress=False, work=quick_run)
+        done = parallel.train_runs([("a", {}), ("b", {}), ("c", {})], jobs=2, progress=False, work=quick_run)
         workers = [p for p in multiprocessing.active_children() if "PoolWorker" in p.name]
         assert set(done) == {"a", "b", "c"} and not workers
 

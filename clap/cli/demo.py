@@ -16,7 +16,7 @@ from pathlib import Path
 
 from clap.options import PATH, SEED, Count
 from clap.training.parallel import Run, available_cores, train_runs
-from clap.cli.eval import EPSILON
+from clap.evaluation.tasks import EPSILON
 
 
 def add_parser(sub) -> None:
@@ -42,28 +42,26 @@ def add_parser(sub) -> None:
 
 
 def training_runs(args: argparse.Namespace, seeds: list[int]) -> tuple[list[Run], dict[str, list[Path]], Path]:
-    """The demo's `clap train` runs, longest first: Im.Aug (image) and CLAP (text) adapters for every seed,
-    CLIPN for the first; with their adapter folders ({model: [per seed]}, CLIPN's)."""
-    adapters, out = Path(args.out) / "adapters", Path(args.out)
-    imaug = [_run(args, seed, "imaug", ["--trainer.max_steps", str(args.imaug_steps), "--model", "ImAugModule",
-                                        "--data", "ImageDataModule", "--data.root", str(out / "data" / "imaug"),
-                                        "--data.batch_size", "32"]) for seed in seeds]
-    clap = [_run(args, seed, "clap", ["--trainer.max_steps", str(args.clap_steps), "--data.classes", "world",
-                                      "--data.batch_size", "32"]) for seed in seeds]
-    clipn = _run(args, seeds[0], "clipn", ["--trainer.max_steps", str(args.clipn_steps), "--model", "CLIPNModule",
-                                           "--data", "CaptionDataModule", "--data.root", str(out / "data" / "captions"),
-                                           "--data.batch_size", "64", "--data.window", "100"])
-    folders = {"CLAP": [adapters / name for name, _ in clap], "Im.Aug": [adapters / name for name, _ in imaug]}
-    return [*imaug, *clap, clipn], folders, adapters / clipn[0]
+    """The demo's training runs (`clap.train_adapter` keywords), longest first: Im.Aug (image) and CLAP (text)
+    adapters for every seed, CLIPN for the first; with their adapter folders ({model: [per seed]}, CLIPN's)."""
+    data = Path(args.out) / "data"
+    imaug = [_run(args, seed, "imaug", "image", args.imaug_steps, {"root": str(data / "imaug"), "batch_size": 32})
+             for seed in seeds]
+    clap = [_run(args, seed, "clap", "text", args.clap_steps, {"classes": "world", "batch_size": 32}) for seed in seeds]
+    clipn = _run(args, seeds[0], "clipn", "negation", args.clipn_steps,
+                 {"root": str(data / "captions"), "batch_size": 64, "window": 100})
+    folders = {"CLAP": [Path(run["out"]) for _, run in clap], "Im.Aug": [Path(run["out"]) for _, run in imaug]}
+    return [*imaug, *clap, clipn], folders, Path(clipn[1]["out"])
 
 
-def _run(args: argparse.Namespace, seed: int, kind: str, options: list[str]) -> Run:
-    """One run's name and arguments: seeded, quiet (the demo shows runs, not steps), in the demo's folders."""
+def _run(args: argparse.Namespace, seed: int, kind: str, route: str, steps: int, data: dict) -> Run:
+    """One run's name and `clap.train_adapter` keywords: seeded, quiet (the demo shows runs, not steps), in the
+    demo's folders."""
     name, out = f"{kind}_seed{seed}", Path(args.out)
-    return name, ["--seed_everything", str(seed), "--trainer.enable_model_summary", "false",
-                  "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
-                  "--trainer.default_root_dir", str(out / "runs" / name), *options,  # --model, --data before their
-                  "--data.seed", str(seed), "--out", str(out / "adapters" / name), "--overwrite"]  # (jsonargparse)
+    trainer = {"max_steps": steps, "enable_model_summary": False, "enable_progress_bar": False, "logger": False,
+               "default_root_dir": str(out / "runs" / name)}
+    return name, {"route": route, "out": str(out / "adapters" / name), "seed": seed, "trainer": trainer,
+                  "data": {**data, "seed": seed}, "overwrite": True}
 
 
 class Stages:
@@ -90,24 +88,16 @@ class Stages:
         return self.times
 
 
-def eval_defaults(dataset: Path) -> argparse.Namespace:
-    """`clap eval`'s options at their defaults, for the demo's evaluation."""
-    from clap.cli import eval as eval_command
-
-    parser = argparse.ArgumentParser(prog="clap")
-    eval_command.add_parser(parser.add_subparsers())
-    return parser.parse_args(["eval", "all", "--dataset", str(dataset)])
-
-
 def run(args: argparse.Namespace) -> int:
-    from clap.cli.eval import CLOSED_SET, report_run, run_tasks
+    from clap.cli.openworld_args import world_captions
     from clap.data_gen.world.export import render_world
     from clap.evaluation.alpha import choose_alphas
     from clap.evaluation.claims import claims_table
-    from clap.evaluation.merge import read_report
-    from clap.fileio import write_text_atomic
+    from clap.evaluation.evaluate import evaluate
     from clap.evaluation.report import report_paths
-    from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.evaluation.runner import AdapterSpec
+    from clap.evaluation.tasks import CLOSED_SET
+    from clap.fileio import write_text_atomic
 
     out, progress, stages = Path(args.out), not args.no_progress, Stages(6)
     stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
@@ -130,22 +120,22 @@ def run(args: argparse.Namespace) -> int:
     print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
     stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP (and CLIPN's OOD rules) on the test render")
     specs = [AdapterSpec(name, str(path), "auto") for name, paths in trained.items() for path in paths]
-    setup = build_setup(out / "data" / "test", [*specs, AdapterSpec("CLIPN", str(clipn))], progress=progress)
     shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
-    eval_args = eval_defaults(out / "data" / "test")
-    eval_args.__dict__.update(shots=shots, seed=args.seed, attack_images=args.attack_images, out=str(out / "report"),
-                              eps=args.eps, alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True,
-                              no_progress=args.no_progress)
-    results, measures = run_tasks(setup, (*CLOSED_SET, "ood", "openness"), eval_args)
-    stages.next("report", "statistics (two-level bootstrap intervals) and the report")
+    test = out / "data" / "test"
+    report = evaluate(test, adapters=[*specs, AdapterSpec("CLIPN", str(clipn))], tasks=(*CLOSED_SET, "ood", "openness"),
+                      name="demo", shots=shots, seed=args.seed, attack_images=args.attack_images, eps=args.eps,
+                      alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True, captions=world_captions(test),
+                      progress=progress)
+    stages.next("report", "the report and its figures (the intervals were computed with the evaluation: "
+                f"{report.statistics['bootstrap']['seconds']:.0f} s)")
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
-    results["stage_seconds"] = stages.times
-    json_path, md_path, tables = report_run(setup, eval_args, "demo", out / "report", results, measures)
-    claims = claims_table(read_report(json_path))
+    report.results["stage_seconds"] = stages.times
+    json_path, md_path = report.save(out / "report", overwrite=True)
+    claims = claims_table(report.to_dict())
     write_text_atomic(out / "report" / "claims.md", f"# The paper's claims in this run\n\n{claims}")
     stages.next("results", "results\n")
-    print(tables)
+    print(report.markdown())
     print(f"## The paper's claims in this run\n\n{claims}")
     total = sum(stages.done().values())
     print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {total:.0f} s")

@@ -1,12 +1,10 @@
-"""Options of the open-world tasks (`clap eval ood`, `clap eval openness`, REPE) and their defaults on the
-embedded world: the OOD split, the vocabularies, the caption corpus."""
+"""Options of the open-world tasks (`clap eval ood`, `clap eval openness`, REPE) and REPE's default caption
+corpus on the embedded world (the rest is resolved by `clap.evaluation.openworld`)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from clap.errors import ClapError
 from clap.options import NAME, PATH, POSITIVE, PROBABILITY, Count
 
 WORLD_CAPTIONS_PER_CLASS = 30
@@ -14,8 +12,7 @@ WORLD_CAPTIONS_SEED = 11  # a seed no demo render uses
 
 
 def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
-    from clap.evaluation.openness import OPENNESS_ORDERS
-    from clap.evaluation.repe import REPE_K, REPE_WEIGHT
+    from clap.defaults import OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
 
     ood = p.add_argument_group("ood (OOD detection)")
     source = ood.add_mutually_exclusive_group()
@@ -41,88 +38,13 @@ def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
     repe.add_argument("--repe-k", type=Count(), default=REPE_K, help="captions averaged per class")
 
 
-def is_world(classes: list[str]) -> bool:
-    from clap.prompts.classes import preset_classes
+def world_captions(dataset: str) -> list[str] | None:
+    """REPE's default corpus: the world's caption generator when `dataset` holds the world's classes."""
+    from clap.data.domains import scan_domain_dataset
+    from clap.evaluation.openworld import is_world
 
-    return set(classes) == set(preset_classes("world"))
-
-
-def ood_sets(setup, args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
-    """(ID features per domain, OOD features per domain or one shared set, ID classes)."""
-    from clap.evaluation.ood import held_out_split
-
-    classes = setup.dataset.classes
-    if args.ood:
-        check_ood_folder(setup, args.ood)
-        id_sets = {d: data.features for d, data in setup.raw.items()}
-        return id_sets, {"ood": _ood_folder_features(setup, args)}, list(classes)
-    held = args.ood_classes
-    if held is None:
-        if not is_world(classes):
-            raise ClapError("give OOD images with --ood ROOT or hold out classes with --ood-classes C1 C2 ...")
-        from clap.prompts.classes import world_held_out
-
-        held = world_held_out()
-    unknown = [c for c in held if c not in classes]
-    if unknown or len(set(held)) >= len(classes):
-        raise ClapError(f"--ood-classes: {unknown[:5] or held} must be classes of --dataset, leaving some ID classes")
-    return held_out_split(setup.raw, classes, held)
-
-
-def check_ood_folder(setup, folder: str) -> None:
-    """The OOD folder must not overlap the ID dataset nor hold folders named like its classes."""
-    from clap.data.domains import class_name_from_folder
-
-    ood, root = Path(folder).resolve(), Path(setup.dataset.root).resolve()
-    if ood == root or root in ood.parents or ood in root.parents:
-        raise ClapError(f"--ood {folder} overlaps --dataset {setup.dataset.root}; give a separate folder")
-    named = {class_name_from_folder(p.name) for p in ood.rglob("*") if p.is_dir()} & set(setup.dataset.classes)
-    if named:
-        raise ClapError(f"--ood {folder} has folders named like ID classes ({sorted(named)[:3]}); OOD images must "
-                        "come from other classes")
-
-
-def _ood_folder_features(setup, args: argparse.Namespace):
-    from clap.data.domains import scan_image_folder
-    from clap.evaluation.features import domain_features
-
-    dataset = scan_image_folder(args.ood, "ood")
-    return domain_features(setup.backbone, dataset, args.cache, progress=not args.no_progress)["ood"].features
-
-
-def merge_groups(args: argparse.Namespace, id_classes: list[str]) -> tuple[tuple[str, ...], ...] | None:
-    if not args.merge:
+    if not is_world(scan_domain_dataset(dataset).classes):
         return None
-    from clap.evaluation.openness import check_groups, read_groups
-
-    groups = read_groups(args.merge)
-    check_groups(groups, id_classes, "--merge", cover=False)
-    return tuple(tuple(g) for g in groups)
-
-
-def openness_groups(setup, args: argparse.Namespace) -> list[list[int]]:
-    """Class indices of each vocabulary: --groups, the world's families, or seeded random groups."""
-    from clap.evaluation.openness import check_groups, random_groups, read_groups
-    from clap.prompts.classes import preset_groups
-
-    classes = setup.dataset.classes
-    if args.groups:
-        return check_groups(read_groups(args.groups), classes)
-    if is_world(classes):
-        return check_groups(list(preset_groups("world").values()), classes)
-    return random_groups(len(classes), args.group_size, args.seed)
-
-
-def repe_captions(setup, args: argparse.Namespace) -> list[str] | None:
-    """The caption corpus when --repe is on: --captions, or the world's caption generator on the world."""
-    if not args.repe:
-        return None
-    from clap.evaluation.repe import read_captions
-
-    if args.captions:
-        return read_captions(args.captions)
-    if not is_world(setup.dataset.classes):
-        raise ClapError("--repe needs a caption corpus: --captions FILE (one caption per line, or a captions.jsonl)")
     from clap.data_gen.world.export import caption_corpus
 
     return caption_corpus(WORLD_CAPTIONS_PER_CLASS, WORLD_CAPTIONS_SEED)

@@ -15,7 +15,6 @@ import numpy as np
 
 from clap.defaults import ALPHA_GRID
 from clap.errors import ClapError
-from clap.evaluation.plots import plot_alpha
 from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
 
 if TYPE_CHECKING:
@@ -80,16 +79,12 @@ def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Seque
     return chosen
 
 
-def run_alpha(setup: EvalSetup, alphas: Sequence[float], out_dir: str | Path | None = None) -> dict:
-    """Mean zero-shot accuracy per prompt form against alpha, for each adapted model (+ a PNG)."""
+def run_alpha(setup: EvalSetup, alphas: Sequence[float]) -> dict:
+    """Mean zero-shot accuracy per prompt form against alpha, for each adapted model."""
     sweep = {}
     for name, m in setup.models.items():
         if m.adapter is None:
             continue
         rows = zero_shot_by_alpha(m, setup.raw, setup.dataset.classes, alphas)
         sweep[name] = {f"{alpha:g}": row for alpha, row in rows.items()}
-    if out_dir is not None and sweep:
-        chosen = {name: m.adapter.config.alpha_selection["alpha"] for name, m in setup.models.items()
-                  if m.adapter is not None and m.adapter.config.alpha_selection}
-        sweep["plot"] = str(plot_alpha(sweep, chosen, Path(out_dir) / "alpha_sweep.png"))
     return sweep

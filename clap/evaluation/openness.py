@@ -21,12 +21,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from clap.defaults import OPENNESS_ORDERS
 from clap.errors import ClapError
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
 from clap.evaluation.zeroshot import class_scores
 
-OPENNESS_ORDERS = 3  # the authors' scripts run 3 trials
 
 
 def read_groups(path: str | Path) -> list[list[str]]:

@@ -22,10 +22,9 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
+from clap.defaults import REPE_K, REPE_WEIGHT
 from clap.errors import ClapError
 
-REPE_WEIGHT = 0.25
-REPE_K = 100
 
 
 def read_captions(path: str | Path) -> list[str]:

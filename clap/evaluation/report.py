@@ -229,16 +229,20 @@ def claim_report(out_dir: str | Path, task: str, overwrite: bool = False) -> Non
         raise ClapError(f"{existing[0]} exists from an earlier run; choose another --out or pass --overwrite")
 
 
-def write_report(out_dir: str | Path, task: str, setup_info: dict, results: dict, run: dict,
-                 statistics: dict | None = None) -> tuple[Path, Path]:
-    """Write <task>.json and <task>.md into out_dir; `run` holds the seed and the protocol."""
-    doc = {"clap_version": __version__, "task": task, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-           **run, "versions": versions(), **setup_info, "results": results, "statistics": statistics or {}}
-    json_path, md_path = report_paths(out_dir, task)
+def report_document(task: str, setup_info: dict, results: dict, run: dict, statistics: dict | None = None,
+                    created: str | None = None) -> dict:
+    """The JSON report: versions, the setup, the results and the statistics (strict JSON: NaN as null)."""
+    created = created or datetime.datetime.now().isoformat(timespec="seconds")
+    return finite({"clap_version": __version__, "task": task, "created": created, **run, "versions": versions(),
+                   **setup_info, "results": results, "statistics": statistics or {}})
+
+
+def write_report(out_dir: str | Path, doc: dict, body: str) -> tuple[Path, Path]:
+    """Write <task>.json (a `report_document`) and <task>.md (its tables, `body`) into out_dir, atomically."""
+    json_path, md_path = report_paths(out_dir, doc["task"])
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json_path, json.dumps(finite(doc), indent=2, allow_nan=False) + "\n")
-    body = markdown(results, statistics)
-    write_text_atomic(md_path, f"# clap evaluation: {task}\n\n{protocol_line(run)}\n\n{body}")
+    write_text_atomic(json_path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(md_path, f"# clap evaluation: {doc['task']}\n\n{protocol_line(doc)}\n\n{body}")
     return json_path, md_path
 
 

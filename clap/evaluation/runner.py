@@ -2,7 +2,7 @@
 
 `build_setup` loads everything once; the protocols (`zeroshot.run_zeroshot`, `fewshot.run_fewshot`,
 `attack_eval.run_adversarial`, `disentangle.run_probe`, `tsne.run_tsne`, `alpha.run_alpha`, `ood.run_ood`,
-`openness.run_openness`) each take it and return their rows; `clap eval` holds the task table.
+`openness.run_openness`) each take it and return their rows; `clap.evaluation.tasks` holds the task table.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,13 +58,17 @@ def plot_tsne(model, raw_by_domain: dict, classnames: Sequence[str], title: str,
     return path
 
 
-def run_tsne(setup: EvalSetup, out_dir: str | Path, seed: int = 0) -> dict[str, str]:
-    """One t-SNE PNG per model (the first seed of a repeated adapter); {model: path}."""
-    paths = {}
+def tsne_figures(setup: EvalSetup, seed: int = 0) -> dict[str, tuple[str, Callable[[Path], Path]]]:
+    """{model: (PNG file name, a function drawing its t-SNE into a folder)}, one per model (the first seed of
+    a repeated adapter)."""
+    figures = {}
     for name, m in setup.models.items():
         if SEED_MEMBER.match(name) and not name.endswith("#1"):
             continue  # one seed of each repeated adapter shows the picture
-        target = Path(out_dir) / f"tsne_{name.replace(' ', '_').replace('.', '')}.png"
-        paths[name] = str(plot_tsne(m, setup.raw, setup.dataset.classes, f"t-SNE of {name} image features", target,
-                                    seed))
-    return paths
+        file = f"tsne_{name.replace(' ', '_').replace('.', '')}.png"
+        figures[name] = (file, partial(_draw, m, setup, name, file, seed))
+    return figures
+
+
+def _draw(model, setup: EvalSetup, name: str, file: str, seed: int, folder: Path) -> Path:
+    return plot_tsne(model, setup.raw, setup.dataset.classes, f"t-SNE of {name} image features", folder / file, seed)

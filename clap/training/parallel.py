@@ -1,4 +1,4 @@
-"""Several `clap train` runs side by side in worker processes, one CPU thread each.
+"""Several `clap.train_adapter` runs side by side in worker processes, one CPU thread each.
 
 A run on one thread gives the same adapter however many runs share the machine (`--jobs` changes the
 time, not the result), and a small model gains little from a second thread, so runs side by side
@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from clap.errors import ClapError
 
-Run = tuple[str, list[str]]  # a name and its `clap train` arguments
+Run = tuple[str, dict]  # a name and its `clap.train_adapter` keywords
 
 
 def available_cores() -> int:
@@ -32,7 +32,7 @@ def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True,
     """Train every run, `jobs` at a time, in the order given (put the longest first); {name: seconds}.
 
     A failing run's error is raised here; Ctrl-C stops every worker. `work` (a module-level function, for
-    the worker processes to import) replaces `clap train` for each run.
+    the worker processes to import) replaces `clap.train_adapter` for each run.
     """
     seconds: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
@@ -87,8 +87,8 @@ def _exit_now(signum: int, frame: object) -> None:
 
 
 def _train_one(run: Run) -> tuple[str, float]:
-    from clap.training.cli import main as train
+    from clap.training.run import train_adapter
 
     start = time.monotonic()
-    train(run[1])
+    train_adapter(**run[1])
     return run[0], time.monotonic() - start

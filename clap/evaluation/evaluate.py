@@ -1,0 +1,128 @@
+"""`clap.evaluate`: the whole evaluation as a library call, returning a `Report`.
+
+    report = clap.evaluate("data/test", adapters=["CLAP=adapters/clap"], tasks=("zeroshot", "fewshot"), shots=[1, 4])
+    report.results["zeroshot"]["CLAP"]["mean"]["C"]; report.statistics["differences"]
+    report.save("eval_report")  # zeroshot.json, zeroshot.md and the plots, as `clap eval` writes them
+
+`clap eval` parses its arguments into the same `EvalOptions` and calls this function.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from clap.errors import ClapError
+from clap.evaluation.tasks import CLOSED_SET, EvalOptions, Figure, check_tasks, run_tasks
+
+BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each domain (within each class "
+                    "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)")
+
+
+@dataclass
+class Report:
+    """An evaluation's results: what the JSON report holds (`to_dict`), its tables (`markdown`) and the figures
+    `save` draws. Results name figures by file name, relative to the folder the report is saved in."""
+
+    task: str
+    setup: dict
+    run: dict
+    results: dict
+    statistics: dict
+    figures: dict[str, Figure] = field(default_factory=dict, repr=False)
+    created: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        from clap.evaluation.report import report_document
+
+        return report_document(self.task, self.setup, self.results, self.run, self.statistics, self.created)
+
+    def markdown(self) -> str:
+        from clap.evaluation.report import markdown
+
+        return markdown(self.results, self.statistics)
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
+        """Draw the figures into `folder` and write <task>.json and <task>.md there; an earlier report of the same
+        task is replaced only with `overwrite`. Returns the JSON and Markdown paths."""
+        from clap.evaluation.report import claim_report, write_report
+        from clap.fileio import folder_lock
+
+        folder = Path(folder)
+        claim_report(folder, self.task, overwrite)
+        with folder_lock(folder, "a report"):
+            folder.mkdir(parents=True, exist_ok=True)
+            for draw in self.figures.values():
+                draw(folder)
+            return write_report(folder, self.to_dict(), self.markdown())
+
+
+def adapter_specs(adapters: Sequence | Mapping | None) -> list:
+    """`AdapterSpec`s from "NAME=PATH[@ALPHA|@auto]" strings, specs, or {name: path or [paths, one per seed]}."""
+    from clap.evaluation.runner import AdapterSpec
+
+    if adapters is None:
+        return []
+    if isinstance(adapters, Mapping):
+        adapters = [AdapterSpec(name, str(p)) for name, paths in adapters.items()
+                    for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    return [a if isinstance(a, AdapterSpec) else AdapterSpec.parse(str(a)) for a in adapters]
+
+
+def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Sequence | Mapping | None = None,
+             tasks: Sequence[str] | str = ("zeroshot",), options: EvalOptions | None = None, *,
+             name: str | None = None, setup=None, **overrides) -> Report:
+    """Evaluate CLIP and `adapters` on a root/domain/class/image `dataset` with the given tasks ("all": the
+    closed-set ones); `backbone` holds `load_backbone`'s keywords (default: the embedded tiny CLIP), the
+    options are `EvalOptions` fields (or `options`). `name` names the report (default: the task, or "all");
+    a `setup` already loaded (`build_setup`) is reused. Bad input raises `ClapError` (one line)."""
+    from clap.evaluation.runner import build_setup
+
+    options = _options(options, overrides)
+    task_names = _task_names(tasks)
+    if setup is None:
+        setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
+                            options.ignore_classes, progress=options.progress)
+    results, measures, figures = run_tasks(setup, task_names, options)
+    name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
+    return Report(name, setup.describe(), run_info(options), results, statistics(setup, options, results, measures),
+                  figures)
+
+
+def _options(options: EvalOptions | None, overrides: dict) -> EvalOptions:
+    unknown = sorted(set(overrides) - set(EvalOptions.names()))
+    if unknown:
+        raise ClapError(f"unknown evaluation option '{unknown[0]}'; the options are {', '.join(EvalOptions.names())}")
+    if options is None:
+        return EvalOptions(**overrides)
+    return EvalOptions(**{**vars(options), **overrides}) if overrides else options
+
+
+def _task_names(tasks: Sequence[str] | str) -> tuple[str, ...]:
+    names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    names = tuple(t for n in names for t in (CLOSED_SET if n == "all" else (n,)))
+    check_tasks(names)
+    return names
+
+
+def run_info(options: EvalOptions) -> dict:
+    from clap.evaluation.runner import protocol_info
+
+    return {"seed": options.seed, "protocol": protocol_info(options.protocol)}
+
+
+def statistics(setup, options: EvalOptions, results: dict, measures: dict) -> dict:
+    """Seed summaries and the two-level bootstrap intervals of every difference, with their cost."""
+    from clap.evaluation.resample import Resamples
+    from clap.evaluation.runner import BASELINE
+    from clap.evaluation.stats import differences, seed_groups, seed_summary
+
+    start = time.monotonic()
+    out = {"seeds": seed_summary(results, seed_groups(setup.models)),
+           **differences(BASELINE, measures, Resamples(options.n_boot, options.seed)),
+           "bootstrap": {"resamples": options.n_boot, "levels": BOOTSTRAP_LEVELS}}
+    out["bootstrap"]["seconds"] = round(time.monotonic() - start, 1)
+    return out

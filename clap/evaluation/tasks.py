@@ -1,0 +1,251 @@
+"""The evaluation tasks: their options (`EvalOptions`) and the task table `clap.evaluate` runs.
+
+Each task is `(setup, options, repe) -> TaskOutput`: the report entries it adds, the `TaskMeasure` its
+intervals come from, and the figures it draws (file name -> a function drawing it into a folder; the
+report records the file name, relative to the report's folder, and `Report.save` draws them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
+
+from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
+from clap.errors import ClapError
+from clap.options import ALPHA, POSITIVE, PROBABILITY, SEED, Count, Kind, check_options
+
+if TYPE_CHECKING:
+    from clap.evaluation.runner import EvalSetup
+
+
+class Epsilon(Kind):
+    """An attack budget in pixel units: 8/255 or 0.031, in (0, 1]."""
+
+    def convert(self, value) -> float:
+        from clap.evaluation.adversarial import parse_eps
+
+        return parse_eps(value if isinstance(value, str) else repr(value))
+
+
+EPSILON = Epsilon()
+
+
+@dataclass
+class EvalOptions:
+    """Every option of an evaluation, at `clap eval`'s defaults (the command line's --flags of the same names)."""
+
+    shots: Sequence[int] = (1, 4, 8, 16, 32)  # few-shot: images per class (counts a class cannot supply skipped)
+    seeds: Sequence[int] = (0, 1, 2)  # few-shot: one draw of shots per seed
+    attack_images: int = 100  # images per domain attacked (0: all)
+    eps: Sequence[float] = EPS_SWEEP  # attack budgets in pixel units
+    protocol: str = "pixel"  # "pixel" or "paper" (the authors' normalised-tensor attacks and probe scoring)
+    alphas: Sequence[float] = ALPHA_SWEEP  # the alpha sweep's grid
+    seed: int = 0  # probes, attacks, openness orders and the bootstrap
+    noise_form: str = "shared"  # ZS(NC): "shared" (the authors') or "per-class"
+    n_boot: int = N_BOOT  # bootstrap resamples of the intervals
+    templates: Sequence[str] | None = None  # replace the PC template (zeroshot, ood, openness)
+    ood: str | None = None  # a folder of OOD images
+    ood_classes: Sequence[str] | None = None  # classes of the dataset held out as OOD
+    merge: str | None = None  # JSON of class groups the max-logit ensemble scores as one class
+    mcm_temperature: float = 1.0
+    groups: str | None = None  # JSON of openness vocabularies
+    group_size: int = 5
+    orders: int = OPENNESS_ORDERS
+    repe: bool = False  # also report zeroshot, ood and openness with REPE-enhanced class features
+    captions: str | Sequence[str] | None = None  # REPE's corpus: a file, or the captions themselves
+    repe_weight: float = REPE_WEIGHT
+    repe_k: int = REPE_K
+    cache: str | None = None  # folder caching raw image features
+    device: str = "cpu"
+    ignore_classes: bool = False  # allow adapters trained for other classes
+    progress: bool = True
+    LIMITS: ClassVar[dict[str, Kind]] = {
+        "attack_images": Count(0), "seed": SEED, "n_boot": Count(100), "mcm_temperature": POSITIVE,
+        "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count()}
+
+    def __post_init__(self) -> None:
+        check_options(self.LIMITS, vars(self))
+        for name, kind in (("shots", Count()), ("seeds", SEED), ("alphas", ALPHA), ("eps", EPSILON)):
+            setattr(self, name, [kind.check(name, v) for v in getattr(self, name)])
+        if self.protocol not in ("pixel", "paper"):
+            raise ClapError(f"protocol = {self.protocol!r}: expected 'pixel' or 'paper'")
+        if self.noise_form not in NOISE_FORMS:
+            raise ClapError(f"noise_form = {self.noise_form!r}: expected one of {', '.join(NOISE_FORMS)}")
+        if self.templates is not None:
+            from clap.model import check_templates
+
+            self.templates = list(self.templates)
+            check_templates(self.templates, "templates: ")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+Figure = Callable[[Path], object]
+
+
+@dataclass
+class TaskOutput:
+    """What a task adds to a report: its entries, its measures for intervals, its figures to draw."""
+
+    rows: dict
+    measures: dict = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+def pc_templates(options: EvalOptions) -> list[str]:
+    """The templates of the PC prompt: the given ones, or "a photo of a {}"."""
+    from clap.evaluation.zeroshot import PROMPT_FORMS
+
+    return list(options.templates or [PROMPT_FORMS["PC"]])
+
+
+def prompt_templates(options: EvalOptions) -> dict:
+    """The templates every prompt form used."""
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
+
+    return {**{f: [t] for f, t in PROMPT_FORMS.items()}, "PC": pc_templates(options),
+            "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
+
+
+def noise_info() -> dict:
+    from clap import defaults
+    from clap.evaluation.zeroshot import NOISE_SEED
+
+    return {"draws": defaults.NOISE_DRAWS, "tokens": defaults.NOISE_TOKENS, "std": defaults.NOISE_STD,
+            "seed": NOISE_SEED}
+
+
+def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.zeroshot import run_zeroshot
+
+    rows, measure = run_zeroshot(setup, noise_form=options.noise_form, pc_templates=options.templates)
+    results = {"zeroshot": rows, "zeroshot_noise": {"form": options.noise_form, **noise_info()},
+               "prompt_templates": prompt_templates(options)}
+    if repe is not None:
+        results["zeroshot_repe"] = run_zeroshot(setup, repe, options.noise_form, options.templates)[0]
+    return TaskOutput(results, {"zeroshot": measure})
+
+
+def fewshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.fewshot import run_fewshot
+
+    rows, measure = run_fewshot(setup, options.shots, options.seeds, options.protocol)
+    return TaskOutput({"fewshot": rows}, {"fewshot": measure})
+
+
+def adversarial_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.attack_eval import run_adversarial
+    from clap.evaluation.plots import plot_eps_sweep
+
+    rows, measure = run_adversarial(setup, epsilons=sorted(set(options.eps)), protocol=options.protocol,
+                                    seed=options.seed, max_images=options.attack_images or None)
+    name = "adversarial_eps.png"
+    return TaskOutput({"adversarial": rows, "adversarial_plot": name, "attacked_images": measure.images},
+                      {"adversarial": measure}, {name: lambda folder: plot_eps_sweep(rows, folder / name)})
+
+
+def probe_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.disentangle import run_probe
+
+    return TaskOutput({"probe": run_probe(setup, options.seed)})
+
+
+def tsne_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.tsne import tsne_figures
+
+    figures = tsne_figures(setup, options.seed)  # {model: (file name, figure)}
+    return TaskOutput({"tsne": {model: name for model, (name, _) in figures.items()}}, figures=dict(figures.values()))
+
+
+def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.alpha import run_alpha
+    from clap.evaluation.plots import plot_alpha
+
+    sweep = run_alpha(setup, options.alphas)
+    if not sweep:
+        return TaskOutput({"alpha": sweep})
+    chosen = {name: m.adapter.config.alpha_selection["alpha"] for name, m in setup.models.items()
+              if m.adapter is not None and m.adapter.config.alpha_selection}
+    name = "alpha_sweep.png"
+    return TaskOutput({"alpha": {**sweep, "plot": name}}, figures={name: lambda f: plot_alpha(sweep, chosen, f / name)})
+
+
+def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.ood import OODOptions, named_in_training, run_ood
+    from clap.evaluation.openworld import merge_groups, ood_sets
+    from clap.evaluation.plots import plot_ood
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
+
+    id_sets, oods, id_classes = ood_sets(setup, options)
+    settings = OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
+                          tuple(options.templates) if options.templates else None)
+    results, measure, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
+    name = "ood_scores.png"
+    results["ood_plot"] = name
+    held_out = [options.ood] if options.ood else [c for c in setup.dataset.classes if c not in id_classes]
+    results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
+                            "named_in_training": named_in_training(setup, held_out),
+                            "templates": {"MCM/MaxLogit/Energy": pc_templates(options),
+                                          "MaxLogitEnsemble and CLIPN (summed)": list(ENSEMBLE_TEMPLATES)}}
+    return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
+
+
+def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.openness import run_openness
+    from clap.evaluation.openworld import openness_groups
+    from clap.evaluation.plots import plot_openness
+
+    groups = openness_groups(setup, options)
+    results, measure = run_openness(setup, groups, options.orders, options.seed, repe, options.templates)
+    name = "openness_curves.png"
+    results["openness_templates"] = pc_templates(options)
+    results["openness_plot"] = name
+    results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
+    rows = results["openness"]
+    return TaskOutput(results, {"openness": measure}, {name: lambda folder: plot_openness(rows, folder / name)})
+
+
+# The task table; `CLOSED_SET` is what `all` runs, in this order; the open-world tasks are asked for by name.
+TASKS: dict[str, Callable[..., TaskOutput]] = {
+    "zeroshot": zeroshot_task, "fewshot": fewshot_task, "adversarial": adversarial_task, "probe": probe_task,
+    "tsne": tsne_task, "alpha": alpha_task, "ood": ood_task, "openness": openness_task}
+CLOSED_SET = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha")
+
+
+def repe_options(setup: EvalSetup, options: EvalOptions) -> dict | None:
+    """With REPE on, each model's caption corpus encoded once for every task: {model: `Repe`}."""
+    from clap.evaluation.openworld import repe_captions
+    from clap.evaluation.repe import Repe
+
+    captions = repe_captions(options)
+    if captions is None:
+        return None
+    return {name: Repe.encode(model, captions, options.repe_weight, options.repe_k)
+            for name, model in setup.models.items()}
+
+
+def check_tasks(tasks: Sequence[str]) -> None:
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ClapError(f"unknown task {unknown[0]!r}; " if unknown else "no task given; "
+                        f"choose from {', '.join(TASKS)} (or 'all': {', '.join(CLOSED_SET)})")
+
+
+def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> tuple[dict, dict, dict]:
+    """Run tasks on a loaded setup: (report entries with each task's seconds, {task: TaskMeasure}, figures)."""
+    check_tasks(tasks)
+    results, measures, figures, seconds = {}, {}, {}, {}
+    repe = repe_options(setup, options)
+    for task in tasks:
+        start = time.monotonic()
+        output = TASKS[task](setup, options, repe)
+        results.update(output.rows)
+        measures.update(output.measures)
+        figures.update(output.figures)
+        seconds[task] = round(time.monotonic() - start, 1)
+    results["task_seconds"] = seconds
+    return results, measures, figures

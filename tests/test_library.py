@@ -1,0 +1,115 @@
+"""The library without the CLI: `clap.evaluate` and its `Report`, the README's walkthrough, and a CLI that
+only parses arguments."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import clap
+from clap.cli.main import main
+from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
+from clap.errors import ClapError
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = WorldSpec(image_types=("sketch", "photograph"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("libworld")
+    render_world(root, "domains", 4, seed=5, spec=SPEC, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    out = tmp_path_factory.mktemp("libadapter") / "clap"
+    clap.train_adapter("text", out, data={"classes": "world", "batch_size": 16, "window": 20},
+                       trainer={"max_steps": 20, "enable_progress_bar": False, "logger": False,
+                                "enable_model_summary": False, "default_root_dir": str(out.parent / "runs")}, seed=3)
+    return out
+
+
+def _comparable(doc: dict) -> dict:
+    """A report without what differs between two runs: its creation time and each task's seconds."""
+    doc = {k: v for k, v in doc.items() if k != "created"}
+    doc["results"] = {k: v for k, v in doc["results"].items() if k != "task_seconds"}
+    doc["statistics"] = {**doc["statistics"], "bootstrap": {k: v for k, v in doc["statistics"]["bootstrap"].items()
+                                                            if k != "seconds"}}
+    return doc
+
+
+def test_evaluate_is_clap_eval(world, adapter, tmp_path, capsys):
+    """The same options give the same document from Python as from `clap eval` (figures named alike)."""
+    report = clap.evaluate(world, adapters=[f"CLAP={adapter}@0.5"], tasks="zeroshot", n_boot=200, progress=False)
+    assert main(["eval", "zeroshot", "--dataset", str(world), "--adapter", f"CLAP={adapter}@0.5", "--n-boot", "200",
+                 "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    from_cli = json.loads((tmp_path / "cli" / "zeroshot.json").read_text())
+    assert _comparable(report.to_dict()) == _comparable(from_cli)
+    assert report.markdown() in capsys.readouterr().out
+    gain = report.statistics["differences"]["zeroshot"]["CLAP"]["C"]
+    rows = report.results["zeroshot"]
+    assert gain["difference"] == pytest.approx(rows["CLAP"]["mean"]["C"] - rows["CLIP"]["mean"]["C"])
+
+
+def test_report_saves_what_to_dict_holds_with_its_figures(world, adapter, tmp_path):
+    report = clap.evaluate(world, adapters={"CLAP": [str(adapter)]}, tasks=("alpha",),
+                           options=clap.EvalOptions(alphas=[0, 1], progress=False))
+    assert report.results["alpha"]["plot"] == "alpha_sweep.png" and not (tmp_path / "alpha_sweep.png").exists()
+    json_path, md_path = report.save(tmp_path)
+    assert json.loads(json_path.read_text()) == report.to_dict() and (tmp_path / "alpha_sweep.png").is_file()
+    assert md_path.read_text().endswith(report.markdown())
+    with pytest.raises(ClapError, match="exists from an earlier run"):
+        report.save(tmp_path)
+    report.save(tmp_path, overwrite=True)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"shot": [1]}, "unknown evaluation option 'shot'"),
+    ({"n_boot": 5}, r"n_boot = 5: expected an integer >= 100"),
+    ({"eps": ["8/255", "2"]}, "must be in \\(0, 1\\]"),
+    ({"protocol": "pgd"}, "protocol = 'pgd'"),
+    ({"templates": ["a photo"]}, "templates: "),
+])
+def test_bad_options_are_one_line_errors(world, options, message):
+    with pytest.raises(ClapError, match=message) as error:
+        clap.evaluate(world, **options)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_task_is_refused_before_loading(tmp_path):
+    with pytest.raises(ClapError, match="unknown task 'zero-shot'"):
+        clap.evaluate(tmp_path, tasks=["zero-shot"])
+
+
+def test_the_readme_walkthrough_runs(tmp_path, monkeypatch):
+    """The README's Python walkthrough, as written, with 30 training steps instead of 3000 and 2 images a class."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"<!-- walkthrough -->\n```python\n(.*?)```\n<!-- /walkthrough -->", text, re.S)[1]
+    assert '"max_steps": 3000' in code and "images_per_class=4" in code
+    code = code.replace('"max_steps": 3000', '"max_steps": 30').replace("images_per_class=4", "images_per_class=2")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README walkthrough", "exec"), {})
+    report = json.loads((tmp_path / "study" / "report" / "zeroshot+fewshot.json").read_text())
+    assert set(report["results"]["zeroshot"]) == {"CLIP", "CLAP#1", "CLAP#2"}
+    assert report["statistics"]["differences"]["zeroshot"]["CLAP"]["C"]["seeds"] == 2
+    assert all(m["alpha"] is not None for name, m in report["models"].items() if name != "CLIP")
+
+
+PROTOCOL_CALLS = {"run_zeroshot", "run_fewshot", "run_adversarial", "run_probe", "tsne_figures", "run_alpha", "run_ood",
+                  "run_openness", "differences", "Resamples", "seed_summary", "ood_sets", "openness_groups"}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "clap" / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_the_cli_runs_no_protocol_itself(path):
+    """Commands parse arguments and call the library: none calls a protocol or the statistics directly."""
+    names = {node.attr if isinstance(node, ast.Attribute) else node.id
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, (ast.Name, ast.Attribute))}
+    assert not names & PROTOCOL_CALLS, f"{path.name} calls {names & PROTOCOL_CALLS}"
