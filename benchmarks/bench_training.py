@@ -43,7 +43,7 @@ def encode_noisy_full_context(backbone, texts, generator):
     x = model.token_embedding(tokens)
     eot = tokens.argmax(-1)
     at = insertion_index(eot, "random", generator)
-    noise = torch.randn(len(texts), 4, x.shape[2], generator=generator) * 0.02
+    noise = torch.randn(len(texts), 4, x.shape[2], generator=generator).to(x.device) * 0.02
     x, eot = insert_embeddings(x, eot, noise, at)
     return backbone._encode_embeddings(x[:, : tokens.shape[1]], eot)
 
@@ -51,7 +51,7 @@ def encode_noisy_full_context(backbone, texts, generator):
 def reference_losses(backbone, classes, steps, batch, seed, ign_tokens) -> tuple[list[float], float]:
     """Per-step losses and wall time of the reference-style loop."""
     torch.manual_seed(seed)
-    module = CLAPModule(in_dim=backbone.embed_dim)
+    module = CLAPModule(in_dim=backbone.embed_dim).to(backbone.device)
     opt = module.configure_optimizers()
     prompts = [class_prompts(c) for c in classes]
     registry = PromptRegistry(p for ps in prompts for p in ps)
@@ -86,22 +86,24 @@ class LossRecorder(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def clap_losses(model, pretrained, steps, batch, seed, ign_tokens, reference_backbone
+def clap_losses(model, pretrained, steps, batch, seed, ign_tokens, reference_backbone, device: str = "cpu"
                 ) -> tuple[list[float], float]:
-    """Per-step losses and wall time (setup included) of clap's training pipeline."""
+    """Per-step losses and wall time (setup included) of clap's training pipeline (frozen encoders and the
+    adapter on `device`)."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     data = PromptDataModule(classes="pacs", model=model, pretrained=pretrained, batch_size=batch, seed=seed,
-                            ign_tokens=ign_tokens)
+                            ign_tokens=ign_tokens, device=device)
     data.setup()  # loads the backbone now, from the same seed as the reference's
-    same = all(torch.equal(a, b) for a, b in zip(data.bank.backbone.state_dict().values(),
+    same = all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(data.bank.backbone.state_dict().values(),
                                                   reference_backbone.state_dict().values()))
     if not same:
         raise RuntimeError("the two pipelines got different backbone weights; the comparison would be void")
     recorder = LossRecorder()
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, reload_dataloaders_every_n_epochs=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        use_distributed_sampler=False, callbacks=[recorder])
+                        use_distributed_sampler=False, callbacks=[recorder],
+                        accelerator="gpu" if torch.device(device).type == "cuda" else "cpu", devices=1)
     torch.manual_seed(seed)
     trainer.fit(CLAPModule(), datamodule=data)
     return recorder.losses, time.perf_counter() - start

@@ -144,6 +144,8 @@ class Choice(Kind):
 
 PATH = Text(what="a path")
 NAME = Text(what="a non-empty name")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # the frozen encoders' numerics (`load_backbone`)
+PRECISION = Choice(PRECISIONS)
 
 
 def check_options(limits: Mapping[str, Kind], values: Mapping[str, Any]) -> None:

@@ -43,24 +43,15 @@ def tiny_open_clip(tiny_open_clip_files):
     return load_backbone(str(config), str(weights))
 
 
-def _tiny_tokenizer_files(folder):
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in letters:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return folder / "vocab.json", folder / "merges.txt", len(vocab)
-
-
 @pytest.fixture(scope="session")
 def tiny_hf_clip_dir(tmp_path_factory):
     """A folder holding a tiny random transformers CLIPModel, its tokenizer and image processor."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     folder = tmp_path_factory.mktemp("tiny_hf_clip")
-    vocab, merges, size = _tiny_tokenizer_files(folder)
+    from clap.data_gen.sd.tiny import tokenizer_files
+
+    vocab, merges, size = tokenizer_files(folder)
     tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>", model_max_length=77)
     config = CLIPConfig(
         text_config={"vocab_size": size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -95,29 +86,9 @@ def embedded():
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory):
     """A tiny randomly initialised Stable Diffusion pipeline saved to a folder (loads with from_pretrained)."""
-    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from clap.data_gen.sd.tiny import save_tiny_pipeline
 
-    folder = tmp_path_factory.mktemp("tiny_sd")
-    vocab, merges, size = _tiny_tokenizer_files(folder)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-                                attention_head_dim=4, norm_num_groups=4)
-    vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        norm_num_groups=4)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, max_position_embeddings=77, bos_token_id=0,
-                                        eos_token_id=1, pad_token_id=1))
-    tokenizer = CLIPTokenizer(str(vocab), str(merges), pad_token="<|endoftext|>", model_max_length=77)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DPMSolverMultistepScheduler(steps_offset=1), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    target = folder / "pipeline"
-    pipe.save_pretrained(target)
-    return target
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_sd"))
 
 
 def free_port() -> int:

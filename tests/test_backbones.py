@@ -204,13 +204,32 @@ def test_random_init_named_model_is_explicit():
 
 
 def test_full_precision_block_restores_autocast(tiny_open_clip):
-    tiny_open_clip.use_autocast = True
+    tiny_open_clip.autocast_dtype = torch.bfloat16
     try:
         with tiny_open_clip.full_precision():
-            assert tiny_open_clip.use_autocast is False
-        assert tiny_open_clip.use_autocast is True
+            assert tiny_open_clip.autocast_dtype is None and tiny_open_clip.precision == "fp32"
+        assert tiny_open_clip.precision == "bf16"
     finally:
-        tiny_open_clip.use_autocast = False
+        tiny_open_clip.autocast_dtype = None
+
+
+def test_precision_sets_the_encoders_autocast_on_the_cpu_too(embedded):
+    """bf16 runs the encoders under CPU autocast (features close to fp32's, not equal); fp16 needs CUDA; auto
+    is fp32 on the CPU. Features come back in fp32 either way."""
+    from clap.backbones.loading import load_backbone
+
+    bf16 = load_backbone(precision="bf16")
+    assert bf16.precision == "bf16" and load_backbone(precision="auto").precision == "fp32"
+    pixels = torch.rand(4, 3, embedded.image_size, embedded.image_size)
+    full, half = embedded.encode_image(pixels), bf16.encode_image(pixels)
+    assert half.dtype == torch.float32 and not torch.equal(full, half)
+    assert float(torch.nn.functional.cosine_similarity(full, half).min()) > 0.98
+    texts = bf16.encode_text(["a star", "a ring"])
+    assert texts.dtype == torch.float32
+    with pytest.raises(ClapError, match="fp16 needs a CUDA device"):
+        load_backbone(precision="fp16")
+    with pytest.raises(ClapError, match="precision 'half'"):
+        load_backbone(precision="half")
 
 
 @pytest.fixture()

@@ -113,3 +113,17 @@ def test_the_cli_runs_no_protocol_itself(path):
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
              if isinstance(node, (ast.Name, ast.Attribute))}
     assert not names & PROTOCOL_CALLS, f"{path.name} calls {names & PROTOCOL_CALLS}"
+
+
+def test_bf16_encoders_on_the_cpu_keep_their_own_feature_cache(world, adapter, tmp_path):
+    """precision="bf16" encodes under CPU autocast: accuracies within 5 points of fp32's, features cached under
+    their own key (an fp32 run never reads bf16 features)."""
+    kwargs = dict(adapters=[f"CLAP={adapter}@0.5"], tasks="zeroshot", n_boot=100, progress=False,
+                  cache=str(tmp_path / "cache"))
+    full, half = clap.evaluate(world, **kwargs), clap.evaluate(world, precision="bf16", **kwargs)
+    for model, rows in full.results["zeroshot"].items():
+        for form in ("C", "PC", "CP"):
+            assert abs(half.results["zeroshot"][model]["mean"][form] - rows["mean"][form]) <= 0.05
+    cached = {p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert len(cached) == 2 * len(SPEC.image_types), cached
+    assert half.setup["backbone"]["precision"] == "bf16" and full.setup["backbone"]["precision"] == "fp32"

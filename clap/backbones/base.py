@@ -134,7 +134,7 @@ class Backbone(nn.Module, abc.ABC):
         self.image_size = image_size
         self.embed_dim = embed_dim
         self.context_length = context_length
-        self.use_autocast = False
+        self.autocast_dtype: torch.dtype | None = None  # the encoders' autocast (`load_backbone`'s precision)
 
     def freeze(self) -> "Backbone":
         """Eval mode and no gradients into the weights (inputs can still get gradients)."""
@@ -150,19 +150,24 @@ class Backbone(nn.Module, abc.ABC):
     def device(self) -> torch.device:
         return self.mean.device
 
+    @property
+    def precision(self) -> str:
+        """The encoders' numerics: 'fp32', or the autocast dtype ('bf16', 'fp16'); part of feature-cache keys."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
     @contextlib.contextmanager
     def full_precision(self):
-        """Within this block the encoders run in fp32 even on CUDA (e.g. for adversarial attacks)."""
-        previous, self.use_autocast = self.use_autocast, False
+        """Within this block the encoders run in fp32 whatever the precision (e.g. for adversarial attacks)."""
+        previous, self.autocast_dtype = self.autocast_dtype, None
         try:
             yield self
         finally:
-            self.use_autocast = previous
+            self.autocast_dtype = previous
 
     def _autocast(self):
-        if self.use_autocast and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] -> the model's normalised input."""

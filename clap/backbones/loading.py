@@ -30,6 +30,7 @@ from clap.backbones.base import Backbone, BackboneIdentity
 from clap.errors import ClapError, first_line
 from clap.extras import require
 from clap.hub import HUB_HOST, require_network
+from clap.options import PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,11 @@ def file_checksum(path: str | Path) -> str:
 
 def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
                   cache_dir: str | None = None, quick_gelu: bool | None = None,
-                  preprocess: dict | None = None) -> Backbone:
+                  preprocess: dict | None = None, precision: str = "auto") -> Backbone:
     """A frozen backbone on `device`; see the module docstring for the accepted forms.
+
+    `precision` of the encoders: "fp32", "bf16" or "fp16" autocast (fp16 on CUDA only), or "auto" (fp16
+    autocast on CUDA, fp32 on the CPU). Adversarial attacks run in fp32 whatever it is.
 
     `quick_gelu=True` and `preprocess` (mean, std, size, interpolation, resize_mode) override an open_clip
     model's config, for weights files whose tag used them.
@@ -66,11 +70,23 @@ def load_backbone(model: str | None = None, pretrained: str | None = None, devic
     if arch and (model is None or model.startswith("hf:") or (Path(model).expanduser() / "config.json").is_file()):
         raise ClapError("quick_gelu and preprocess apply to open_clip models built from a weights file; the embedded "
                         "model and transformers folders carry their own")
+    dtype = autocast_dtype(precision, torch.device(device))
     backbone = _build(model, pretrained, cache_dir, arch)
     backbone = backbone.to(device)
-    backbone.use_autocast = torch.device(device).type == "cuda"
+    backbone.autocast_dtype = dtype
     logger.info("loaded backbone %s", backbone.identity.describe())
     return backbone
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The encoders' autocast dtype for a precision on a device (None: fp32)."""
+    if precision not in PRECISIONS:
+        raise ClapError(f"precision '{precision}': use one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ClapError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _architecture(quick_gelu: bool | None, preprocess: dict | None) -> dict:

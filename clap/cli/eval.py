@@ -16,7 +16,7 @@ from clap.cli.openworld_args import add_openworld_arguments, world_captions
 from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EPSILON, EvalOptions
-from clap.options import ALPHA, NAME, PATH, SEED, Count, Device, Kind
+from clap.options import ALPHA, NAME, PATH, PRECISIONS, SEED, Count, Device, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -60,6 +60,9 @@ def add_parser(sub) -> None:
                    help="the alpha sweep's grid")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
     p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA, fp32 "
+                        "on the CPU; attacks and probes always run in fp32")
     p.add_argument("--seed", type=SEED, default=0, help="seed of probes, attacks, openness orders and the bootstrap")
     p.add_argument("--noise-form", choices=NOISE_FORMS, default="shared",
                    help="ZS(NC): one noise context shared by all classes per draw (the authors' form, default) or "
@@ -105,7 +108,7 @@ def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     from clap.evaluation.runner import build_setup
 
     setup = build_setup(args.dataset, args.adapter, backbone_options(args), options.cache, options.device,
-                        options.ignore_classes, progress=options.progress)
+                        options.ignore_classes, progress=options.progress, precision=options.precision)
     if setup.negation and args.task != "ood":
         print(f"note: {', '.join(setup.negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
     report = evaluate(args.dataset, tasks=args.task, options=options, setup=setup)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
-from clap.options import ALPHA, PATH, Device
+from clap.options import ALPHA, PATH, PRECISIONS, Device
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
     p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA")
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(run=run)
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from clap.evaluation.alpha import choose_alphas
 
     chosen = choose_alphas(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
-                           progress=not args.no_progress, ignore_classes=args.ignore_classes)
+                           progress=not args.no_progress, ignore_classes=args.ignore_classes,
+                           precision=args.precision)
     for path, selection in chosen.items():
         alpha = selection["alpha"]
         print(f"{path}: alpha {alpha:g} (validation mean zero-shot {100 * selection['scores'][f'{alpha:g}']:.1f}% "

@@ -59,13 +59,13 @@ def record_selection(adapter_dir: str | Path, selection: dict, val: str, n_image
 
 def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
                   backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "cpu",
-                  progress: bool = True, ignore_classes: bool = False) -> dict[str, dict]:
+                  progress: bool = True, ignore_classes: bool = False, precision: str = "auto") -> dict[str, dict]:
     """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
     from clap.evaluation.runner import AdapterSpec, build_setup
 
     specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
     setup = build_setup(val_root, specs, backbone_options, cache_dir, device, ignore_classes, progress=progress,
-                        test=False)  # choosing again on the same validation set is allowed
+                        test=False, precision=precision)  # choosing again on the same validation set is allowed
     if setup.negation:
         names = {s.name: s.path for s in specs}
         raise ClapError(f"{names[next(iter(setup.negation))]} is a CLIPN (negation) adapter: its 'no' head has no "

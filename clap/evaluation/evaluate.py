@@ -85,7 +85,7 @@ def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Seq
     task_names = _task_names(tasks)
     if setup is None:
         setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
-                            options.ignore_classes, progress=options.progress)
+                            options.ignore_classes, progress=options.progress, precision=options.precision)
     results, measures, figures = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
     return Report(name, setup.describe(), run_info(options), results, statistics(setup, options, results, measures),

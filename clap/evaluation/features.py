@@ -43,6 +43,7 @@ def _file_key(path: Path) -> str:
 
 def cache_key(backbone: Backbone, paths: list[Path]) -> str:
     digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
+    digest.update(backbone.precision.encode() if backbone.precision != "fp32" else b"")  # fp32 keys as before
     for path in paths:
         digest.update(_file_key(path).encode())
     return digest.hexdigest()[:32]

@@ -90,7 +90,8 @@ class EvalSetup:
                             "classes": self.dataset.classes,
                             "images": {d: len(f.paths) for d, f in self.raw.items()},
                             "skipped": {d: len(f.skipped) for d, f in self.raw.items()}},
-                "backbone": self.backbone.identity.to_dict(), "models": models}
+                "backbone": {**self.backbone.identity.to_dict(), "device": str(self.backbone.device),
+                             "precision": self.backbone.precision}, "models": models}
 
 
 def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> None:
@@ -113,13 +114,14 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
 
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
                 cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
-                progress: bool = True, test: bool = True) -> EvalSetup:
-    """Load everything once: dataset index, backbone (`load_backbone` keywords), adapters, raw image features.
+                progress: bool = True, test: bool = True, precision: str = "auto") -> EvalSetup:
+    """Load everything once: dataset index, backbone (`load_backbone` keywords; its encoders' `precision`),
+    adapters, raw image features.
     With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
     from clap.backbones.loading import load_backbone
 
     dataset = scan_domain_dataset(dataset_root)
-    backbone = load_backbone(**(backbone_options or {}), device=device)
+    backbone = load_backbone(**(backbone_options or {}), device=device, precision=precision)
     models, files, negation = {BASELINE: CLAPModel(backbone)}, {}, {}
     for name, spec in model_names(adapters):
         adapter = Disentangler.from_pretrained(spec.path)

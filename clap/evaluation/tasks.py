@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
 from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
 from clap.errors import ClapError
-from clap.options import ALPHA, POSITIVE, PROBABILITY, SEED, Count, Kind, check_options
+from clap.options import ALPHA, POSITIVE, PRECISION, PROBABILITY, SEED, Count, Kind, check_options
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -59,11 +59,13 @@ class EvalOptions:
     repe_k: int = REPE_K
     cache: str | None = None  # folder caching raw image features
     device: str = "cpu"
+    precision: str = "auto"  # the frozen encoders: fp32, bf16 or fp16 autocast; auto: fp16 on CUDA, fp32 on CPU
     ignore_classes: bool = False  # allow adapters trained for other classes
     progress: bool = True
     LIMITS: ClassVar[dict[str, Kind]] = {
         "attack_images": Count(0), "seed": SEED, "n_boot": Count(100), "mcm_temperature": POSITIVE,
-        "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count()}
+        "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count(),
+        "precision": PRECISION}
 
     def __post_init__(self) -> None:
         check_options(self.LIMITS, vars(self))

@@ -105,6 +105,7 @@ class CaptionDataModule(FrozenFeatureDataModule):
         encode_batch_size: images or texts per frozen forward.
         seed: sampling seed.
         device: where the frozen backbone runs.
+        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "same_meaning": NAME}
@@ -112,7 +113,8 @@ class CaptionDataModule(FrozenFeatureDataModule):
     def __init__(self, root: str, model: str | None = None, pretrained: str | None = None,
                  dataset_name: str | None = None, batch_size: int = 64, same_meaning: str | None = None,
                  window: int = 480, chunk_samples: int = 4096,
-                 encode_batch_size: int = 256, seed: int = 0, device: str = "cpu", quick_gelu: bool | None = None,
+                 encode_batch_size: int = 256, seed: int = 0, device: str = "cpu", precision: str = "auto",
+                 quick_gelu: bool | None = None,
                  preprocess: dict | None = None) -> None:
         check_options(self.LIMITS, locals())
         super().__init__()

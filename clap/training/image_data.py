@@ -104,6 +104,7 @@ class ImageDataModule(FrozenFeatureDataModule):
         encode_batch_size: images per frozen forward.
         seed: sampling and augmentation seed.
         device: where the frozen backbone runs.
+        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "crop_scale_min": Number(low=0, high=1, open_low=True),
@@ -114,7 +115,8 @@ class ImageDataModule(FrozenFeatureDataModule):
                  dataset_name: str | None = None, batch_size: int = 8, window: int = 480,
                  crop_scale_min: float = 0.64, jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0,
                  perspective_p: float = 0.0, flip_p: float = 0.0, chunk_samples: int = 2048,
-                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu", quick_gelu: bool | None = None,
+                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu", precision: str = "auto",
+                 quick_gelu: bool | None = None,
                  preprocess: dict | None = None) -> None:
         check_options(self.LIMITS, locals())
         super().__init__()

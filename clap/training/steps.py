@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from clap.errors import ClapError
-from clap.options import NAME, SEED, Count, Device, Kind, Text
+from clap.options import NAME, PRECISION, SEED, Count, Device, Kind, Text
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def trainer_rank(trainer) -> int:
 class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     """What both routes' data modules share: the frozen backbone, work done once, chunked steps, windows.
 
-    Subclasses save `model`, `pretrained`, `quick_gelu`, `preprocess`, `device`, `batch_size`, `window`,
+    Subclasses save `model`, `pretrained`, `quick_gelu`, `preprocess`, `device`, `precision`, `batch_size`, `window`,
     `chunk_samples` and `seed` as hyperparameters, check their arguments against `LIMITS` and provide the
     route-specific parts below.
     """
@@ -102,7 +102,7 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     LIMITS: dict[str, Kind] = {
         "model": Text(what="a model name, config file or folder"), "pretrained": Text(what="a tag or weights file"),
         "dataset_name": NAME, "batch_size": Count(), "window": Count(), "chunk_samples": Count(),
-        "encode_batch_size": Count(), "seed": SEED, "device": Device()}
+        "encode_batch_size": Count(), "seed": SEED, "device": Device(), "precision": PRECISION}
 
     def __init__(self) -> None:
         super().__init__()
@@ -133,7 +133,7 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
         hp = self.hparams
         self.read_inputs()
         backbone = load_backbone(hp.model, hp.pretrained, hp.device, quick_gelu=hp.quick_gelu,
-                                 preprocess=hp.preprocess)
+                                 preprocess=hp.preprocess, precision=hp.precision)
         self.encode_once(backbone)
         self.backbone = backbone
         self.backbone_identity = backbone.identity.to_dict()

@@ -40,6 +40,7 @@ class FeatureCache:
 
     def key(self, backbone: Backbone, texts: Sequence[str]) -> str:
         digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
+        digest.update(backbone.precision.encode() if backbone.precision != "fp32" else b"")  # fp32 keys as before
         digest.update("\n".join(texts).encode())
         return digest.hexdigest()[:32]
 
@@ -154,6 +155,7 @@ class PromptDataModule(FrozenFeatureDataModule):
         feature_cache: folder for on-disk text features (keyed by backbone identity and texts).
         seed: sampling seed (prompts, augmentations, noise).
         device: where the frozen backbone runs.
+        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, **dict.fromkeys(("osd", "ocd", "itd", "asd", "spo"), PROBABILITY),
@@ -164,7 +166,8 @@ class PromptDataModule(FrozenFeatureDataModule):
                  ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = NOISE_TOKENS,
                  ign_std: float = NOISE_STD, vocab: str | None = None, chunk_samples: int = 4096,
                  encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
-                 device: str = "cpu", quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
+                 device: str = "cpu", precision: str = "auto",
+                 quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
         check_options(self.LIMITS, locals())
         super().__init__()
         self.save_hyperparameters()
