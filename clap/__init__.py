@@ -17,7 +17,7 @@ _EXPORTS = {
     "CLAPModel": "clap.model",
     "ClapError": "clap.errors",
     "train_adapter": "clap.training.run",
-    "choose_alphas": "clap.evaluation.alpha",
+    "select_alpha": "clap.evaluation.alpha",
     "evaluate": "clap.evaluation.evaluate",
     "Report": "clap.evaluation.evaluate",
     "EvalOptions": "clap.evaluation.tasks",

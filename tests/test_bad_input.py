@@ -109,6 +109,19 @@ def test_the_sweep_covers_every_command():
     assert len(CASES) > 150
 
 
+def init_arguments(cls) -> list[str]:
+    """A class's init arguments, those its `**shared` passes on to the classes above it included."""
+    names = []
+    for owner in cls.__mro__:
+        if "__init__" not in vars(owner):
+            continue
+        parameters = inspect.signature(owner.__init__).parameters.values()
+        names += [p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return names
+
+
 def train_cases():
     """(route options, group, argument, bad value) over the init arguments of both routes' classes."""
     routes = ((CLAPModule, PromptDataModule, []), (ImAugModule, ImageDataModule, ["--data.root", "IMAGES"]),
@@ -117,7 +130,7 @@ def train_cases():
     for model, data, required in routes:
         route = ["--model", model.__name__, "--data", data.__name__, *required]
         for group, cls in (("model", model), ("data", data)):
-            for name in inspect.signature(cls.__init__).parameters:
+            for name in init_arguments(cls):
                 if name == "self" or name in UNCHECKED_INIT_ARGS or (group, name) in seen | LINKED.keys():
                     continue
                 assert name in cls.LIMITS, f"{cls.__name__}({name}) has no entry in LIMITS"

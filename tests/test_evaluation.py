@@ -432,13 +432,13 @@ def test_alpha_is_chosen_on_validation_data_only(world_root, adapter_dir, tmp_pa
     val, test = tmp_path / "val", tmp_path / "test"
     render_world(val, "domains", 2, seed=99, spec=SPEC, progress=False)
     shutil.copytree(world_root, test)
-    seen, original = [], alpha_module.select_alpha
+    seen, original = [], alpha_module.best_alpha
 
     def spy(model, features, classnames, grid=alpha_module.ALPHA_GRID):
         seen.extend(str(p) for data in features.values() for p in data.paths)
         return original(model, features, classnames, grid)
 
-    monkeypatch.setattr(alpha_module, "select_alpha", spy)
+    monkeypatch.setattr(alpha_module, "best_alpha", spy)
     assert main(["select-alpha", str(adapter), "--val", str(val), "--no-progress"]) == 0
     recorded = Disentangler.from_pretrained(adapter).config
     assert seen and all(p.startswith(str(val)) for p in seen)

@@ -91,7 +91,7 @@ class Stages:
 def run(args: argparse.Namespace) -> int:
     from clap.cli.openworld_args import world_captions
     from clap.data_gen.world.export import render_world
-    from clap.evaluation.alpha import choose_alphas
+    from clap.evaluation.alpha import select_alpha
     from clap.evaluation.claims import claims_table
     from clap.evaluation.evaluate import evaluate
     from clap.evaluation.report import report_paths
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out / "runs" / name, ignore_errors=True)
     train_runs(runs, args.jobs, progress)
     stages.next("alpha", "choosing each CLAP and Im.Aug adapter's alpha on the validation render")
-    chosen = choose_alphas([str(p) for paths in trained.values() for p in paths], out / "data" / "val",
+    chosen = select_alpha([str(p) for paths in trained.values() for p in paths], out / "data" / "val",
                            progress=progress)
     print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
     stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP (and CLIPN's OOD rules) on the test render")

@@ -30,9 +30,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.alpha import choose_alphas
+    from clap.evaluation.alpha import select_alpha
 
-    chosen = choose_alphas(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
+    chosen = select_alpha(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
                            progress=not args.no_progress, ignore_classes=args.ignore_classes,
                            precision=args.precision)
     for path, selection in chosen.items():

@@ -36,7 +36,7 @@ def zero_shot_by_alpha(model, features: dict, classnames: Sequence[str], grid: S
     return rows
 
 
-def select_alpha(model, val_features: dict, classnames: Sequence[str], grid: Sequence[float] = ALPHA_GRID) -> dict:
+def best_alpha(model, val_features: dict, classnames: Sequence[str], grid: Sequence[float] = ALPHA_GRID) -> dict:
     """{alpha, rule, grid, scores} from validation features only; `model` is a CLAPModel with an adapter."""
     if not grid or any(not np.isfinite(a) or a < 0 for a in grid):
         raise ValueError(f"the alpha grid must be non-empty, finite and non-negative, got {list(grid)}")
@@ -57,7 +57,7 @@ def record_selection(adapter_dir: str | Path, selection: dict, val: str, n_image
     adapter.save_pretrained(adapter_dir)
 
 
-def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
+def select_alpha(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
                   backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "cpu",
                   progress: bool = True, ignore_classes: bool = False, precision: str = "auto") -> dict[str, dict]:
     """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
@@ -73,7 +73,7 @@ def choose_alphas(adapter_dirs: Sequence[str], val_root: str | Path, grid: Seque
     n_images = sum(len(f.paths) for f in setup.raw.values())
     chosen = {}
     for spec in specs:
-        selection = select_alpha(setup.models[spec.name], setup.raw, setup.dataset.classes, grid)
+        selection = best_alpha(setup.models[spec.name], setup.raw, setup.dataset.classes, grid)
         record_selection(spec.path, selection, str(val_root), n_images)
         chosen[spec.path] = {**selection, "validation_images": n_images}
     return chosen

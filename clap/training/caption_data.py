@@ -11,6 +11,8 @@ pairs of the same meaning are not taught to be each other's "no".
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 from pathlib import Path
 
@@ -94,8 +96,6 @@ class CaptionDataModule(FrozenFeatureDataModule):
     Args:
         root: a folder with captions.jsonl (`clap world render --layout captions`), a folder of images with
             .txt captions beside them, or a JSONL file of {"path", "caption"} rows.
-        model, pretrained, quick_gelu, preprocess: the frozen backbone (None = the embedded tiny CLIP).
-        dataset_name: recorded in the adapter config (default: the folder name).
         batch_size: pairs per step (every other pair in the batch is a "no" example, unless of the same meaning).
         same_meaning: a JSONL field (e.g. `class_name` in a world render's captions.jsonl) whose equal values
             mark pairs of the same meaning, left out of each other's "no" term; default: only a pair drawn
@@ -103,21 +103,16 @@ class CaptionDataModule(FrozenFeatureDataModule):
         window: steps per epoch (the early-stopping window).
         chunk_samples: pairs drawn ahead at a time.
         encode_batch_size: images or texts per frozen forward.
-        seed: sampling seed.
-        device: where the frozen backbone runs.
-        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
+        shared: `FrozenFeatureDataModule`'s (model, pretrained, dataset_name (default: the folder name), seed,
+            device, precision, ...).
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "same_meaning": NAME}
 
-    def __init__(self, root: str, model: str | None = None, pretrained: str | None = None,
-                 dataset_name: str | None = None, batch_size: int = 64, same_meaning: str | None = None,
-                 window: int = 480, chunk_samples: int = 4096,
-                 encode_batch_size: int = 256, seed: int = 0, device: str = "cpu", precision: str = "auto",
-                 quick_gelu: bool | None = None,
-                 preprocess: dict | None = None) -> None:
+    def __init__(self, root: str, batch_size: int = 64, same_meaning: str | None = None, window: int = 480,
+                 chunk_samples: int = 4096, encode_batch_size: int = 256, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        super().__init__()
+        super().__init__(**shared)
         self.save_hyperparameters()
 
     def read_inputs(self) -> None:

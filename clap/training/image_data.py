@@ -8,6 +8,8 @@ perspective and flip) are drawn per sample, a chunk of steps at a time, from see
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,32 +96,24 @@ class ImageDataModule(FrozenFeatureDataModule):
 
     Args:
         root: images in root/<class>/<prompt>/<image> layout (`clap generate` or `clap world render`).
-        model, pretrained: the frozen backbone (None = the embedded tiny CLIP).
-        quick_gelu, preprocess: architecture flags of an open_clip weights file (see `clap.load_backbone`).
-        dataset_name: recorded in the adapter config.
         batch_size: images per step.
         window: steps per epoch (the early-stopping window).
         crop_scale_min, jitter, jitter_p, block_mask_p, perspective_p, flip_p: augmentations.
         chunk_samples: samples encoded ahead at a time.
         encode_batch_size: images per frozen forward.
-        seed: sampling and augmentation seed.
-        device: where the frozen backbone runs.
-        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
+        shared: `FrozenFeatureDataModule`'s (model, pretrained, seed of sampling and augmentation, device,
+            precision, ...).
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "crop_scale_min": Number(low=0, high=1, open_low=True),
               "jitter": Number(low=0, high=2), **dict.fromkeys(("jitter_p", "block_mask_p", "perspective_p", "flip_p"),
                                                                PROBABILITY)}
 
-    def __init__(self, root: str, model: str | None = None, pretrained: str | None = None,
-                 dataset_name: str | None = None, batch_size: int = 8, window: int = 480,
-                 crop_scale_min: float = 0.64, jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0,
-                 perspective_p: float = 0.0, flip_p: float = 0.0, chunk_samples: int = 2048,
-                 encode_batch_size: int = 128, seed: int = 0, device: str = "cpu", precision: str = "auto",
-                 quick_gelu: bool | None = None,
-                 preprocess: dict | None = None) -> None:
+    def __init__(self, root: str, batch_size: int = 8, window: int = 480, crop_scale_min: float = 0.64,
+                 jitter: float = 0.4, jitter_p: float = 0.8, block_mask_p: float = 0.0, perspective_p: float = 0.0,
+                 flip_p: float = 0.0, chunk_samples: int = 2048, encode_batch_size: int = 128, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        super().__init__()
+        super().__init__(**shared)
         self.save_hyperparameters()
         self.augmentation = ImageAugmentation((crop_scale_min, 1.0), jitter, jitter_p, block_mask_p, perspective_p,
                                               flip_p)

@@ -7,6 +7,7 @@ state and the early-stopping window counters.
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,7 +23,8 @@ WINDOW_METRIC = "train/window_loss"
 
 
 class AdapterModule(L.LightningModule, abc.ABC):
-    """Shared parts: lazy adapter creation (dims from the data module), Adam, NaN guard, window loss."""
+    """Shared parts: lazy adapter creation (dims from the data module), Adam, NaN guard, window loss. Its
+    arguments are every route's (subclasses take their own and pass the rest on by name)."""
 
     route = "text"
     LIMITS: dict[str, Kind] = {"in_dim": Count(), "latent_dim": Count(), "out_dim": Count(),
@@ -119,11 +121,9 @@ class CLAPModule(AdapterModule):
     route = "text"
     LIMITS = {**AdapterModule.LIMITS, "tau": POSITIVE, "tau_c": POSITIVE, "lam": NON_NEGATIVE}
 
-    def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
-                 activation: str = "silu", tau: float = 0.5, tau_c: float = 1.0, lam: float = 1.0, lr: float = 1e-4,
-                 weight_decay: float = 0.0, window: int = 480, inference_alpha: float = 1.0) -> None:
+    def __init__(self, tau: float = 0.5, tau_c: float = 1.0, lam: float = 1.0, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        super().__init__(**shared)
         self.save_hyperparameters()
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -141,11 +141,9 @@ class ImAugModule(AdapterModule):
     route = "image"
     LIMITS = {**AdapterModule.LIMITS, "tau": POSITIVE}
 
-    def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
-                 activation: str = "silu", tau: float = 0.5, lr: float = 1e-4, weight_decay: float = 0.0,
-                 window: int = 480, inference_alpha: float = 1.0) -> None:
+    def __init__(self, tau: float = 0.5, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        super().__init__(in_dim, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        super().__init__(**shared)
         self.save_hyperparameters()
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -170,12 +168,12 @@ class CLIPNModule(AdapterModule):
     route = "negation"
     LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(0, 64), "temperature": POSITIVE}
 
-    def __init__(self, latent_dim: int | None = None, out_dim: int | None = None, activation: str = "silu",
-                 prompt_tokens: int = 8, temperature: float = 0.01, lr: float = 1e-3, weight_decay: float = 0.0,
-                 window: int = 480, inference_alpha: float = 1.0) -> None:
+    def __init__(self, prompt_tokens: int = 8, temperature: float = 0.01, lr: float = 1e-3, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
+        if shared.get("in_dim") is not None:
+            raise ClapError("CLIPNModule takes its feature size from the data module's backbone; drop in_dim")
         self._frozen: list = []  # the data module's backbone, kept out of the state dict
-        super().__init__(None, latent_dim, out_dim, activation, lr, weight_decay, window, inference_alpha)
+        super().__init__(lr=lr, **shared)
         self.save_hyperparameters()
 
     def configure_model(self) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from clap.errors import ClapError
-from clap.options import NAME, PRECISION, SEED, Count, Device, Kind, Text
+from clap.options import NAME, PRECISION, SEED, Count, Device, Kind, Text, check_options
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,17 @@ def trainer_rank(trainer) -> int:
 class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     """What both routes' data modules share: the frozen backbone, work done once, chunked steps, windows.
 
-    Subclasses save `model`, `pretrained`, `quick_gelu`, `preprocess`, `device`, `precision`, `batch_size`, `window`,
-    `chunk_samples` and `seed` as hyperparameters, check their arguments against `LIMITS` and provide the
-    route-specific parts below.
+    It takes the arguments every route shares (declared here once; subclasses take their own, pass these on
+    by name and save all as hyperparameters), and subclasses provide the route-specific parts below.
+
+    Args:
+        model: backbone (None = the embedded tiny CLIP); see `clap.load_backbone`.
+        pretrained: pretrained tag or weights file of the backbone.
+        quick_gelu, preprocess: architecture flags of an open_clip weights file (see `clap.load_backbone`).
+        dataset_name: recorded in the adapter config (default: the preset or folder name).
+        seed: sampling seed.
+        device: where the frozen backbone runs.
+        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
     """
 
     LIMITS: dict[str, Kind] = {
@@ -104,8 +112,12 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
         "dataset_name": NAME, "batch_size": Count(), "window": Count(), "chunk_samples": Count(),
         "encode_batch_size": Count(), "seed": SEED, "device": Device(), "precision": PRECISION}
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None = None, pretrained: str | None = None, dataset_name: str | None = None,
+                 seed: int = 0, device: str = "cpu", precision: str = "auto", quick_gelu: bool | None = None,
+                 preprocess: dict | None = None) -> None:
+        check_options(self.LIMITS, locals())
         super().__init__()
+        self.save_hyperparameters()  # a subclass saves again: then its own and these (defaults included)
         self.backbone = None
         self._chunks: LastChunk | None = None
 

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -141,10 +141,6 @@ class PromptDataModule(FrozenFeatureDataModule):
     Args:
         classes: a preset (pacs, vlcs, officehome, domainnet, world), a class-list file, a dataset folder
             or a list of names.
-        model: backbone (None = the embedded tiny CLIP); see `clap.load_backbone`.
-        pretrained: pretrained tag or weights file of the backbone.
-        quick_gelu, preprocess: architecture flags of an open_clip weights file (see `clap.load_backbone`).
-        dataset_name: recorded in the adapter config (default: the preset or folder name).
         batch_size: prompts per step (the paper: 8; at least the number of classes is advised).
         window: steps per epoch; early stopping compares the mean loss of consecutive windows.
         osd, ocd, itd, asd, spo: augmentation probabilities (method defaults 0.5, 0.5, 0, 0, 0.5).
@@ -153,23 +149,19 @@ class PromptDataModule(FrozenFeatureDataModule):
         chunk_samples: samples encoded ahead at a time.
         encode_batch_size: texts per frozen forward.
         feature_cache: folder for on-disk text features (keyed by backbone identity and texts).
-        seed: sampling seed (prompts, augmentations, noise).
-        device: where the frozen backbone runs.
-        precision: its encoders' numerics: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA.
+        shared: `FrozenFeatureDataModule`'s (model, pretrained, seed of prompts, augmentations and noise,
+            device, precision, ...).
     """
 
     LIMITS = {**FrozenFeatureDataModule.LIMITS, **dict.fromkeys(("osd", "ocd", "itd", "asd", "spo"), PROBABILITY),
               "ign_tokens": Count(0, 64), "ign_std": NON_NEGATIVE, "vocab": PATH, "feature_cache": PATH}
 
-    def __init__(self, classes: str | list[str] = "world", model: str | None = None, pretrained: str | None = None,
-                 dataset_name: str | None = None, batch_size: int = 8, window: int = 480, osd: float = 0.5,
+    def __init__(self, classes: str | list[str] = "world", batch_size: int = 8, window: int = 480, osd: float = 0.5,
                  ocd: float = 0.5, itd: float = 0.0, asd: float = 0.0, spo: float = 0.5, ign_tokens: int = NOISE_TOKENS,
                  ign_std: float = NOISE_STD, vocab: str | None = None, chunk_samples: int = 4096,
-                 encode_batch_size: int = 256, feature_cache: str | None = None, seed: int = 0,
-                 device: str = "cpu", precision: str = "auto",
-                 quick_gelu: bool | None = None, preprocess: dict | None = None) -> None:
+                 encode_batch_size: int = 256, feature_cache: str | None = None, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        super().__init__()
+        super().__init__(**shared)
         self.save_hyperparameters()
         self.augmentation = AugmentationConfig(osd, ocd, itd, asd, spo)
         self.noise = NoiseConfig(ign_tokens, ign_std)
