@@ -8,7 +8,7 @@ from clap.adapter.disentangler import Disentangler
 from clap.cli.main import main
 
 SMALL = ["--adapter-seeds", "1", "--clap-steps", "30", "--imaug-steps", "20", "--clipn-steps", "20",
-         "--images-per-class", "2", "--val-images-per-class", "1", "--imaug-images-per-class", "2",
+         "--images-per-class", "2", "--val-images-per-class", "1", "--imaug-prompts-per-class", "2",
          "--caption-images-per-class", "2", "--attack-images", "1", "--eps", "8/255", "--jobs", "2", "--no-progress"]
 
 
@@ -29,6 +29,9 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
         assert summary["steps"] == steps
     assert not Disentangler.from_pretrained(out / "adapters" / "clap_seed2024").is_identity()
     claims = (out / "report" / "claims.md").read_text()
-    assert "| prompt spread R shrinks | CLAP - CLIP, R |" in claims
+    assert "| prompt spread shrinks (gap², noise-corrected: this row decides) | CLAP - CLIP, gap2 |" in claims
+    imaug, clap = (report["models"][name]["training_data"] for name in ("Im.Aug", "CLAP"))
+    assert imaug == {"route": "image", "classes": 32, "images": 64, "source": str(out / "data" / "imaug")}
+    assert clap == {"route": "text", "classes": 32, "prompts": 32 * 480, "source": "world"}
     assert all((out / "report" / plot).is_file() for plot in ("adversarial_eps.png", "alpha_sweep.png",
                                                                "ood_scores.png", "openness_curves.png"))

@@ -220,6 +220,25 @@ def test_fgsm_and_pgd_match_torchattacks(attack_target, batch):
     assert torch.equal(attack_target(ours).argmax(1), attack_target(theirs).argmax(1))
 
 
+def test_autoattack_is_at_most_pgd_on_the_same_images(attack_target, batch):
+    """AutoAttack (torchattacks' standard L-inf version) stays in the ball and leaves no more images right than
+    PGD-20 at the same eps: a stronger attack, so a gain that holds under PGD must hold under it too."""
+    x, y = batch[0][:6], batch[1][:6]  # Square's 5000 queries on the images APGD leaves right: a few suffice
+    eps = 2 / 255
+    hits = adversarial.robust_correct(attack_target, x, y, ("PGD-20", adversarial.AUTOATTACK), (eps,))
+    assert hits[(adversarial.AUTOATTACK, eps)].sum() <= hits[("PGD-20", eps)].sum() < hits["clean"].sum()
+    adv = adversarial.autoattack(attack_target, x, y, eps, torch.Generator().manual_seed(0))
+    assert (adv - x).abs().max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+
+
+def test_autoattack_without_torchattacks_is_one_line(attack_target, batch, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchattacks", None)
+    with pytest.raises(ClapError, match="AutoAttack needs torchattacks .*pip install --no-deps torchattacks"):
+        adversarial.autoattack(attack_target, *batch, 2 / 255, torch.Generator())
+
+
 def test_attacks_stay_in_the_ball_and_hurt(attack_target, batch):
     x, y = batch
     gen = torch.Generator().manual_seed(0)

@@ -127,3 +127,21 @@ def test_bf16_encoders_on_the_cpu_keep_their_own_feature_cache(world, adapter, t
     cached = {p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()}
     assert len(cached) == 2 * len(SPEC.image_types), cached
     assert half.setup["backbone"]["precision"] == "bf16" and full.setup["backbone"]["precision"] == "fp32"
+
+
+def test_openness_reports_why_it_fails(world, adapter, tmp_path):
+    """`openness` adds the analysis: margins (median, plotted), alignment, uniformity, and for each target
+    vocabulary 3 adversarial classes with the target accuracy under them, with intervals for the differences."""
+    report = clap.evaluate(world, adapters=[f"CLAP={adapter}@0.5"], tasks="openness", orders=1, n_boot=100,
+                           progress=False)
+    rows = report.results["openness_analysis"]
+    for model in ("CLIP", "CLAP"):
+        mean = rows[model]["mean"]
+        assert -1 < mean["margin_median"] < 1 and 0 <= mean["alignment"] <= 4 and mean["uniformity"] < 0
+        assert 0 <= mean["adversarial_acc"] <= mean["target_acc"] <= 1
+        chosen = report.results["openness_adversarial"][model]["sketch"]
+        assert len(chosen) == 8 and all(len(c) == 3 for c in chosen.values())
+    differences = report.statistics["differences"]["openness_analysis"]["CLAP"]
+    assert set(differences) >= {"margin_median", "alignment", "uniformity", "adversarial_acc", "adversarial_drop"}
+    report.save(tmp_path)
+    assert (tmp_path / "openness_margins.png").is_file() and "Why openness fails" in report.markdown()

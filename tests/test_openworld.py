@@ -327,3 +327,44 @@ def test_weighted_metrics_are_the_metrics_of_the_repeated_images():
         assert repeated["AUROC"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
         assert repeated["AUPR_in"] == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
         assert {k: v[r] for k, v in got.items()} == pytest.approx(repeated, abs=1e-12)
+
+
+def test_openness_analysis_measures_equal_a_hand_computation():
+    import math
+
+    from clap.evaluation import openness_analysis as oa
+    from clap.evaluation.resample import OBSERVED
+
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # class text features, normalised
+    f = torch.tensor([[0.8, 0.6], [0.0, 1.0]])  # two images, of classes 0 and 1
+    labels = torch.tensor([0, 1])
+    assert oa.alignment_terms(f, t, labels).tolist() == pytest.approx([(0.8 - 1) ** 2 + 0.6 ** 2, 0.0])
+    pairs = [2.0, (1 - 0.6) ** 2 + 0.8 ** 2, 0.6 ** 2 + (1 - 0.8) ** 2]  # squared distances of the 3 pairs
+    assert oa.uniformity(t) == pytest.approx(math.log(sum(math.exp(-2 * d) for d in pairs) / 3))
+    scores = f @ t.T  # image 0: 0.8, 0.6, 0.96; image 1: 0, 1, 0.8
+    assert oa.margins(scores, labels).tolist() == pytest.approx([0.8 - 0.96, 1 - 0.8])
+    values = np.array([3.0, 1.0, 2.0, 10.0])
+    assert oa.weighted_median(OBSERVED.weights("k", 4), values)[0] == 2.0
+    assert oa.weighted_median(np.array([[0.0, 1.0, 0.0, 3.0]]), values)[0] == 10.0
+
+
+def test_adversarial_vocabulary_beats_random_non_target_classes():
+    """On random features, the 3 classes chosen to hurt a target vocabulary most (greedy, and the authors'
+    ranking) lower its images' accuracy more than 3 non-target classes drawn at random."""
+    from clap.evaluation import openness_analysis as oa
+
+    gen = torch.Generator().manual_seed(0)
+    classes = torch.nn.functional.normalize(torch.randn(20, 16, generator=gen), dim=-1)
+    labels = torch.randint(0, 4, (200,), generator=gen)
+    images = torch.nn.functional.normalize(classes[labels] + 0.9 * torch.randn(200, 16, generator=gen), dim=-1)
+    scores, target, others = images @ classes.T, [0, 1, 2, 3], list(range(4, 20))
+
+    def accuracy(extra):
+        return float(oa.vocabulary_hits(scores, labels, [*target, *extra]).mean())
+
+    rng = np.random.default_rng(0)
+    random_draws = np.mean([accuracy(rng.choice(others, 3, replace=False).tolist()) for _ in range(200)])
+    for rule in ("greedy", "ranked"):
+        chosen = oa.adversarial_classes(scores, labels, target, others, rule=rule)
+        assert len(set(chosen)) == 3 and set(chosen) <= set(others)
+        assert accuracy(chosen) < accuracy([]) and accuracy(chosen) < random_draws - 0.05, rule

@@ -128,6 +128,30 @@ def test_captions_and_image_route_layouts(tmp_path):
         assert (tmp_path / "r" / row["path"]).is_file()
 
 
+def test_prompts_layout_renders_one_image_per_template_prompt_with_its_attributes(tmp_path):
+    """Im.Aug's data as the paper makes it: each of a class's 480 attribute prompts rendered once, with that
+    prompt's colour, size, image type and art style (the stand-in for Stable Diffusion)."""
+    from clap.prompts.templates import class_prompts
+
+    spec = WorldSpec(classes=("star", "ring"))
+    manifest = render_world(tmp_path / "p", "prompts", 480, seed=1, spec=spec, progress=False)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(rows) == 960 and len({r["path"] for r in rows}) == 960
+    for name in spec.classes:
+        prompts = {p.text(): p for p in class_prompts(name)}
+        mine = [r for r in rows if r["class_name"] == name]
+        assert {r["prompt"] for r in mine} == set(prompts)
+        for row in mine:
+            parts = prompts[row["prompt"]]
+            assert (row["colour"], row["size"], row["image_type"], row["art_style"]) == \
+                (parts.colour, parts.size, parts.image_type, parts.art_style)
+    subset = render_world(tmp_path / "s", "prompts", 24, seed=1, spec=spec, progress=False)
+    few = [json.loads(line) for line in subset.read_text().splitlines()]
+    assert len(few) == 48 and {r["path"] for r in few} <= {r["path"] for r in rows}  # the same images, fewer
+    with pytest.raises(ClapError, match="480 prompts a class"):
+        render_world(tmp_path / "x", "prompts", 481, seed=1, spec=spec, progress=False)
+
+
 def test_rerender_resumes_and_never_mixes(tmp_path):
     spec = WorldSpec(classes=("star",), image_types=("clipart",))
     render_world(tmp_path, "domains", 4, seed=2, spec=spec, progress=False)
@@ -162,7 +186,7 @@ def test_cli_render_all_layouts(tmp_path, capsys):
                  "--classes", "star", "heart", "--image-types", "sketch", "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
-    for layout in ("domains", "captions", "image-route"):
+    for layout in ("domains", "captions", "image-route", "prompts"):
         assert f"{layout}: " in out and (tmp_path / layout / "world.json").is_file()
     assert sorted(p.name for p in (tmp_path / "domains" / "sketch").iterdir()) == ["heart", "star"]
 

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
+SUMMARY_NAME = "training_summary.json"  # written beside them by a training run (`clap.training.callbacks`)
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 TRAINING_ALPHA = 1.0
 

@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--adapter-seeds", type=Count(), default=3, help="training seeds per adapter (mean ± std)")
     p.add_argument("--images-per-class", type=Count(2), default=10, help="test images per class and domain")
     p.add_argument("--val-images-per-class", type=Count(), default=2, help="validation images per class and domain")
-    p.add_argument("--imaug-images-per-class", type=Count(), default=12, help="Im.Aug training images per class")
+    p.add_argument("--imaug-prompts-per-class", type=Count(1, 480), default=480,
+                   help="Im.Aug's training data: one image per attribute prompt of each class (the paper's 480)")
     p.add_argument("--clap-steps", type=Count(), default=3000, help="training steps of each CLAP adapter")
     p.add_argument("--imaug-steps", type=Count(), default=1500, help="training steps of each Im.Aug adapter")
     p.add_argument("--caption-images-per-class", type=Count(), default=16, help="CLIPN's image-caption pairs")
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 "images, image-caption pairs for CLIPN")
     render_world(out / "data" / "test", "domains", args.images_per_class, args.seed, progress=progress)
     render_world(out / "data" / "val", "domains", args.val_images_per_class, args.seed + 2, progress=progress)
-    render_world(out / "data" / "imaug", "image-route", args.imaug_images_per_class, args.seed + 1, progress=progress)
+    render_world(out / "data" / "imaug", "prompts", args.imaug_prompts_per_class, args.seed + 1, progress=progress)
     render_world(out / "data" / "captions", "captions", args.caption_images_per_class, args.seed + 3,
                  progress=progress)
     seeds = [args.seed + k for k in range(args.adapter_seeds)]

@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2],
                    help="few-shot probes: one draw of shots per seed")
     p.add_argument("--attack-images", type=Count(0), default=100, help="images per domain attacked (0 = all)")
+    p.add_argument("--autoattack", action="store_true",
+                   help="also attack with AutoAttack (standard L-inf: APGD-CE, APGD-T, FAB-T, Square; needs "
+                        "torchattacks) on the same images and eps: at or below PGD-20's accuracy, or masking")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=list(EPS_SWEEP),
                    help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
     p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
@@ -103,18 +106,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
-    """Load, run the tasks, write and print the report."""
+    """Evaluate, then write and print the report."""
     from clap.evaluation.evaluate import evaluate
-    from clap.evaluation.runner import build_setup
 
-    setup = build_setup(args.dataset, args.adapter, backbone_options(args), options.cache, options.device,
-                        options.ignore_classes, progress=options.progress, precision=options.precision)
-    if setup.negation and args.task != "ood":
-        print(f"note: {', '.join(setup.negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
-    report = evaluate(args.dataset, tasks=args.task, options=options, setup=setup)
+    report = evaluate(args.dataset, backbone_options(args), args.adapter, args.task, options)
     json_path, md_path = report.save(out, overwrite=args.overwrite)
     print(report.markdown())
-    skipped = sum(len(f.skipped) for f in setup.raw.values())
+    negation = [name for name, m in report.setup["models"].items() if m.get("route") == "negation"]
+    if negation and args.task != "ood":
+        print(f"note: {', '.join(negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
+    skipped = sum(report.setup["dataset"]["skipped"].values())
     if skipped:
         print(f"{skipped} unreadable images were skipped (listed per domain in the JSON report)")
     print(f"report: {json_path} and {md_path}")

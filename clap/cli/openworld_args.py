@@ -12,7 +12,7 @@ WORLD_CAPTIONS_SEED = 11  # a seed no demo render uses
 
 
 def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
-    from clap.defaults import OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
+    from clap.defaults import ADVERSARIAL_RULES, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
 
     ood = p.add_argument_group("ood (OOD detection)")
     source = ood.add_mutually_exclusive_group()
@@ -29,6 +29,10 @@ def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
                                "random groups of --group-size otherwise)")
     openness.add_argument("--group-size", type=Count(), default=5, help="classes per random vocabulary")
     openness.add_argument("--orders", type=Count(), default=OPENNESS_ORDERS, help="random orders per target")
+    openness.add_argument("--adversarial-rule", choices=ADVERSARIAL_RULES, default="greedy",
+                          help="how the 3 adversarial non-target classes of each target vocabulary are chosen: "
+                               "greedy (one at a time, the most harmful each) or ranked (each scored alone, the "
+                               "authors' adv_vocab_mining)")
     repe = p.add_argument_group("REPE (zeroshot, ood, openness)")
     repe.add_argument("--repe", action="store_true", help="also report the tasks with REPE-enhanced class features")
     repe.add_argument("--captions", type=PATH, default=None,

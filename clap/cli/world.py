@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     r.add_argument("--out", required=True, type=PATH, help="output folder (resumable; a different render is refused)")
     r.add_argument("--images-per-class", type=Count(), default=20, help="per class (and per domain for 'domains')")
     r.add_argument("--seed", type=SEED, default=0, help="render seed (same seed, same images)")
-    r.add_argument("--layout", default="all", choices=("all", "domains", "captions", "image-route"),
+    r.add_argument("--layout", default="all", choices=("all", "domains", "captions", "image-route", "prompts"),
                    help="'all' writes each layout into a sub-folder of --out")
     r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")
     r.add_argument("--image-types", nargs="+", type=NAME, default=None, help="subset of image types (the domains)")

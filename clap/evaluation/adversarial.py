@@ -18,9 +18,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clap.errors import ClapError
+
 EPS = 8 / 255
 STEPS = 20
 ATTACKS = ("FGSM", "PGD-20", "CW-20")
+AUTOATTACK = "AutoAttack"  # optional (`--autoattack`): torchattacks' standard L-inf AutoAttack, a masking check
 PROTOCOLS = ("pixel", "paper")
 LOGIT_SCALE = {"pixel": 100.0, "paper": 1.0}  # zero-shot logits the attacks' losses see
 CW_KAPPA = {"pixel": 0.0, "paper": 50.0}  # CW confidence
@@ -128,11 +131,13 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, attack
     of one setting at a time, so this is `attack` per setting up to rounding (a batch's size can change
     the last bits of a gradient, and with them the sign of a component near zero).
     """
-    unknown = [name for name in attacks if name not in ATTACKS]
+    unknown = [name for name in attacks if name not in (*ATTACKS, AUTOATTACK)]
     if unknown:
-        raise ValueError(f"unknown attack '{unknown[0]}'; use one of {', '.join(ATTACKS)}")
+        raise ValueError(f"unknown attack '{unknown[0]}'; use one of {', '.join((*ATTACKS, AUTOATTACK))}")
     single = [(name, eps) for name in attacks if name == "FGSM" for eps in epsilons]
-    iterative = [(name, eps) for name in attacks if name != "FGSM" for eps in epsilons]
+    iterative = [(name, eps) for name in attacks if name in ("PGD-20", "CW-20") for eps in epsilons]
+    auto = {(AUTOATTACK, eps): autoattack(model, x, labels, eps, generator) for eps in epsilons
+            if AUTOATTACK in attacks}
     adv: list[torch.Tensor] = []
     if single:
         adv += fgsm(model, *_stacked(x, labels, single), bounds).split(len(x))
@@ -140,7 +145,23 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, attack
         inputs, y, eps = _stacked(x, labels, iterative)
         is_cw = torch.tensor([name == "CW-20" for name, _ in iterative], device=x.device).repeat_interleave(len(x))
         adv += pgd(model, inputs, y, eps, loss=is_cw, generator=generator, bounds=bounds).split(len(x))
-    return dict(zip(single + iterative, adv))
+    return dict(zip(single + iterative, adv)) | auto
+
+
+def autoattack(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Adversarial inputs of the standard L-inf AutoAttack (APGD-CE, APGD-T, FAB-T, Square; torchattacks'
+    implementation, seeded from `generator`) on inputs in [0, 1]: a parameter-free check that a gain under
+    PGD is not gradient masking."""
+    try:
+        import torchattacks
+    except ImportError:
+        raise ClapError("AutoAttack needs torchattacks (a test extra, pinned): pip install --no-deps "
+                        "torchattacks==3.5.1") from None
+    n_classes = int(model(x[:1]).shape[1])
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    attack = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=n_classes, seed=seed)
+    return attack(x.contiguous(), labels).detach()
 
 
 def _stacked(x: torch.Tensor, labels: torch.Tensor, settings: list[tuple[str, float]]

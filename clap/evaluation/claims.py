@@ -19,8 +19,8 @@ PAPER_EPS = "8/255"
 
 # (claim, task, metric, claimed sign): differences CLAP - CLIP unless the task names a pair.
 CLAIMS = (
-    ("prompt spread R shrinks", "zeroshot", "R", -1),
-    ("prompt spread shrinks (squared gap, noise-corrected)", "zeroshot", "gap2", -1),
+    ("prompt spread R shrinks (indicative: R's interval under-covers when forms are close)", "zeroshot", "R", -1),
+    ("prompt spread shrinks (gap², noise-corrected: this row decides)", "zeroshot", "gap2", -1),
     ("prompt spread delta shrinks", "zeroshot", "delta", -1),
     ("noise-prompt drop Delta(NC) shrinks", "zeroshot", "Delta_NC", -1),
     ("zero-shot ZS(C) improves", "zeroshot", "C", 1),

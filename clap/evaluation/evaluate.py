@@ -74,18 +74,17 @@ def adapter_specs(adapters: Sequence | Mapping | None) -> list:
 
 def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Sequence | Mapping | None = None,
              tasks: Sequence[str] | str = ("zeroshot",), options: EvalOptions | None = None, *,
-             name: str | None = None, setup=None, **overrides) -> Report:
+             name: str | None = None, **overrides) -> Report:
     """Evaluate CLIP and `adapters` on a root/domain/class/image `dataset` with the given tasks ("all": the
     closed-set ones); `backbone` holds `load_backbone`'s keywords (default: the embedded tiny CLIP), the
-    options are `EvalOptions` fields (or `options`). `name` names the report (default: the task, or "all");
-    a `setup` already loaded (`build_setup`) is reused. Bad input raises `ClapError` (one line)."""
+    options are `EvalOptions` fields (or `options`). `name` names the report (default: the task, or "all").
+    Bad input raises `ClapError` (one line)."""
     from clap.evaluation.runner import build_setup
 
     options = _options(options, overrides)
     task_names = _task_names(tasks)
-    if setup is None:
-        setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
-                            options.ignore_classes, progress=options.progress, precision=options.precision)
+    setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
+                        options.ignore_classes, progress=options.progress, precision=options.precision)
     results, measures, figures = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
     return Report(name, setup.describe(), run_info(options), results, statistics(setup, options, results, measures),

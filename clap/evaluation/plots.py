@@ -130,3 +130,20 @@ def plot_openness(openness: dict, path: Path) -> Path:
         ax.set_ylabel("accuracy (%)")
         ax.legend(fontsize=6)
     return _save(fig, path)
+
+
+def plot_margins(margins: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """The distribution of the margin (true-class cosine minus the best other class's) per model, each domain
+    weighted equally, with the median marked: the openness paper's Figure of why vocabularies collide."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, (model, per_domain) in enumerate(margins.items()):
+        values = np.concatenate(list(per_domain.values()))
+        weights = np.concatenate([np.full(len(v), 1 / len(v)) for v in per_domain.values()])
+        ax.hist(values, bins=60, weights=weights / weights.sum(), histtype="step", color=f"C{k % 10}", label=model)
+        ax.axvline(float(np.median(values)), color=f"C{k % 10}", ls=":", lw=1)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("margin: cosine to the true class minus the best other class's (below 0: misclassified)")
+    ax.set_ylabel("share of images (domains weighted equally)")
+    ax.legend(fontsize=6)
+    return _save(fig, path)

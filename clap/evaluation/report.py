@@ -11,6 +11,7 @@ from pathlib import Path
 
 from clap import __version__
 from clap.errors import ClapError
+from clap.evaluation.openness_analysis import ADVERSARIAL_CLASSES
 from clap.evaluation.stats import direction
 from clap.fileio import write_text_atomic
 
@@ -18,7 +19,8 @@ VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-le
 
 ZS_COLUMNS = ("C", "CP", "PC", "NC", "NC_draw_std", "ENS", "MAX", "R", "R_null", "gap2", "delta", "Delta_NC")
 SQUARED = ("gap2",)  # statistics in squared accuracy, printed in points^2 (x 10^4)
-ADV_COLUMNS = ("clean", "FGSM", "PGD-20", "CW-20")
+RAW = ("margin_median", "alignment", "uniformity")  # cosines and distances: printed as they are
+ANALYSIS_COLUMNS = (*RAW, "target_acc", "adversarial_acc", "adversarial_drop")
 OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
 
@@ -39,7 +41,10 @@ def _cell(metric: str, value) -> str:
 
 def signed_points(metric: str, d: dict) -> tuple[str, str]:
     """A difference and its interval in points (points^2 for a squared statistic)."""
-    scale, unit = (1e4, " pt²") if metric.split(" ")[0] in SQUARED else (100, "")
+    name = metric.split(" ")[0]
+    if name in RAW:
+        return f"{d['difference']:+.4f}", f"[{d['low']:+.4f}, {d['high']:+.4f}]"
+    scale, unit = (1e4, " pt²") if name in SQUARED else (100, "")
     return f"{scale * d['difference']:+.1f}{unit}", f"[{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]"
 
 
@@ -122,6 +127,16 @@ def openness_table(results: dict) -> str:
     return _table(["model", "Acc-C", "Acc-E", "Acc-S", "full vocabulary", "E drop", "S drop"], rows)
 
 
+def openness_analysis_table(results: dict) -> str:
+    """Rows: model (mean over domains); columns: margin median, alignment, uniformity (as they are), target
+    accuracy alone and with the adversarial classes, and the drop, in %."""
+    rows = [[model] + [_num(per_domain["mean"][k], 4) if k in RAW else _pct(per_domain["mean"][k])
+                       for k in ANALYSIS_COLUMNS] for model, per_domain in results.items()]
+    header = ["model", "margin (median)", "alignment", "uniformity", "target vocabulary alone",
+              f"with {ADVERSARIAL_CLASSES} adversarial classes", "drop"]
+    return _table(header, rows)
+
+
 def differences_table(differences: dict) -> str:
     """Rows: task x model x metric; the difference in points with its 95% interval (two-level bootstrap), the
     images and seeds behind it, and its direction read off the interval."""
@@ -149,12 +164,15 @@ TABLES = {
     "ood_repe": ("OOD detection with REPE (%)", ood_table),
     "openness": ("Vocabulary openness (%; mean over domains)", openness_table),
     "openness_repe": ("Vocabulary openness with REPE (%)", openness_table),
+    "openness_analysis": ("Why openness fails (mean over domains; lower alignment and uniformity are better)",
+                          openness_analysis_table),
+    "openness_analysis_repe": ("Why openness fails, with REPE", openness_analysis_table),
 }
 
 
 SEED_COLLAPSED = tuple(TABLES)
 PLOTS = {"adversarial_plot": "Robust accuracy against eps", "ood_plot": "OOD score histograms and ROC curves",
-         "openness_plot": "Accuracy against vocabulary size"}
+         "openness_plot": "Accuracy against vocabulary size", "openness_margins_plot": "Margin distributions"}
 SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budget; the JSON has every eps
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +161,19 @@ def adapter_file_info(path: str) -> dict:
     folder = Path(path).expanduser()
     weights = folder / WEIGHTS_NAME
     return {"adapter": str(folder.resolve()) if folder.is_dir() else path,
-            "adapter_sha256": file_checksum(weights) if weights.is_file() else None}
+            "adapter_sha256": file_checksum(weights) if weights.is_file() else None,
+            "training_data": training_data(folder)}
+
+
+def training_data(folder: Path) -> dict | None:
+    """What the adapter was trained on (route, how many images, prompts or pairs, from where), as its training
+    run's `training_summary.json` records it; None for an adapter without one (e.g. converted)."""
+    from clap.adapter.disentangler import SUMMARY_NAME
+
+    try:
+        return json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8")).get("training_data")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def protocol_info(protocol: str) -> dict[str, str]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
-from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
+from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, REPE_K,
+                           REPE_WEIGHT)
 from clap.errors import ClapError
 from clap.options import ALPHA, POSITIVE, PRECISION, PROBABILITY, SEED, Count, Kind, check_options
 
@@ -39,6 +40,7 @@ class EvalOptions:
     shots: Sequence[int] = (1, 4, 8, 16, 32)  # few-shot: images per class (counts a class cannot supply skipped)
     seeds: Sequence[int] = (0, 1, 2)  # few-shot: one draw of shots per seed
     attack_images: int = 100  # images per domain attacked (0: all)
+    autoattack: bool = False  # also AutoAttack (standard L-inf, torchattacks) on the same images and eps
     eps: Sequence[float] = EPS_SWEEP  # attack budgets in pixel units
     protocol: str = "pixel"  # "pixel" or "paper" (the authors' normalised-tensor attacks and probe scoring)
     alphas: Sequence[float] = ALPHA_SWEEP  # the alpha sweep's grid
@@ -53,6 +55,7 @@ class EvalOptions:
     groups: str | None = None  # JSON of openness vocabularies
     group_size: int = 5
     orders: int = OPENNESS_ORDERS
+    adversarial_rule: str = "greedy"  # openness analysis: how the adversarial non-target classes are chosen
     repe: bool = False  # also report zeroshot, ood and openness with REPE-enhanced class features
     captions: str | Sequence[str] | None = None  # REPE's corpus: a file, or the captions themselves
     repe_weight: float = REPE_WEIGHT
@@ -73,6 +76,9 @@ class EvalOptions:
             setattr(self, name, [kind.check(name, v) for v in getattr(self, name)])
         if self.protocol not in ("pixel", "paper"):
             raise ClapError(f"protocol = {self.protocol!r}: expected 'pixel' or 'paper'")
+        if self.adversarial_rule not in ADVERSARIAL_RULES:
+            raise ClapError(f"adversarial_rule = {self.adversarial_rule!r}: expected one of "
+                            f"{', '.join(ADVERSARIAL_RULES)}")
         if self.noise_form not in NOISE_FORMS:
             raise ClapError(f"noise_form = {self.noise_form!r}: expected one of {', '.join(NOISE_FORMS)}")
         if self.templates is not None:
@@ -140,11 +146,13 @@ def fewshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> T
 
 
 def adversarial_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.adversarial import ATTACKS, AUTOATTACK
     from clap.evaluation.attack_eval import run_adversarial
     from clap.evaluation.plots import plot_eps_sweep
 
-    rows, measure = run_adversarial(setup, epsilons=sorted(set(options.eps)), protocol=options.protocol,
-                                    seed=options.seed, max_images=options.attack_images or None)
+    attacks = (*ATTACKS, AUTOATTACK) if options.autoattack else ATTACKS
+    rows, measure = run_adversarial(setup, attacks, sorted(set(options.eps)), options.protocol,
+                                    options.attack_images or None, options.seed)
     name = "adversarial_eps.png"
     return TaskOutput({"adversarial": rows, "adversarial_plot": name, "attacked_images": measure.images},
                       {"adversarial": measure}, {name: lambda folder: plot_eps_sweep(rows, folder / name)})
@@ -198,17 +206,21 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
 
 def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
     from clap.evaluation.openness import run_openness
+    from clap.evaluation.openness_analysis import run_analysis
     from clap.evaluation.openworld import openness_groups
-    from clap.evaluation.plots import plot_openness
+    from clap.evaluation.plots import plot_margins, plot_openness
 
     groups = openness_groups(setup, options)
     results, measure = run_openness(setup, groups, options.orders, options.seed, repe, options.templates)
-    name = "openness_curves.png"
-    results["openness_templates"] = pc_templates(options)
-    results["openness_plot"] = name
-    results["openness_groups"] = [[setup.dataset.classes[c] for c in g] for g in groups]
+    analysis, analysis_measure, margins = run_analysis(setup, groups, repe, options.templates, options.adversarial_rule)
+    curves, margin_plot = "openness_curves.png", "openness_margins.png"
+    results |= analysis | {"openness_templates": pc_templates(options), "openness_plot": curves,
+                           "openness_margins_plot": margin_plot, "openness_adversarial_rule": options.adversarial_rule,
+                           "openness_groups": [[setup.dataset.classes[c] for c in g] for g in groups]}
     rows = results["openness"]
-    return TaskOutput(results, {"openness": measure}, {name: lambda folder: plot_openness(rows, folder / name)})
+    return TaskOutput(results, {"openness": measure, "openness_analysis": analysis_measure},
+                      {curves: lambda folder: plot_openness(rows, folder / curves),
+                       margin_plot: lambda folder: plot_margins(margins, folder / margin_plot)})
 
 
 # The task table; `CLOSED_SET` is what `all` runs, in this order; the open-world tasks are asked for by name.

@@ -9,12 +9,12 @@ from pathlib import Path
 import lightning as L
 
 from clap import __version__
+from clap.adapter.disentangler import SUMMARY_NAME
 from clap.fileio import write_text_atomic
 from clap.training.modules import WINDOW_METRIC
 
 
 CONFIG_FILE = "training_config.yaml"
-SUMMARY_FILE = "training_summary.json"
 INTERRUPTED_CKPT = "interrupted.ckpt"
 
 
@@ -55,7 +55,7 @@ class AdapterExport(L.Callback):
             self.out_dir.mkdir(parents=True, exist_ok=True)
             summary = {"status": "interrupted", "steps": trainer.global_step, "max_steps": trainer.max_steps,
                        "resume_from": str(checkpoint), "window_losses": self.windows, "clap_version": __version__}
-            write_text_atomic(self.out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+            write_text_atomic(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -74,9 +74,10 @@ class AdapterExport(L.Callback):
                         if isinstance(cb, L.pytorch.callbacks.EarlyStopping) and cb.stopped_epoch), None)
         summary = {"status": "completed", "adapter": str(self.out_dir), "route": config.route,
                    "steps": trainer.global_step, "max_steps": trainer.max_steps, "stopped_early": stopped is not None,
-                   "window_losses": self.windows, "last_loss": _metric(trainer, "train/loss"),
+                   "training_data": data.training_data(), "window_losses": self.windows,
+                   "last_loss": _metric(trainer, "train/loss"),
                    "wall_seconds": time.monotonic() - self._start, "clap_version": __version__}
-        write_text_atomic(self.out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
 
 
 def interrupted_checkpoint(trainer) -> Path:

@@ -132,6 +132,9 @@ class CaptionDataModule(FrozenFeatureDataModule):
         self.tokens = backbone.tokenize(captions).cpu()
         self.token_width = backbone.token_width
 
+    def training_data(self) -> dict:
+        return {"route": "negation", "pairs": len(self.images), "source": str(self.hparams.root)}
+
     def producer(self, rank: int) -> CaptionChunks:
         hp = self.hparams
         return CaptionChunks(self.images, self.yes, self.tokens, self.meaning, hp.batch_size, self.chunk_steps,

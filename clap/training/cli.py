@@ -25,7 +25,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from clap.errors import ClapError, first_line
 from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 from clap.options import PATH
-from clap.training.callbacks import SUMMARY_FILE, AdapterExport, interrupted_checkpoint
+from clap.adapter.disentangler import SUMMARY_NAME
+from clap.training.callbacks import AdapterExport, interrupted_checkpoint
 from clap.training.image_data import ImageDataModule  # noqa: F401  (registers the class for --data)
 from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, CLIPNModule, ImAugModule  # noqa: F401
 from clap.training.text_data import PromptDataModule  # noqa: F401
@@ -180,5 +181,5 @@ def _fit(cli: ClapTrainCLI) -> int:
                                 f"the same command and --ckpt_path {checkpoint}") from None
     if cli.trainer.is_global_zero:
         print(f"adapter: {cli.config['out']} ({cli.trainer.global_step} steps; summary in "
-              f"{Path(cli.config['out']) / SUMMARY_FILE})")
+              f"{Path(cli.config['out']) / SUMMARY_NAME})")
     return 0

@@ -127,6 +127,10 @@ class ImageDataModule(FrozenFeatureDataModule):
     def encode_once(self, backbone) -> None:
         _, self.images, self.clean = load_and_encode(backbone, self.paths, self.hparams.encode_batch_size)
 
+    def training_data(self) -> dict:
+        return {"route": "image", "classes": len(self.classes), "images": len(self.images),
+                "source": str(self.hparams.root)}
+
     def producer(self, rank: int) -> ImageChunks:
         hp = self.hparams
         augment = self.augmentation.transform(self.backbone.image_size)

@@ -46,9 +46,9 @@ def train_adapter(route: str = "text", out: str | Path = "adapter", *, data: Map
     """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN) into `out`; returns the
     trained `Disentangler` and its training summary. Bad options raise `ClapError` (one line)."""
     from clap.adapter.disentangler import Disentangler
-    from clap.training.callbacks import SUMMARY_FILE
+    from clap.adapter.disentangler import SUMMARY_NAME
     from clap.training.cli import main
 
     main(train_arguments(route, out, data, model, trainer, seed, config, overwrite))
-    summary = json.loads((Path(out) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    summary = json.loads((Path(out) / SUMMARY_NAME).read_text(encoding="utf-8"))
     return Disentangler.from_pretrained(out), summary

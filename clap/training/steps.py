@@ -137,6 +137,10 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
     def producer(self, rank: int) -> Producer:
         """The chunk producer of one rank."""
 
+    @abc.abstractmethod
+    def training_data(self) -> dict:
+        """What the adapter trains on, for its training summary and reports: route, counts, source."""
+
     def setup(self, stage: str | None = None) -> None:
         from clap.backbones.loading import load_backbone
 

@@ -180,6 +180,10 @@ class PromptDataModule(FrozenFeatureDataModule):
         cache = FeatureCache(hp.feature_cache) if hp.feature_cache else None
         self.bank = PromptBank(backbone, self.classes, vocab, hp.encode_batch_size, cache)
 
+    def training_data(self) -> dict:
+        return {"route": "text", "classes": len(self.classes), "prompts": sum(len(p) for p in self.bank.prompts),
+                "source": str(self.hparams.classes)}
+
     def producer(self, rank: int) -> PromptChunks:
         hp = self.hparams
         return PromptChunks(self.bank, self.augmentation, self.noise, hp.batch_size, self.chunk_steps, hp.seed, rank)

@@ -4,6 +4,10 @@
 - captions:    root/images/<n>.png + captions.jsonl      (image-caption pairs with the web-like style
                priors of `priors.StylePriors`, for pretraining; the other layouts are style-balanced)
 - image-route: root/<class>/<prompt>/<n>.png            (the layout of the SD generator, for Im.Aug)
+- prompts:     root/<class>/<prompt>/<n>.png            (the same layout, one image per attribute prompt:
+               each of the 480 template prompts of a class rendered with its colour, size, image type and
+               art style, as the paper synthesises Im.Aug's data; `images_per_class` of a class's prompts,
+               a fixed subset when fewer than all)
 
 Each layout writes world.json (what was asked) and a JSONL manifest with every image's attributes.
 Writes are atomic and existing images are kept, so an interrupted render resumes; a folder that
@@ -13,6 +17,7 @@ holds a different render is refused rather than mixed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +33,11 @@ from clap.data_gen.world.captions import caption
 from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
 
-LAYOUTS = ("domains", "captions", "image-route")
+PROMPT_SUBSET_SEED = 0  # which prompts a prompts render with fewer than all of them takes
+LAYOUTS = ("domains", "captions", "image-route", "prompts")
 WORLD_FILE = "world.json"
-MANIFESTS = {"domains": "attributes.jsonl", "captions": "captions.jsonl", "image-route": "manifest.jsonl"}
+MANIFESTS = {"domains": "attributes.jsonl", "captions": "captions.jsonl", "image-route": "manifest.jsonl",
+             "prompts": "manifest.jsonl"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,22 @@ def caption_corpus(per_class: int = 30, seed: int = 11, spec: WorldSpec | None =
     return out
 
 
+def prompt_attributes(spec: WorldSpec) -> list[dict[str, str]]:
+    """Every attribute prompt's style values, in the templates' order (colour, size, image type, art style)."""
+    return [{"colour": c, "size": s, "image_type": t, "art_style": a}
+            for c, s, t, a in itertools.product(spec.colours, spec.sizes, spec.image_types, spec.art_styles)]
+
+
+def _prompt_items(spec: WorldSpec, per_class: int) -> Iterator[Item]:
+    combos = prompt_attributes(spec)
+    if per_class > len(combos):
+        raise ClapError(f"the prompts layout has {len(combos)} prompts a class; ask for at most that many images")
+    chosen = sorted(np.random.default_rng(PROMPT_SUBSET_SEED).permutation(len(combos))[:per_class])
+    for c, name in enumerate(spec.classes):
+        for k in chosen:
+            yield Item("", c * len(combos) + int(k), {"class_name": name, **combos[k]})
+
+
 def _image_route_path(item: Item, attrs: WorldAttributes) -> str:
     prompt = attrs.prompt().text()
     return f"{folder_name(attrs.class_name)}/{folder_name(prompt)}/{item.index:06d}.png"
@@ -120,4 +143,5 @@ _LAYOUT_PARTS = {
     "domains": (_domain_items, lambda attrs, rng: {}, _item_path),
     "captions": (_caption_items, lambda attrs, rng: {"caption": caption(attrs, rng)}, _item_path),
     "image-route": (_caption_items, lambda attrs, rng: {"prompt": attrs.prompt().text()}, _image_route_path),
+    "prompts": (_prompt_items, lambda attrs, rng: {"prompt": attrs.prompt().text()}, _image_route_path),
 }
