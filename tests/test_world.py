@@ -150,6 +150,7 @@ def test_prompts_layout_renders_one_image_per_template_prompt_with_its_attribute
     assert len(few) == 48 and {r["path"] for r in few} <= {r["path"] for r in rows}  # the same images, fewer
     with pytest.raises(ClapError, match="480 prompts a class"):
         render_world(tmp_path / "x", "prompts", 481, seed=1, spec=spec, progress=False)
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_rerender_resumes_and_never_mixes(tmp_path):

@@ -95,9 +95,10 @@ def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
     request = {"layout": layout, "images_per_class": images_per_class, "seed": seed,
                "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
                "style_priors": dataclasses.asdict(priors) if priors else None}
-    claim_output_folder(root, WORLD_FILE, request, "world render")
     items, record, relpath = _LAYOUT_PARTS[layout]
-    rows = _render_items(root, spec, seed, list(items(spec, images_per_class)), record, relpath, priors, progress)
+    planned = list(items(spec, images_per_class))  # a request the layout cannot meet fails before any write
+    claim_output_folder(root, WORLD_FILE, request, "world render")
+    rows = _render_items(root, spec, seed, planned, record, relpath, priors, progress)
     manifest = root / MANIFESTS[layout]
     write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     return manifest
