@@ -1,5 +1,6 @@
 """Defaults that more than one module (or the command line) needs, written once; no heavy imports."""
 
+PROTOCOLS = ("pixel", "paper")  # attacks on [0, 1] pixels (default) or the authors' normalised tensors
 NOISE_FORMS = ("shared", "per-class")  # ZS(NC): one context for all classes per draw (the authors'), or per class
 NOISE_DRAWS = 32  # ZS(NC) is averaged over this many seeded noise draws, the same for every model
 NOISE_TOKENS, NOISE_STD = 4, 0.02  # the method's IGN and ZS(NC)'s noise: token embeddings N(0, std^2)

@@ -13,7 +13,7 @@ from typing import Any
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 from clap.cli.openworld_args import add_openworld_arguments, world_captions
-from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS
+from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, PROTOCOLS
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EPSILON, EvalOptions
 from clap.options import ALPHA, NAME, PATH, PRECISIONS, SEED, Count, Device, Kind
@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
                         "torchattacks) on the same images and eps: at or below PGD-20's accuracy, or masking")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=list(EPS_SWEEP),
                    help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
-    p.add_argument("--protocol", choices=("pixel", "paper"), default="pixel",
+    p.add_argument("--protocol", choices=PROTOCOLS, default="pixel",
                    help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
                         "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
                         "probes are scored on the whole domain, their own shots included)")

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clap.defaults import PROTOCOLS
 from clap.errors import ClapError
 
 EPS = 8 / 255
 STEPS = 20
 ATTACKS = ("FGSM", "PGD-20", "CW-20")
 AUTOATTACK = "AutoAttack"  # optional (`--autoattack`): torchattacks' standard L-inf AutoAttack, a masking check
-PROTOCOLS = ("pixel", "paper")
 LOGIT_SCALE = {"pixel": 100.0, "paper": 1.0}  # zero-shot logits the attacks' losses see
 CW_KAPPA = {"pixel": 0.0, "paper": 50.0}  # CW confidence
 

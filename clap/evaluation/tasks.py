@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
-from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, REPE_K,
-                           REPE_WEIGHT)
+from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, PROTOCOLS,
+                           REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.options import ALPHA, POSITIVE, PRECISION, PROBABILITY, SEED, Count, Kind, check_options
+from clap.options import ALPHA, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -68,19 +68,13 @@ class EvalOptions:
     LIMITS: ClassVar[dict[str, Kind]] = {
         "attack_images": Count(0), "seed": SEED, "n_boot": Count(100), "mcm_temperature": POSITIVE,
         "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count(),
-        "precision": PRECISION}
+        "precision": PRECISION, "protocol": Choice(PROTOCOLS), "noise_form": Choice(NOISE_FORMS),
+        "adversarial_rule": Choice(ADVERSARIAL_RULES)}
 
     def __post_init__(self) -> None:
         check_options(self.LIMITS, vars(self))
         for name, kind in (("shots", Count()), ("seeds", SEED), ("alphas", ALPHA), ("eps", EPSILON)):
             setattr(self, name, [kind.check(name, v) for v in getattr(self, name)])
-        if self.protocol not in ("pixel", "paper"):
-            raise ClapError(f"protocol = {self.protocol!r}: expected 'pixel' or 'paper'")
-        if self.adversarial_rule not in ADVERSARIAL_RULES:
-            raise ClapError(f"adversarial_rule = {self.adversarial_rule!r}: expected one of "
-                            f"{', '.join(ADVERSARIAL_RULES)}")
-        if self.noise_form not in NOISE_FORMS:
-            raise ClapError(f"noise_form = {self.noise_form!r}: expected one of {', '.join(NOISE_FORMS)}")
         if self.templates is not None:
             from clap.model import check_templates
 
