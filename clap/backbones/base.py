@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -154,6 +156,14 @@ class Backbone(nn.Module, abc.ABC):
     def precision(self) -> str:
         """The encoders' numerics: 'fp32', or the autocast dtype ('bf16', 'fp16'); part of feature-cache keys."""
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
+    def feature_digest(self) -> "hashlib._Hash":
+        """A sha256 started with what makes this backbone's features what they are: its identity and, unless fp32
+        (whose keys predate precision), its precision. Feature caches add their inputs and key files by it."""
+        digest = hashlib.sha256(json.dumps(self.identity.to_dict(), sort_keys=True).encode())
+        if self.precision != "fp32":
+            digest.update(self.precision.encode())
+        return digest
 
     @contextlib.contextmanager
     def full_precision(self):

@@ -7,8 +7,6 @@ path, size and modification time.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +40,7 @@ def _file_key(path: Path) -> str:
 
 
 def cache_key(backbone: Backbone, paths: list[Path]) -> str:
-    digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
-    digest.update(backbone.precision.encode() if backbone.precision != "fp32" else b"")  # fp32 keys as before
+    digest = backbone.feature_digest()
     for path in paths:
         digest.update(_file_key(path).encode())
     return digest.hexdigest()[:32]

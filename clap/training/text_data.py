@@ -10,8 +10,6 @@ fresh Gaussian token embeddings; the noisy views are encoded a chunk of steps at
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +37,7 @@ class FeatureCache:
         self.folder = Path(folder)
 
     def key(self, backbone: Backbone, texts: Sequence[str]) -> str:
-        digest = hashlib.sha256(json.dumps(backbone.identity.to_dict(), sort_keys=True).encode())
-        digest.update(backbone.precision.encode() if backbone.precision != "fp32" else b"")  # fp32 keys as before
+        digest = backbone.feature_digest()
         digest.update("\n".join(texts).encode())
         return digest.hexdigest()[:32]
 
