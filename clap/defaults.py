@@ -10,4 +10,5 @@ ALPHA_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5, 0.7, 
 ALPHA_SWEEP = (0.0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0)  # `clap eval alpha`'s curve (0.056: the paper's)
 OPENNESS_ORDERS = 3  # random orders per target vocabulary (the authors' scripts run 3 trials)
 REPE_WEIGHT, REPE_K = 0.25, 100  # REPE's mixing weight and captions averaged per class
+ADVERSARIAL_CLASSES = 3  # the openness analysis: non-target classes added against each vocabulary (the paper's)
 ADVERSARIAL_RULES = ("greedy", "ranked")  # how the openness analysis picks its adversarial non-target classes

@@ -25,11 +25,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from clap.defaults import ADVERSARIAL_RULES
+from clap.defaults import ADVERSARIAL_CLASSES, ADVERSARIAL_RULES
 from clap.evaluation.resample import OBSERVED, Sample, as_row, per_domain, weighted_mean
 from clap.evaluation.stats import TaskMeasure
 
-ADVERSARIAL_CLASSES = 3
 STATISTICS = ("margin_median", "alignment", "uniformity", "target_acc", "adversarial_acc", "adversarial_drop")
 
 

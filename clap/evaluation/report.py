@@ -10,8 +10,8 @@ from importlib import metadata
 from pathlib import Path
 
 from clap import __version__
+from clap.defaults import ADVERSARIAL_CLASSES
 from clap.errors import ClapError
-from clap.evaluation.openness_analysis import ADVERSARIAL_CLASSES
 from clap.evaluation.stats import direction
 from clap.fileio import write_text_atomic
 
@@ -25,18 +25,16 @@ OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
 
 
-def _pct(value) -> str:
-    """A percentage; a (mean, std) pair over adapter seeds prints as 'mean ± std'."""
+def _pct(value, scale: float = 100) -> str:
+    """A percentage (points^2 with scale 1e4); a (mean, std) pair over adapter seeds prints as 'mean ± std'."""
     if isinstance(value, tuple):
-        return f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}"
-    return f"{100 * value:.1f}"
+        return f"{scale * value[0]:.1f} ± {scale * value[1]:.1f}"
+    return f"{scale * value:.1f}"
 
 
 def _cell(metric: str, value) -> str:
     """A table value: a percentage, or points^2 for a squared statistic."""
-    if metric not in SQUARED:
-        return _pct(value)
-    return f"{1e4 * value[0]:.1f} ± {1e4 * value[1]:.1f}" if isinstance(value, tuple) else f"{1e4 * value:.1f}"
+    return _pct(value, 1e4 if metric in SQUARED else 100)
 
 
 def signed_points(metric: str, d: dict) -> tuple[str, str]:
