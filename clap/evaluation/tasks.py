@@ -100,17 +100,16 @@ class TaskOutput:
 
 def pc_templates(options: EvalOptions) -> list[str]:
     """The templates of the PC prompt: the given ones, or "a photo of a {}"."""
-    from clap.evaluation.zeroshot import PROMPT_FORMS
+    from clap.evaluation.zeroshot import form_templates
 
-    return list(options.templates or [PROMPT_FORMS["PC"]])
+    return form_templates(options.templates)["PC"]
 
 
 def prompt_templates(options: EvalOptions) -> dict:
     """The templates every prompt form used."""
-    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, PROMPT_FORMS
+    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, form_templates
 
-    return {**{f: [t] for f, t in PROMPT_FORMS.items()}, "PC": pc_templates(options),
-            "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
+    return {**form_templates(options.templates), "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
 
 
 def noise_info() -> dict:

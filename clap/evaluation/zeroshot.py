@@ -96,13 +96,18 @@ def noise_classifiers(model, classnames: Sequence[str], draws: int = NOISE_DRAWS
     return torch.stack(out).contiguous()
 
 
+def form_templates(pc_templates: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The templates of each single prompt form: `PROMPT_FORMS`, with `pc_templates` replacing PC's if given."""
+    return {f: [t] for f, t in PROMPT_FORMS.items()} | ({"PC": list(pc_templates)} if pc_templates else {})
+
+
 def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FORMS, repe=None,
                 noise_form: str = "shared", pc_templates: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """Zero-shot class weights of each prompt form: [D, C]; [T, D, C] for the max-logit ensemble (MAX), whose
     classes take their best template, and for NC, one [D, C] per noise draw; `pc_templates` replace PC's
     "a photo of a {}" (several: the mean of their features); with `repe` (a `clap.evaluation.repe.Repe`)
     each class feature is REPE-enhanced."""
-    templates = {f: [t] for f, t in PROMPT_FORMS.items()} | ({"PC": list(pc_templates)} if pc_templates else {})
+    templates = form_templates(pc_templates)
     out = {f: model.zero_shot_classifier(classnames, templates[f]) for f in forms if f in PROMPT_FORMS}
     if "NC" in forms:
         out["NC"] = noise_classifiers(model, classnames, form=noise_form)
