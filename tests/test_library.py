@@ -84,8 +84,10 @@ def test_bad_options_are_one_line_errors(world, options, message):
 
 
 def test_unknown_task_is_refused_before_loading(tmp_path):
-    with pytest.raises(ClapError, match="unknown task 'zero-shot'"):
+    with pytest.raises(ClapError, match="unknown task 'zero-shot'; choose from zeroshot, fewshot"):
         clap.evaluate(tmp_path, tasks=["zero-shot"])
+    with pytest.raises(ClapError, match="no task given; choose from"):
+        clap.evaluate(tmp_path, tasks=[])
 
 
 def test_the_readme_walkthrough_runs(tmp_path, monkeypatch):

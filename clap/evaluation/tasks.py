@@ -238,8 +238,8 @@ def repe_options(setup: EvalSetup, options: EvalOptions) -> dict | None:
 def check_tasks(tasks: Sequence[str]) -> None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
-        raise ClapError(f"unknown task {unknown[0]!r}; " if unknown else "no task given; "
-                        f"choose from {', '.join(TASKS)} (or 'all': {', '.join(CLOSED_SET)})")
+        problem = f"unknown task {unknown[0]!r}" if unknown else "no task given"
+        raise ClapError(f"{problem}; choose from {', '.join(TASKS)} (or 'all': {', '.join(CLOSED_SET)})")
 
 
 def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> tuple[dict, dict, dict]:
