@@ -1,0 +1,47 @@
+"""experiments/world_paper/reproduce.py end to end on a shrunk setting, and the README's copy of its tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from tests.test_demo import SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "experiments" / "world_paper" / "reproduce.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("world_paper_reproduce", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reproduction_runs_end_to_end_shrunk(tmp_path):
+    """Demo at power (shrunk by its options), then AutoAttack against PGD-20 on the same images; the results
+    folder holds both reports and a summary read off them. eps 64/255 leaves APGD nothing for Square to do."""
+    results = tmp_path / "results"
+    code = _module().run(["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-images", "1",
+                          "--autoattack-eps", "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
+    assert code == 0
+    demo = json.loads((results / "world_paper.json").read_text())
+    assert demo["results"]["attacked_images"] == 8 and demo["models"]["Im.Aug"]["training_data"]["images"] == 64
+    auto = json.loads((results / "autoattack.json").read_text())
+    assert list(auto["models"]) == ["CLIP", "CLAP"] and auto["results"]["attacked_images"] == 8
+    for heads in auto["results"]["adversarial"].values():
+        for by_domain in heads.values():
+            for row in by_domain.values():
+                assert row["AutoAttack"]["64/255"] <= row["PGD-20"]["64/255"]
+    text = (results / "summary.md").read_text()
+    assert "| zero-shot C | PGD-20 | 1/255 |" in text and "| zero-shot C | AutoAttack | 64/255 |" in text
+    assert (results / "adversarial_eps.png").is_file() and (results / "claims.md").is_file()
+
+
+def test_readme_quotes_the_committed_summary():
+    """The README's world-paper section is the committed summary's tables, verbatim."""
+    summary = (ROOT / "experiments" / "world_paper" / "results" / "summary.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    tables = [block for block in summary.split("\n\n") if block.startswith("| ")]
+    assert tables and all(block in readme for block in tables)
