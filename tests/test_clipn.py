@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from clap.adapter.disentangler import Disentangler
-from clap.adapter.negation import NegationAdapter, clipn_losses, ctw_atd, p_no
+from clap.adapter.negation import CopiedNoEncoder, NegationAdapter, clipn_losses, ctw_atd, p_no
 from clap.cli.main import main
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
@@ -91,6 +91,7 @@ def test_training_lowers_the_loss_and_writes_a_negation_adapter(tmp_path, captio
     assert summary["route"] == "negation" and losses[-1] < losses[0]
     adapter = Disentangler.from_pretrained(tmp_path / "a")
     assert isinstance(adapter, NegationAdapter) and adapter.config.prompt_tokens == 8
+    assert adapter.config.training["lr"] == 1e-3  # its own default, not the parent class's (the CLI used to swap)
     assert adapter.no_prompts.shape == (8, embedded.token_width)
     no = adapter.no_features(embedded, ["a photo of a star"])
     assert no.shape == (1, embedded.embed_dim) and torch.isfinite(no).all()
@@ -142,3 +143,41 @@ def test_one_line_errors(tmp_path, captions, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "a" / "adapter_model.safetensors").exists()
+
+
+def test_copied_no_encoder_starts_as_the_frozen_tower_and_trains_only_itself(tmp_path, captions, embedded):
+    """The authors' architecture: before training the copy's "no" features are the frozen tower's "yes" features;
+    training moves the copy and the prompts and nothing of the backbone; the file holds only them."""
+    fresh = CopiedNoEncoder.from_backbone(embedded, prompts=4)
+    texts = ["a photo of a star", "a sketch of a small blue moon"]
+    with torch.no_grad():
+        yes = F.normalize(embedded.encode_text(texts), dim=-1)
+        assert torch.allclose(fresh.no_features(embedded, texts), yes, atol=1e-6)
+        assert torch.allclose(fresh.training_no_features(embedded, texts), yes, atol=1e-6)
+    frozen = {name: p.detach().clone() for name, p in embedded.model.named_parameters()}
+    copy = ["--model.no_encoder", "copy", "--model.prompt_tokens", "4"]
+    assert main(config(tmp_path, captions, steps=20) + copy + ["--out", str(tmp_path / "a")]) == 0
+    assert all(torch.equal(p, frozen[name]) for name, p in embedded.model.named_parameters())
+    state = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    tower = embedded.text_parameters()
+    assert set(state) == {"no_prompts"} | {"tower." + name.replace(".", ":") for name in tower}
+    assert state["no_prompts"].shape == (4, embedded.context_length, embedded.token_width)
+    assert state["no_prompts"].abs().sum() > 0
+    moved = [n for n in tower if not torch.equal(state["tower." + n.replace(".", ":")], tower[n].detach())]
+    assert "transformer.resblocks.0.attn.in_proj_weight" in moved and "text_projection" in moved
+    trained = Disentangler.from_pretrained(tmp_path / "a")
+    assert isinstance(trained, CopiedNoEncoder) and trained.config.no_encoder == "copy"
+    assert trained.config.training["lr"] == 5e-4 and trained.config.training["prompt_tokens"] == 4
+    with torch.no_grad():
+        assert not torch.allclose(trained.no_features(embedded, texts), yes, atol=1e-3)
+
+
+def test_copied_no_encoder_is_refused_on_another_backbone(tmp_path, captions, embedded, tiny_open_clip):
+    adapter = CopiedNoEncoder.from_backbone(embedded, prompts=2, backbone=embedded.identity.to_dict())
+    from clap.model import check_compatible
+
+    with pytest.raises(ClapError, match="trained on|features"):
+        check_compatible(tiny_open_clip, adapter)
+    with pytest.raises(ClapError, match="text-tower parameters the backbone lacks"):
+        adapter.config.text_tower["transformer.resblocks.9.ln_1.weight"] = [1]
+        CopiedNoEncoder(adapter.config).no_features(embedded, ["a star"])

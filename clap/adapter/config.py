@@ -12,12 +12,14 @@ from clap.errors import ClapError
 
 ACTIVATIONS = ("silu", "gelu", "relu")
 ROUTES = ("text", "image", "negation")
+NO_ENCODERS = ("frozen", "copy")  # the negation route's "no" text encoder: the frozen tower + a head, or a copy
 FORMAT_VERSION = 1
 MAX_DIM = 1 << 16  # larger than any CLIP feature or token width; a bigger number is a broken file
 NUMBER, OPTIONAL_INT = (int, float), (int, type(None))
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "in_dim": (int,), "latent_dim": OPTIONAL_INT, "out_dim": OPTIONAL_INT, "activation": (str,), "alpha": NUMBER,
     "alpha_selection": (dict, type(None)), "route": (str,), "prompt_tokens": (int,), "token_width": OPTIONAL_INT,
+    "no_encoder": (str,), "context_length": OPTIONAL_INT, "text_tower": (dict, type(None)),
     "backbone": (dict, type(None)), "classes": (list,), "dataset": (str, type(None)), "training": (dict,),
     "package_version": (str, type(None)), "format_version": (int,)}
 
@@ -39,9 +41,16 @@ class AdapterConfig:
         default=None, metadata=_meta("how `alpha` was chosen on validation data (clap select-alpha), if it was"))
     route: str = field(default="text", metadata=_meta(
         "what it was trained as: 'text' (CLAP), 'image' (Im.Aug) or 'negation' (CLIPN's 'no' prompts and head)"))
-    prompt_tokens: int = field(default=0, metadata=_meta("learned 'no' prompt tokens (negation route)"))
+    prompt_tokens: int = field(default=0, metadata=_meta(
+        "learned 'no' prompts (negation route): tokens inserted after the start token (frozen encoder), or whole-"
+        "context prompts added to the token embeddings (copy)"))
     token_width: int | None = field(default=None, metadata=_meta("width of the text tower's token embeddings "
                                                                  "(negation route)"))
+    no_encoder: str = field(default="frozen", metadata=_meta(
+        f"negation route's 'no' text encoder: {NO_ENCODERS} (the frozen tower and a head, or a trained copy)"))
+    context_length: int | None = field(default=None, metadata=_meta("the text tower's context (copy encoder)"))
+    text_tower: dict[str, list[int]] | None = field(default=None, metadata=_meta(
+        "names and shapes of the copied text tower's parameters in the backbone (copy encoder)"))
     backbone: dict[str, Any] | None = field(default=None, metadata=_meta("identity of the frozen backbone"))
     classes: list[str] = field(default_factory=list, metadata=_meta("class names of the training prompts"))
     dataset: str | None = field(default=None, metadata=_meta("name of the dataset the adapter was trained for"))
@@ -66,11 +75,24 @@ class AdapterConfig:
             raise ClapError(f"unknown adapter route '{self.route}'; use one of {', '.join(ROUTES)}")
         if self.route == "negation" and not (self.prompt_tokens >= 0 and (self.token_width or 0) >= 1):
             raise ClapError("a negation adapter needs prompt_tokens >= 0 and token_width >= 1")
+        self._check_no_encoder()
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ClapError(f"adapter alpha must be a finite number, got {self.alpha!r}")
         if self.format_version > FORMAT_VERSION:
             raise ClapError(f"adapter format {self.format_version} is newer than this clap understands "
                             f"({FORMAT_VERSION}); upgrade clap")
+
+    def _check_no_encoder(self) -> None:
+        if self.no_encoder not in NO_ENCODERS:
+            raise ClapError(f"unknown 'no' encoder '{self.no_encoder}'; use one of {', '.join(NO_ENCODERS)}")
+        if self.no_encoder == "frozen":
+            return
+        tower = self.text_tower or {}
+        shapes_ok = all(isinstance(v, list) and all(isinstance(d, int) and 0 < d <= 1 << 24 for d in v)
+                        for v in tower.values())
+        if self.route != "negation" or not tower or not shapes_ok or not 0 < (self.context_length or 0) <= MAX_DIM:
+            raise ClapError("a copied 'no' encoder needs route 'negation', text_tower {name: shape} and a "
+                            f"context_length in [1, {MAX_DIM}]")
 
     def _check_types(self) -> None:
         """Each field of the JSON the type it must have (a hand-edited or foreign file fails here, in one line)."""

@@ -29,55 +29,25 @@ _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 TRAINING_ALPHA = 1.0
 
 
-class Disentangler(nn.Module):
-    """`shortcut(z) + alpha * projection(linear(act(z)))`, the identity at initialisation.
+class SavedAdapter(nn.Module):
+    """What every trained adapter shares: its `AdapterConfig` and the safetensors file of its weights
+    (save_pretrained / from_pretrained / push_to_hub). Each route registers the class it loads as."""
 
-    The projection is zero-initialised (ControlNet's zero-conv idea); the shortcut is `z` itself, or
-    `z` resized to `out_dim` by nearest-neighbour interpolation. Two weights exist: the inference
-    alpha (`config.alpha`, the default of `forward` everywhere) and `TRAINING_ALPHA` (1, which the
-    training routes pass explicitly).
-    """
-
-    ROUTE_CLASSES: dict[str, type["Disentangler"]] = {}
+    ROUTE_CLASSES: dict[str, type["SavedAdapter"]] = {}
     """Which module class a saved adapter's route needs; a subclass adds its own (`routes=(...)`)."""
 
     def __init_subclass__(cls, routes: tuple[str, ...] = (), **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        Disentangler.ROUTE_CLASSES.update(dict.fromkeys(routes, cls))
+        SavedAdapter.ROUTE_CLASSES.update(dict.fromkeys(routes, cls))
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__()
         self.config = config
-        self.act = _ACTIVATIONS[config.activation]()
-        self.linear = nn.Linear(config.in_dim, config.latent_dim, bias=True)
-        self.projection = nn.Linear(config.latent_dim, config.out_dim, bias=False)
-        nn.init.zeros_(self.projection.weight)
 
     @classmethod
-    def create(cls, in_dim: int, latent_dim: int | None = None, out_dim: int | None = None, **config) -> "Disentangler":
-        """A fresh (identity) adapter; extra keywords go to `AdapterConfig`."""
-        return cls(AdapterConfig(in_dim=in_dim, latent_dim=latent_dim, out_dim=out_dim, **config))
-
-    def shortcut(self, z: torch.Tensor) -> torch.Tensor:
-        if self.config.out_dim == self.config.in_dim:
-            return z
-        flat = z.reshape(-1, 1, z.shape[-1])
-        return F.interpolate(flat, size=self.config.out_dim, mode="nearest").reshape(*z.shape[:-1], -1)
-
-    def residual(self, z: torch.Tensor) -> torch.Tensor:
-        """The main branch, before alpha scaling."""
-        return self.projection(self.linear(self.act(z)))
-
-    def forward(self, z: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
-        """Adapted features; `alpha` defaults to the recorded inference alpha (`config.alpha`)."""
-        if z.shape[-1] != self.config.in_dim:
-            raise ClapError(f"adapter expects {self.config.in_dim}-d features, got {z.shape[-1]}-d")
-        weight = self.config.alpha if alpha is None else alpha
-        return self.shortcut(z) + weight * self.residual(z.to(self.linear.weight.dtype)).to(z.dtype)
-
-    def is_identity(self) -> bool:
-        """True while the output projection is all zeros (untrained)."""
-        return bool((self.projection.weight == 0).all())
+    def variant(cls, config: AdapterConfig) -> type["SavedAdapter"]:
+        """The class a config of this route loads as (a route with variants overrides it)."""
+        return cls
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write adapter_config.json + adapter_model.safetensors atomically; returns the folder."""
@@ -97,7 +67,7 @@ class Disentangler(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name: str | Path, revision: str | None = None,
-                        cache_dir: str | None = None) -> "Disentangler":
+                        cache_dir: str | None = None) -> "SavedAdapter":
         """Load from a local folder, or else from a Hugging Face hub repo id; strictly."""
         folder = _resolve(str(name), revision, cache_dir)
         config = _read_config(folder / CONFIG_NAME)
@@ -137,6 +107,50 @@ class Disentangler(nn.Module):
         return str(info)
 
 
+
+class Disentangler(SavedAdapter):
+    """`shortcut(z) + alpha * projection(linear(act(z)))`, the identity at initialisation.
+
+    The projection is zero-initialised (ControlNet's zero-conv idea); the shortcut is `z` itself, or
+    `z` resized to `out_dim` by nearest-neighbour interpolation. Two weights exist: the inference
+    alpha (`config.alpha`, the default of `forward` everywhere) and `TRAINING_ALPHA` (1, which the
+    training routes pass explicitly).
+    """
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        self.act = _ACTIVATIONS[config.activation]()
+        self.linear = nn.Linear(config.in_dim, config.latent_dim, bias=True)
+        self.projection = nn.Linear(config.latent_dim, config.out_dim, bias=False)
+        nn.init.zeros_(self.projection.weight)
+
+    @classmethod
+    def create(cls, in_dim: int, latent_dim: int | None = None, out_dim: int | None = None, **config) -> "Disentangler":
+        """A fresh (identity) adapter; extra keywords go to `AdapterConfig`."""
+        return cls(AdapterConfig(in_dim=in_dim, latent_dim=latent_dim, out_dim=out_dim, **config))
+
+    def shortcut(self, z: torch.Tensor) -> torch.Tensor:
+        if self.config.out_dim == self.config.in_dim:
+            return z
+        flat = z.reshape(-1, 1, z.shape[-1])
+        return F.interpolate(flat, size=self.config.out_dim, mode="nearest").reshape(*z.shape[:-1], -1)
+
+    def residual(self, z: torch.Tensor) -> torch.Tensor:
+        """The main branch, before alpha scaling."""
+        return self.projection(self.linear(self.act(z)))
+
+    def forward(self, z: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
+        """Adapted features; `alpha` defaults to the recorded inference alpha (`config.alpha`)."""
+        if z.shape[-1] != self.config.in_dim:
+            raise ClapError(f"adapter expects {self.config.in_dim}-d features, got {z.shape[-1]}-d")
+        weight = self.config.alpha if alpha is None else alpha
+        return self.shortcut(z) + weight * self.residual(z.to(self.linear.weight.dtype)).to(z.dtype)
+
+    def is_identity(self) -> bool:
+        """True while the output projection is all zeros (untrained)."""
+        return bool((self.projection.weight == 0).all())
+
+
 def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -161,11 +175,11 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
 
 
 def _class_for(config: AdapterConfig) -> type:
-    """The module class a saved adapter's route needs (the package registers every route on import)."""
-    return Disentangler.ROUTE_CLASSES[config.route]
+    """The module class a saved adapter's route (and variant) needs (the package registers every route on import)."""
+    return SavedAdapter.ROUTE_CLASSES[config.route].variant(config)
 
 
-Disentangler.ROUTE_CLASSES.update(text=Disentangler, image=Disentangler)
+SavedAdapter.ROUTE_CLASSES.update(text=Disentangler, image=Disentangler)
 
 
 def _read_config(path: Path) -> AdapterConfig:

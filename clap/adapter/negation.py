@@ -1,12 +1,15 @@
-"""The CLIPN route's weights: learnable "no" prompt embeddings and a "no" text head (Wang et al., ICCV 2023).
+"""The CLIPN route's weights (Wang et al., ICCV 2023): the "no" text encoder, in one of two forms.
 
-For a text t the frozen tower gives the "yes" feature g(t); the "no" feature is
-g_no(t) = head(E_txt([no prompts; t])): the learned embeddings go after the start token (where the
-package inserts IGN noise) and pass through the frozen text tower, and the head is the package's
-residual disentangler on the resulting text feature (zero-initialised, so training starts from the
-prompted tower). CLIPN itself fine-tunes a full copy of the text tower; this lighter choice trains
-n x width + 2 D^2 numbers and keeps one frozen tower (`experiments/clipn/ablation.py` measures it
-against the head alone; README).
+For a text t the frozen tower gives the "yes" feature g(t).
+- `copy` (`CopiedNoEncoder`, the authors' architecture): g_no(t) = E_no(emb_no(t) + p), a trainable copy
+  E_no of the whole text tower (token and position embeddings, transformer, final norm, projection),
+  initialised from the frozen one, and P learnable whole-context "no" prompts p, zero at the start (so the
+  copy starts equal to the frozen tower) and summed into the token embeddings: one prompt drawn per text
+  in training (or their mean, as the authors draw from P + 1), their mean at inference.
+- `frozen` (`NegationAdapter`, the package's lighter variant): g_no(t) = head(E_txt([no prompts; t])), n
+  learned embeddings inserted after the start token (where the package inserts IGN noise) through the
+  frozen tower, then the package's zero-initialised residual disentangler; n x width + 2 D^2 numbers.
+`experiments/clipn/ablation.py` measures the two against each other and against the head alone (README).
 """
 
 from __future__ import annotations
@@ -16,22 +19,94 @@ from torch import nn
 from torch.nn import functional as F
 
 from clap.adapter.config import AdapterConfig
-from clap.adapter.disentangler import Disentangler
+from clap.errors import ClapError
+from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler, SavedAdapter
 
 PROMPT_STD = 0.02  # initial scale of the "no" embeddings, as the method's IGN noise
 TEMPERATURE = 0.01  # CLIP's logit scale 100 (CLIPN clamps its learned scale there)
 
 
 class NegationAdapter(Disentangler, routes=("negation",)):
-    """`Disentangler` as the "no" head, plus `no_prompts` [config.prompt_tokens, config.token_width]."""
+    """The frozen-tower variant: `Disentangler` as the "no" head, plus `no_prompts` [config.prompt_tokens,
+    config.token_width]."""
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
         self.no_prompts = nn.Parameter(torch.randn(config.prompt_tokens, config.token_width) * PROMPT_STD)
 
+    @classmethod
+    def variant(cls, config: AdapterConfig) -> type[SavedAdapter]:
+        return CopiedNoEncoder if config.no_encoder == "copy" else cls
+
     def no_features(self, backbone, texts, alpha: float | None = None) -> torch.Tensor:
         """Normalised "no" features of texts (strings or token ids); `alpha` as in `Disentangler.forward`."""
         return F.normalize(self(backbone.encode_text_with_prompt(texts, self.no_prompts), alpha), dim=-1)
+
+    def training_no_features(self, backbone, texts) -> torch.Tensor:
+        """The "no" features training optimises (the head at its training weight)."""
+        return self.no_features(backbone, texts, TRAINING_ALPHA)
+
+
+def _key(name: str) -> str:
+    """A parameter name of the backbone as a key of the copy's ParameterDict (which refuses dots)."""
+    return name.replace(".", ":")
+
+
+class _TextPath(nn.Module):
+    """The backbone's "added prompt" text path as a module forward, for `torch.func.functional_call`."""
+
+    def __init__(self, backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, texts, added: torch.Tensor) -> torch.Tensor:
+        return self.backbone.encode_text_with_added(texts, added)
+
+
+class CopiedNoEncoder(SavedAdapter):
+    """The authors' "no" encoder: `tower` (a trainable copy of the text tower's parameters, keyed by their
+    backbone names with ':' for '.') and `no_prompts` [P, context, width] (zero at the start). The backbone's
+    own text path runs with the copy's parameters in place of the frozen ones (`torch.func.functional_call`),
+    so any backbone with `text_parameters` works and the frozen tower is never touched."""
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        self.tower = nn.ParameterDict({_key(n): nn.Parameter(torch.zeros(shape))
+                                       for n, shape in config.text_tower.items()})
+        self.no_prompts = nn.Parameter(torch.zeros(config.prompt_tokens, config.context_length, config.token_width))
+
+    @classmethod
+    def from_backbone(cls, source, prompts: int = 16, **config) -> "CopiedNoEncoder":
+        """A fresh copy of the `source` backbone's text tower with `prompts` zero "no" prompts; extra keywords go
+        to the `AdapterConfig`."""
+        frozen = source.text_parameters()
+        adapter = cls(AdapterConfig(
+            in_dim=source.embed_dim, route="negation", no_encoder="copy", prompt_tokens=prompts,
+            token_width=source.token_width, context_length=source.context_length,
+            text_tower={n: list(p.shape) for n, p in frozen.items()}, **config))
+        with torch.no_grad():
+            for name, p in frozen.items():
+                adapter.tower[_key(name)].copy_(p.float())
+        return adapter
+
+    def _encode(self, backbone, texts, added: torch.Tensor) -> torch.Tensor:
+        missing = sorted(set(self.config.text_tower) - set(backbone.text_parameters()))
+        if missing:
+            raise ClapError(f"this copied 'no' encoder holds text-tower parameters the backbone lacks ({missing[:3]});"
+                            " use the backbone it was trained on")
+        params = {f"backbone.model.{n}": self.tower[_key(n)].to(backbone.device) for n in self.config.text_tower}
+        return torch.func.functional_call(_TextPath(backbone), params, (texts, added))
+
+    def no_features(self, backbone, texts, alpha: float | None = None) -> torch.Tensor:
+        """Normalised "no" features with the prompts' mean (inference); `alpha` has no meaning here."""
+        return F.normalize(self._encode(backbone, texts, self.no_prompts.mean(0, keepdim=True)), dim=-1)
+
+    def training_no_features(self, backbone, texts) -> torch.Tensor:
+        """Each text with one prompt drawn from the P prompts and their mean (the authors' training draw; the
+        global torch generator, which the training seed sets)."""
+        pool = torch.cat([self.no_prompts, self.no_prompts.mean(0, keepdim=True)])
+        pick = torch.randint(0, len(pool), (len(texts),))
+        return F.normalize(self._encode(backbone, texts, pool[pick]), dim=-1)
 
 
 def p_no(image: torch.Tensor, yes: torch.Tensor, no: torch.Tensor, temperature: float = TEMPERATURE

@@ -19,6 +19,7 @@ from clap.defaults import NOISE_STD, NOISE_TOKENS
 
 NoisePosition = Literal["front", "middle", "end", "random"]
 NOISE_POSITIONS = ("front", "middle", "end")
+NOT_TEXT = ("visual.", "vision_model.", "visual_projection.", "logit_scale", "logit_bias")  # open_clip and HF names
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Backbone(nn.Module, abc.ABC):
     """
 
     identity: BackboneIdentity
+    model: nn.Module  # the library's model (open_clip or transformers), both towers
     eval_transform: Callable
     train_transform: Callable
 
@@ -223,6 +225,17 @@ class Backbone(nn.Module, abc.ABC):
             extra = prompt.to(x.device, x.dtype).expand(x.shape[0], -1, -1)
             x, eot = insert_embeddings(x, eot, extra, torch.ones_like(eot))
             return self._encode_embeddings(x, eot).float()
+
+    def encode_text_with_added(self, texts: Sequence[str] | torch.Tensor, added: torch.Tensor) -> torch.Tensor:
+        """Text features with `added` [B or 1, >= L, width] summed into the token embeddings of the first L
+        positions (CLIPN's whole-context "no" prompts; the causal tower makes later positions irrelevant)."""
+        with self._autocast():
+            x, eot = self._token_embeddings(self._as_tokens(texts))
+            return self._encode_embeddings(x + added[:, : x.shape[1]].to(x.device, x.dtype), eot).float()
+
+    def text_parameters(self) -> dict[str, nn.Parameter]:
+        """The text tower's parameters by their names in `self.model` (what CLIPN's "no" encoder copies)."""
+        return {name: p for name, p in self.model.named_parameters() if not name.startswith(NOT_TEXT)}
 
     @property
     def token_width(self) -> int:

@@ -65,7 +65,8 @@ class AdapterExport(L.Callback):
         config.backbone = data.backbone_identity
         config.classes = list(data.classes)
         config.dataset = data.dataset
-        config.training = {"module": type(pl_module).__name__, **_plain(pl_module.hparams), "seed": self.seed,
+        hparams = _plain(pl_module.resolved_hparams())
+        config.training = {"module": type(pl_module).__name__, **hparams, "seed": self.seed,
                            "data": _plain(data.hparams), "steps": trainer.global_step,
                            "max_steps": trainer.max_steps, "world_size": trainer.world_size}
         pl_module.adapter.save_pretrained(self.out_dir)

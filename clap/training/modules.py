@@ -12,9 +12,9 @@ from typing import Any
 import lightning as L
 import torch
 
-from clap.adapter.config import ACTIVATIONS, AdapterConfig
-from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler
-from clap.adapter.negation import NegationAdapter, clipn_losses
+from clap.adapter.config import ACTIVATIONS, NO_ENCODERS, AdapterConfig
+from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler, SavedAdapter
+from clap.adapter.negation import CopiedNoEncoder, NegationAdapter, clipn_losses
 from clap.errors import ClapError
 from clap.options import ALPHA, NON_NEGATIVE, POSITIVE, Choice, Count, Kind, check_options
 from clap.training.losses import clap_loss, info_nce
@@ -27,12 +27,13 @@ class AdapterModule(L.LightningModule, abc.ABC):
     arguments are every route's (subclasses take their own and pass the rest on by name)."""
 
     route = "text"
+    LR = 1e-4  # the learning rate when none is given (the method's)
     LIMITS: dict[str, Kind] = {"in_dim": Count(), "latent_dim": Count(), "out_dim": Count(),
                                "activation": Choice(ACTIVATIONS), "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
                                "window": Count(), "inference_alpha": ALPHA}
 
     def __init__(self, in_dim: int | None = None, latent_dim: int | None = None, out_dim: int | None = None,
-                 activation: str = "silu", lr: float = 1e-4, weight_decay: float = 0.0, window: int = 480,
+                 activation: str = "silu", lr: float | None = None, weight_decay: float = 0.0, window: int = 480,
                  inference_alpha: float = 1.0) -> None:
         check_options(self.LIMITS, locals())
         super().__init__()
@@ -58,8 +59,16 @@ class AdapterModule(L.LightningModule, abc.ABC):
                 raise ClapError("the adapter's input size is unknown: give model in_dim or train with a data module")
             self._build(datamodule.embed_dim)
 
+    def resolved_hparams(self) -> dict[str, Any]:
+        """The hyper-parameters with each route default filled in (what the adapter's config records)."""
+        return {**self.hparams, "lr": self.default_lr() if self.hparams.lr is None else self.hparams.lr}
+
+    def default_lr(self) -> float:
+        return self.LR
+
     def configure_optimizers(self):
-        return torch.optim.Adam(self.adapter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        hp = self.resolved_hparams()
+        return torch.optim.Adam(self.adapter.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
 
     def train_features(self, z: torch.Tensor) -> torch.Tensor:
         """The adapter at the training weight (alpha 1), whatever inference alpha it records."""
@@ -113,7 +122,7 @@ class CLAPModule(AdapterModule):
         latent_dim, out_dim: adapter sizes (default: in_dim).
         activation: first layer of the residual branch (the method: silu).
         tau, tau_c, lam: temperatures and weight of the class term (method: 0.5, 1.0, 1.0).
-        lr, weight_decay: Adam (method: 1e-4, 0).
+        lr, weight_decay: Adam (method: 1e-4 (the default), 0).
         window: steps per early-stopping window (method: 480).
         inference_alpha: the alpha recorded in the adapter for inference.
     """
@@ -152,29 +161,49 @@ class ImAugModule(AdapterModule):
 
 
 class CLIPNModule(AdapterModule):
-    """CLIPN (negation route): learnable "no" prompts and a "no" head, trained with the image-text
-    binary-opposite and text semantic-opposite losses on image-caption pairs (`CaptionDataModule`).
-    The feature size comes from the data module's backbone.
+    """CLIPN (negation route): a "no" text encoder trained with the image-text binary-opposite and text
+    semantic-opposite losses on image-caption pairs (`CaptionDataModule`). The feature size comes from the
+    data module's backbone.
 
     Args:
-        prompt_tokens: learned "no" token embeddings after the start token (CLIPN: 16 on ViT-B/16; 0 = the head
-            alone, a function of the "yes" feature).
-        latent_dim, out_dim, activation: the "no" head (a zero-initialised residual disentangler).
+        no_encoder: "copy" (the authors' architecture: a trainable copy of the whole text tower, initialised
+            from the frozen one, with whole-context "no" prompts added to its token embeddings) or "frozen"
+            (the package's lighter variant: prompts inserted after the start token through the frozen tower,
+            then a residual "no" head).
+        prompt_tokens: learned "no" prompts: whole-context prompts (copy; default 16, the authors' number) or
+            inserted token embeddings (frozen; default 8; 0 = the head alone, a function of the "yes" feature).
+        latent_dim, out_dim, activation: the "no" head (frozen encoder only).
         temperature: of the yes/no softmax (CLIP's 0.01).
-        lr, weight_decay: Adam.
-        window, inference_alpha: as `CLAPModule`.
+        lr: Adam's learning rate (default 5e-4 for the copy, open_clip's default in the authors' training;
+            1e-3 for the frozen variant, which `clap train` used to replace by the shared 1e-4: the command
+            line took the parent class's default); weight_decay: Adam's.
+        window, inference_alpha: as `CLAPModule` (alpha weighs the frozen variant's head).
     """
 
     route = "negation"
-    LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(0, 64), "temperature": POSITIVE}
+    LIMITS = {**AdapterModule.LIMITS, "prompt_tokens": Count(0, 64), "temperature": POSITIVE,
+              "no_encoder": Choice(NO_ENCODERS)}
+    DEFAULTS = {"copy": {"prompt_tokens": 16, "lr": 5e-4}, "frozen": {"prompt_tokens": 8, "lr": 1e-3}}
 
-    def __init__(self, prompt_tokens: int = 8, temperature: float = 0.01, lr: float = 1e-3, **shared: Any) -> None:
+    def __init__(self, no_encoder: str = "frozen", prompt_tokens: int | None = None, temperature: float = 0.01,
+                 **shared: Any) -> None:
         check_options(self.LIMITS, locals())
         if shared.get("in_dim") is not None:
             raise ClapError("CLIPNModule takes its feature size from the data module's backbone; drop in_dim")
+        if no_encoder == "copy" and prompt_tokens == 0:
+            raise ClapError("CLIPNModule.prompt_tokens = 0 leaves a copied 'no' encoder without prompts; give >= 1 "
+                            "(the authors' 16) or use no_encoder frozen")
         self._frozen: list = []  # the data module's backbone, kept out of the state dict
-        super().__init__(lr=lr, **shared)
+        super().__init__(**shared)
         self.save_hyperparameters()
+
+    def default_lr(self) -> float:
+        return self.DEFAULTS[self.hparams.no_encoder]["lr"]
+
+    def resolved_hparams(self) -> dict[str, Any]:
+        tokens = self.hparams.prompt_tokens
+        return {**super().resolved_hparams(),
+                "prompt_tokens": self.DEFAULTS[self.hparams.no_encoder]["prompt_tokens"] if tokens is None else tokens}
 
     def configure_model(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -182,13 +211,18 @@ class CLIPNModule(AdapterModule):
             raise ClapError("the CLIPN route trains on image-caption pairs: use --data CaptionDataModule")
         self._frozen = [datamodule.backbone]
         if self.adapter is None:
-            hp = self.hparams
-            self.adapter = NegationAdapter(AdapterConfig(
-                in_dim=datamodule.embed_dim, latent_dim=hp.latent_dim, out_dim=hp.out_dim, activation=hp.activation,
-                alpha=hp.inference_alpha, route=self.route, prompt_tokens=hp.prompt_tokens,
-                token_width=datamodule.token_width))
+            self.adapter = self._new_adapter(datamodule)
+
+    def _new_adapter(self, datamodule) -> SavedAdapter:
+        hp = self.resolved_hparams()
+        if hp["no_encoder"] == "copy":
+            return CopiedNoEncoder.from_backbone(datamodule.backbone, hp["prompt_tokens"], alpha=hp["inference_alpha"])
+        return NegationAdapter(AdapterConfig(
+            in_dim=datamodule.embed_dim, latent_dim=hp["latent_dim"], out_dim=hp["out_dim"],
+            activation=hp["activation"], alpha=hp["inference_alpha"], route=self.route,
+            prompt_tokens=hp["prompt_tokens"], token_width=datamodule.token_width))
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        no = self.adapter.no_features(self._frozen[0], batch["tokens"], alpha=TRAINING_ALPHA)
+        no = self.adapter.training_no_features(self._frozen[0], batch["tokens"])
         same = batch["meaning"][:, None] == batch["meaning"][None, :]
         return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature, same)
