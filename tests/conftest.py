@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def experiment_script():
+    """Loads an experiment script (a path under the repository root) as a module, to call its `run`."""
+    def load(relative: str):
+        spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
 
 TINY_OPEN_CLIP = {
     "embed_dim": 32,

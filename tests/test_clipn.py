@@ -181,3 +181,44 @@ def test_copied_no_encoder_is_refused_on_another_backbone(tmp_path, captions, em
     with pytest.raises(ClapError, match="text-tower parameters the backbone lacks"):
         adapter.config.text_tower["transformer.resblocks.9.ln_1.weight"] = [1]
         CopiedNoEncoder(adapter.config).no_features(embedded, ["a star"])
+
+
+def test_ablation_script_runs_end_to_end_shrunk(tmp_path, experiment_script):
+    """experiments/clipn/ablation.py on a shrunk setting: every variant at 2 seeds, the OOD report, the summary with
+    intervals against CLIP's MCM, and the table."""
+    results = tmp_path / "results"
+    code = experiment_script("experiments/clipn/ablation.py").run(
+        ["--out", str(tmp_path / "run"), "--results", str(results), "--steps", "3", "--seeds", "2",
+         "--pairs-per-class", "1", "--test-per-class", "1", "--jobs", "2"])
+    assert code == 0
+    summary = json.loads((results / "ablation.json").read_text())
+    assert list(summary) == ["CLIP MCM", "CLIPN copy", "CLIPN frozen + head", "CLIPN head only"]
+    copy, head = summary["CLIPN copy"], summary["CLIPN head only"]
+    assert copy["trainable"] > 100 * head["trainable"] and copy["seeds"] == 2
+    for row in (copy, head):
+        assert set(row["vs CLIP MCM"]) == {"CTW AUROC", "CTW FPR95", "ATD AUROC", "ATD FPR95"}
+        d = row["vs CLIP MCM"]["CTW AUROC"]
+        assert d["low"] <= d["difference"] <= d["high"] and d["seeds"] == 2
+    assert "| CLIPN copy |" in (results / "ablation.md").read_text() and (results / "ood.json").is_file()
+
+
+def test_eval_ood_scores_a_copied_no_encoder(tmp_path, embedded, tiny_open_clip, capsys):
+    """`clap eval ood` runs CTW and ATD with a copy: a fresh one says "no" as often as "yes" (p_no = 0.5 for every
+    class, up to float noise), so neither rule ranks anything (AUROC about 0.5, and the score plots survive scores
+    that all coincide); on another backbone it is refused in one line."""
+    test = tmp_path / "test"
+    render_world(test, "domains", 1, seed=5, spec=WorldSpec(), progress=False)
+    fresh = CopiedNoEncoder.from_backbone(embedded, prompts=2, backbone=embedded.identity.to_dict())
+    fresh.save_pretrained(tmp_path / "copy")
+    argv = ["eval", "ood", "--dataset", str(test), "--adapter", f"CLIPN={tmp_path / 'copy'}", "--no-progress",
+            "--n-boot", "100"]
+    assert main([*argv, "--out", str(tmp_path / "report")]) == 0
+    ood = json.loads((tmp_path / "report" / "ood.json").read_text())["results"]["ood"]["CLIPN"]["mean"]
+    assert all(ood[rule]["AUROC"] == pytest.approx(0.5, abs=0.1) for rule in ("CTW", "ATD"))
+    assert (tmp_path / "report" / "ood_scores.png").is_file()
+    fresh.config.backbone = {**embedded.identity.to_dict(), "checksum": "0" * 64}
+    fresh.save_pretrained(tmp_path / "other")
+    capsys.readouterr()
+    assert main([*argv[:4], "--adapter", f"CLIPN={tmp_path / 'other'}", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "trained on" in err and err.count("\n") == 1

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 from tests.test_demo import SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "experiments" / "world_paper" / "reproduce.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("world_paper_reproduce", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_reproduction_runs_end_to_end_shrunk(tmp_path):
+def test_reproduction_runs_end_to_end_shrunk(tmp_path, experiment_script):
     """Demo at power (shrunk by its options), then AutoAttack against PGD-20 on the same images; the results
     folder holds both reports and a summary read off them. eps 64/255 leaves APGD nothing for Square to do."""
     results = tmp_path / "results"
-    code = _module().run(["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-images", "1",
-                          "--autoattack-eps", "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
+    code = experiment_script("experiments/world_paper/reproduce.py").run(
+        ["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-images", "1", "--autoattack-eps",
+         "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
     assert code == 0
     demo = json.loads((results / "world_paper.json").read_text())
     assert demo["results"]["attacked_images"] == 8 and demo["models"]["Im.Aug"]["training_data"]["images"] == 64

@@ -120,7 +120,7 @@ def statistics(setup, options: EvalOptions, results: dict, measures: dict) -> di
     from clap.evaluation.stats import differences, seed_groups, seed_summary
 
     start = time.monotonic()
-    out = {"seeds": seed_summary(results, seed_groups(setup.models)),
+    out = {"seeds": seed_summary(results, seed_groups([*setup.models, *setup.negation])),
            **differences(BASELINE, measures, Resamples(options.n_boot, options.seed)),
            "bootstrap": {"resamples": options.n_boot, "levels": BOOTSTRAP_LEVELS}}
     out["bootstrap"]["seconds"] = round(time.monotonic() - start, 1)

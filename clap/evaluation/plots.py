@@ -67,6 +67,16 @@ def plot_eps_sweep(adversarial: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def bin_edges(values: np.ndarray, bins: int, min_span: float = 1e-3) -> np.ndarray:
+    """`bins` equal bins over the values' range, widened to `min_span` around them when they (nearly) coincide
+    (numpy refuses bins finer than its float spacing: an untrained CLIPN copy scores every image 0.5)."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if high - low < min_span:
+        middle = (low + high) / 2
+        low, high = middle - min_span / 2, middle + min_span / 2
+    return np.linspace(low, high, bins + 1)
+
+
 def plot_ood(scores: dict, path: Path) -> Path:
     """Per model (rows) and score (columns): histograms of ID and OOD scores with every domain weighted equally
     (as the table's mean is); a last row of domain-averaged ROC curves (TPR averaged over domains at each FPR),
@@ -83,10 +93,11 @@ def plot_ood(scores: dict, path: Path) -> Path:
             if not domains:
                 ax.axis("off")
                 continue
+            edges = bin_edges(np.concatenate([d[part] for d in domains for part in ("id", "ood")]), 30)
             for part, colour in (("id", "C0"), ("ood", "C3")):
                 values = np.concatenate([d[part] for d in domains])
                 weights = np.concatenate([np.full(len(d[part]), 1 / len(d[part])) for d in domains])
-                ax.hist(values, bins=30, weights=weights, alpha=0.5, color=colour, density=True, label=part.upper())
+                ax.hist(values, bins=edges, weights=weights, alpha=0.5, color=colour, density=True, label=part.upper())
             ax.set_title(f"{model}: {score}", fontsize=8)
             ax.tick_params(labelsize=6)
     for j, score in enumerate(names):
@@ -140,7 +151,8 @@ def plot_margins(margins: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     for k, (model, per_domain) in enumerate(margins.items()):
         values = np.concatenate(list(per_domain.values()))
         weights = np.concatenate([np.full(len(v), 1 / len(v)) for v in per_domain.values()])
-        ax.hist(values, bins=60, weights=weights / weights.sum(), histtype="step", color=f"C{k % 10}", label=model)
+        ax.hist(values, bins=bin_edges(values, 60), weights=weights / weights.sum(), histtype="step",
+                color=f"C{k % 10}", label=model)
         ax.axvline(float(np.median(values)), color=f"C{k % 10}", ls=":", lw=1)
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_xlabel("margin: cosine to the true class minus the best other class's (below 0: misclassified)")

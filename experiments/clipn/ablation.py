@@ -1,69 +1,119 @@
-"""What the CLIPN route trains, measured on the embedded world: "no" prompts + head (the default) against the
-head alone (prompt_tokens 0), and against the default with same-class pairs left out of the "no" term
-(`same_meaning: class_name`; the authors mask nothing). Same captions, steps and seed; OOD = the world's
-held-out classes.
+"""What CLIPN's "no" encoder needs, measured on the embedded world: the authors' trainable copy of the text
+tower against the package's frozen tower + "no" prompts + head, and against the head alone; 3 training seeds
+each, the same captions, steps and seeds; OOD = the world's held-out classes; CTW and ATD (scored with the
+prompt ensemble) against CLIP's MCM with the two-level bootstrap (training seeds, then images).
 
-    python experiments/clipn/ablation.py --out /tmp/clipn_ablation      # prints and writes ablation.json
+    .venv/bin/python experiments/clipn/ablation.py --out /tmp/clipn_ablation    # about 10 minutes on 2 cores
+
+Writes results/ablation.json (per variant: trainable numbers, training-state memory, OOD metrics per seed and
+their differences to MCM with intervals; time per step is `benchmarks/bench_clipn.py`'s), results/ood.json/.md
+(the evaluation report behind it) and results/ablation.md (the README's table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file
-
-from clap.cli.main import main
 from clap.data_gen.world.export import render_world
+from clap.evaluation.evaluate import evaluate
 from clap.fileio import write_text_atomic
+from clap.training.parallel import Run, available_cores, train_runs
 
-VARIANTS = {"prompts + head": ("prompts", ["--model.prompt_tokens", "8"]),
-            "head only": ("head", ["--model.prompt_tokens", "0"]),
-            "prompts + head, same class masked": ("masked", ["--model.prompt_tokens", "8",
-                                                             "--data.same_meaning", "class_name"])}
-
-
-def train(out: Path, name: str, options: list[str], steps: int) -> tuple[Path, float]:
-    adapter = out / f"clipn_{name}"
-    start = time.monotonic()
-    code = main(["train", "--model", "CLIPNModule", "--data", "CaptionDataModule", "--data.root", str(out / "captions"),
-                 *options, "--data.batch_size", "64", "--data.window", "100",
-                 "--trainer.max_steps", str(steps), "--trainer.logger", "false", "--trainer.enable_progress_bar",
-                 "false", "--trainer.enable_model_summary", "false", "--trainer.default_root_dir",
-                 str(out / "runs" / name), "--out", str(adapter)])
-    if code:
-        raise SystemExit(code)
-    return adapter, (time.monotonic() - start) / steps
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {"copy": {"no_encoder": "copy"},  # the authors' architecture (16 prompts, lr 5e-4)
+            "frozen + head": {"no_encoder": "frozen"},  # the package's lighter variant (8 prompts, lr 1e-3)
+            "head only": {"no_encoder": "frozen", "prompt_tokens": 0}}
+STATE_BYTES = 16  # per trainable number in training: fp32 weight, gradient and Adam's two moments
 
 
-def run(argv: list[str] | None = None) -> None:
+def runs(out: Path, seeds: list[int], steps: int) -> tuple[list[Run], dict[str, list[str]]]:
+    """Every variant at every seed (`clap.train_adapter` keywords), longest (the copy) first."""
+    todo, folders = [], {}
+    for variant, model in VARIANTS.items():
+        slug = variant.replace(" + ", "_").replace(" ", "_")
+        for seed in seeds:
+            name = f"{slug}_seed{seed}"
+            trainer = {"max_steps": steps, "enable_model_summary": False, "enable_progress_bar": False,
+                       "logger": False, "default_root_dir": str(out / "runs" / name)}
+            data = {"root": str(out / "captions"), "batch_size": 64, "window": 100, "seed": seed}
+            todo.append((name, {"route": "negation", "out": str(out / "adapters" / name), "seed": seed,
+                                "model": model, "data": data, "trainer": trainer, "overwrite": True}))
+            folders.setdefault(f"CLIPN {variant}", []).append(str(out / "adapters" / name))
+    return todo, folders
+
+
+def costs(folder: str) -> dict:
+    """Trainable numbers and their training state in MiB (time per step: `benchmarks/bench_clipn.py`)."""
+    from safetensors.torch import load_file
+
+    numbers = sum(t.numel() for t in load_file(str(Path(folder) / "adapter_model.safetensors")).values())
+    return {"trainable": numbers, "state_mib": numbers * STATE_BYTES / 2**20}
+
+
+def rows(report: dict, folders: dict[str, list[str]]) -> dict:
+    """Per variant: costs (of its first seed), CTW/ATD AUROC and FPR95 (mean and std (ddof 1) over seeds, mean
+    over image types), and the difference to CLIP's MCM with its interval."""
+    results, stats = report["results"]["ood"], report["statistics"]
+    out = {"CLIP MCM": {m: results["CLIP"]["mean"]["MCM"][m] for m in ("AUROC", "FPR95")}}
+    for name, paths in folders.items():
+        group = stats["seeds"]["ood"][name]
+        metrics = [(rule, m) for rule in ("CTW", "ATD") for m in ("AUROC", "FPR95")]
+        out[name] = {**costs(paths[0]), "seeds": len(paths),
+                     **{kind: {f"{r} {m}": group[kind]["mean"][r][m] for r, m in metrics} for kind in ("mean", "std")},
+                     "vs CLIP MCM": {f"{r} {m}": stats["differences"]["ood"][name][f"{r} {m} (vs MCM {m})"]
+                                     for r, m in metrics}}
+    return out
+
+
+def table(summary: dict) -> str:
+    """The README's table: costs, mean ± std over seeds, and each rule's AUROC difference to CLIP's MCM."""
+    from clap.evaluation.report import signed_points
+
+    lines = ["| variant | trainable numbers | training state | CTW AUROC | CTW − MCM AUROC [95%] | "
+             "ATD AUROC | ATD − MCM AUROC [95%] | CTW FPR95 |", "|" + " --- |" * 8]
+    mcm = summary["CLIP MCM"]
+    lines.append(f"| CLIP MCM | 0 | 0 | {100 * mcm['AUROC']:.1f} | | | | {100 * mcm['FPR95']:.1f} |")
+    for name, row in summary.items():
+        if name == "CLIP MCM":
+            continue
+        cell = {k: f"{100 * v:.1f} ± {100 * row['std'][k]:.1f}" for k, v in row["mean"].items()}
+        diff = {k: " ".join(signed_points(k, d)) for k, d in row["vs CLIP MCM"].items()}
+        cells = [name, f"{row['trainable']:,}", f"{row['state_mib']:.1f} MiB", cell["CTW AUROC"], diff["CTW AUROC"],
+                 cell["ATD AUROC"], diff["ATD AUROC"], cell["CTW FPR95"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="working folder")
+    parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pairs-per-class", type=int, default=16, help="world image-caption pairs per class")
+    parser.add_argument("--test-per-class", type=int, default=4, help="test images per class and image type")
+    parser.add_argument("--jobs", type=int, default=available_cores())
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    render_world(out / "captions", "captions", 16, 2027, progress=False)
-    render_world(out / "test", "domains", 4, 2028, progress=False)
-    rows = {}
-    for name, (short, options) in VARIANTS.items():
-        adapter, per_step = train(out, short, options, args.steps)
-        report = out / f"report_{short}"
-        if main(["eval", "ood", "--dataset", str(out / "test"), "--adapter", f"CLIPN={adapter}", "--out", str(report),
-                 "--no-progress", "--overwrite"]):
-            raise SystemExit(2)
-        ood = json.loads((report / "ood.json").read_text())["results"]["ood"]
-        weights = sum(t.numel() for t in load_file(str(adapter / "adapter_model.safetensors")).values())
-        rows[name] = {"options": " ".join(options), "trainable": weights, "seconds_per_step": per_step,
-                      **{rule: ood["CLIPN"]["mean"][rule] for rule in ("CTW", "ATD")},
-                      "CLIP MCM": ood["CLIP"]["mean"]["MCM"]}
-    write_text_atomic(out / "ablation.json", json.dumps(rows, indent=2) + "\n")
-    for name, row in rows.items():
-        print(f"{name}: {row['trainable']} numbers, {row['seconds_per_step']:.3f} s/step, "
-              f"CTW AUROC {100 * row['CTW']['AUROC']:.1f} FPR95 {100 * row['CTW']['FPR95']:.1f}, "
-              f"ATD AUROC {100 * row['ATD']['AUROC']:.1f} FPR95 {100 * row['ATD']['FPR95']:.1f}")
+    out, results = Path(args.out), Path(args.results)
+    render_world(out / "captions", "captions", args.pairs_per_class, 2027, progress=False)
+    render_world(out / "test", "domains", args.test_per_class, 2028, progress=False)
+    todo, folders = runs(out, [2027 + k for k in range(args.seeds)], args.steps)
+    train_runs(todo, args.jobs, progress=False)
+    report = evaluate(out / "test", adapters=folders, tasks=("ood",), name="ood", seed=2027, progress=False)
+    report.save(out / "report", overwrite=True)
+    summary = rows(report.to_dict(), folders)
+    results.mkdir(parents=True, exist_ok=True)
+    for path in (out / "report").glob("ood.*"):
+        shutil.copyfile(path, results / path.name)
+    write_text_atomic(results / "ablation.json", json.dumps(summary, indent=2) + "\n")
+    text = table(summary)
+    write_text_atomic(results / "ablation.md", text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(run())
