@@ -167,7 +167,7 @@ def test_copied_no_encoder_starts_as_the_frozen_tower_and_trains_only_itself(tmp
     assert "transformer.resblocks.0.attn.in_proj_weight" in moved and "text_projection" in moved
     trained = Disentangler.from_pretrained(tmp_path / "a")
     assert isinstance(trained, CopiedNoEncoder) and trained.config.no_encoder == "copy"
-    assert trained.config.training["lr"] == 5e-4 and trained.config.training["prompt_tokens"] == 4
+    assert trained.config.training["lr"] == 3e-4 and trained.config.training["prompt_tokens"] == 4
     with torch.no_grad():
         assert not torch.allclose(trained.no_features(embedded, texts), yes, atol=1e-3)
 
@@ -213,7 +213,10 @@ def test_eval_ood_scores_a_copied_no_encoder(tmp_path, embedded, tiny_open_clip,
     argv = ["eval", "ood", "--dataset", str(test), "--adapter", f"CLIPN={tmp_path / 'copy'}", "--no-progress",
             "--n-boot", "100"]
     assert main([*argv, "--out", str(tmp_path / "report")]) == 0
-    ood = json.loads((tmp_path / "report" / "ood.json").read_text())["results"]["ood"]["CLIPN"]["mean"]
+    results = json.loads((tmp_path / "report" / "ood.json").read_text())["results"]
+    ood = results["ood"]["CLIPN"]["mean"]
+    templates = results["ood_split"]["templates"]["CLIPN (yes and no features summed)"]
+    assert len(templates) == 128 and templates[0] == "a bad photo of a {}." and "itap with a {}." in templates
     assert all(ood[rule]["AUROC"] == pytest.approx(0.5, abs=0.1) for rule in ("CTW", "ATD"))
     assert (tmp_path / "report" / "ood_scores.png").is_file()
     fresh.config.backbone = {**embedded.identity.to_dict(), "checksum": "0" * 64}

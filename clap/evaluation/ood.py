@@ -5,7 +5,7 @@ images (held-out classes of the same domain, or one OOD folder for every domain)
 Class features for MCM, MaxLogit and Energy come from "a photo of a [class]" (MCM's prompt); the
 max-logit ensemble takes the best of `ENSEMBLE_TEMPLATES` per class, over merged classes when groups
 are given. REPE, when given, enhances every class feature first. CLIPN sums its "yes" and its "no"
-features over `ENSEMBLE_TEMPLATES` (then normalises), as its authors sum their prompt ensemble.
+features over its authors' inference templates (`CLIPN_TEMPLATES`), then normalises.
 The table's mean row is the unweighted mean over domains of per-domain metrics; its intervals
 recompute exactly that on resamples of each domain's ID images and of the OOD images (one OOD set
 shared by every domain is drawn once per resample).
@@ -28,6 +28,29 @@ from clap.evaluation.stats import TaskMeasure
 from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
+
+_CLIPN_OF = (
+    "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.", "a low resolution photo of the {}.",
+    "a rendering of a {}.", "graffiti of a {}.", "a bad photo of the {}.", "a cropped photo of the {}.",
+    "a tattoo of a {}.", "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.",
+    "a dark photo of the {}.", "a drawing of a {}.", "a photo of my {}.", "a photo of the cool {}.",
+    "a close-up photo of a {}.", "a black and white photo of the {}.", "a painting of the {}.", "a painting of a {}.",
+    "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.", "a cropped photo of a {}.",
+    "a photo of the dirty {}.", "a jpeg corrupted photo of a {}.", "a blurry photo of the {}.", "a photo of the {}.",
+    "a good photo of the {}.", "a rendering of the {}.", "a {} in a video game.", "a photo of one {}.",
+    "a doodle of a {}.", "a close-up photo of the {}.", "a photo of a {}.", "the {} in a video game.",
+    "a sketch of a {}.", "a doodle of the {}.", "a low resolution photo of a {}.", "a rendition of the {}.",
+    "a photo of the clean {}.", "a photo of a large {}.", "a rendition of a {}.", "a photo of a nice {}.",
+    "a photo of a weird {}.", "a blurry photo of a {}.", "art of a {}.", "a sketch of the {}.",
+    "a pixelated photo of a {}.", "itap of the {}.", "a jpeg corrupted photo of the {}.", "a good photo of a {}.",
+    "a photo of the nice {}.", "a photo of the small {}.", "a photo of the weird {}.", "a drawing of the {}.",
+    "a photo of the large {}.", "a black and white photo of a {}.", "a dark photo of a {}.", "itap of a {}.",
+    "graffiti of the {}.", "a photo of a cool {}.", "a photo of a small {}.", "a tattoo of the {}.")
+CLIPN_TEMPLATES = _CLIPN_OF + tuple(t.replace(" of ", " with ", 1).replace(" in a video", " appearing in a video")
+                                    for t in _CLIPN_OF)
+"""CLIPN's inference ensemble (xmed-lab/CLIPN, src/prompt/prompt.txt): 64 of CLIP's ImageNet templates and each
+with "of" turned into "with". Their file keeps each line's quote marks, which their code feeds to the tokenizer;
+here the templates are the text between them."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,7 @@ class CLIPNScorer:
     features from a negation adapter, each summed over the prompt ensemble `templates` and normalised."""
 
     def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE,
-                 templates: Sequence[str] = ENSEMBLE_TEMPLATES) -> None:
+                 templates: Sequence[str] = CLIPN_TEMPLATES) -> None:
         yes, no = 0.0, 0.0
         with torch.no_grad():
             for template in templates:

@@ -178,7 +178,7 @@ def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> Tas
 
 
 def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.ood import OODOptions, named_in_training, run_ood
+    from clap.evaluation.ood import CLIPN_TEMPLATES, OODOptions, named_in_training, run_ood
     from clap.evaluation.openworld import merge_groups, ood_sets
     from clap.evaluation.plots import plot_ood
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
@@ -193,7 +193,8 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
     results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
                             "named_in_training": named_in_training(setup, held_out),
                             "templates": {"MCM/MaxLogit/Energy": pc_templates(options),
-                                          "MaxLogitEnsemble and CLIPN (summed)": list(ENSEMBLE_TEMPLATES)}}
+                                          "MaxLogitEnsemble": list(ENSEMBLE_TEMPLATES),
+                                          "CLIPN (yes and no features summed)": list(CLIPN_TEMPLATES)}}
     return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
 
 

@@ -23,7 +23,7 @@ from clap.fileio import write_text_atomic
 from clap.training.parallel import Run, available_cores, train_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"copy": {"no_encoder": "copy"},  # the authors' architecture (16 prompts, lr 5e-4)
+VARIANTS = {"copy": {"no_encoder": "copy"},  # the authors' architecture (16 prompts, lr 3e-4)
             "frozen + head": {"no_encoder": "frozen"},  # the package's lighter variant (8 prompts, lr 1e-3)
             "head only": {"no_encoder": "frozen", "prompt_tokens": 0}}
 STATE_BYTES = 16  # per trainable number in training: fp32 weight, gradient and Adam's two moments
