@@ -9,6 +9,7 @@ from clap.options import NAME, PATH, SEED, Count
 
 
 def add_parser(sub) -> None:
+    from clap.data_gen.world.export import LAYOUTS
     from clap.data_gen.world.render import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
     p = sub.add_parser("world", help="the rendered content/style world", description=__doc__.splitlines()[0])
@@ -17,11 +18,15 @@ def add_parser(sub) -> None:
     r.add_argument("--out", required=True, type=PATH, help="output folder (resumable; a different render is refused)")
     r.add_argument("--images-per-class", type=Count(), default=20, help="per class (and per domain for 'domains')")
     r.add_argument("--seed", type=SEED, default=0, help="render seed (same seed, same images)")
-    r.add_argument("--layout", default="all", choices=("all", "domains", "captions", "image-route", "prompts"),
-                   help="'all' writes each layout into a sub-folder of --out")
+    r.add_argument("--layout", default="all", choices=("all", *LAYOUTS, "scenes"),
+                   help="'all' writes each image layout into a sub-folder of --out; 'scenes': canvases of several "
+                        "objects with pixel label maps (anomaly segmentation), not part of 'all'")
+    r.add_argument("--scenes", type=Count(), default=None, help="scenes to render (--layout scenes)")
+    r.add_argument("--no-ood", action="store_true", help="scenes without anomalies (a decoder's training scenes)")
     r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")
     r.add_argument("--image-types", nargs="+", type=NAME, default=None, help="subset of image types (the domains)")
-    r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None, help="pixels (default 64)")
+    r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None,
+                   help="pixels (default 64; scenes 128)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.set_defaults(run=run, on_interrupt="the images written so far are kept; rerun the same command to resume")
 
@@ -38,9 +43,23 @@ def run(args: argparse.Namespace) -> int:
                          image_size=args.image_size or DEFAULT_IMAGE_SIZE)
     except ValueError as e:
         raise ClapError(str(e)) from None
+    if args.layout == "scenes" or args.scenes is not None or args.no_ood:
+        return _scenes(args, spec)
     layouts = LAYOUTS if args.layout == "all" else (args.layout,)
     for layout in layouts:
         out = Path(args.out) / layout if args.layout == "all" else Path(args.out)
         manifest = render_world(out, layout, args.images_per_class, args.seed, spec, progress=not args.no_progress)
         print(f"{layout}: {manifest}")
+    return 0
+
+
+def _scenes(args: argparse.Namespace, spec) -> int:
+    from clap.data_gen.world.scenes import SCENE_SIZE, render_scenes
+    from clap.errors import ClapError
+
+    if args.layout != "scenes" or args.scenes is None:
+        raise ClapError("--scenes and --no-ood go with --layout scenes, which needs --scenes N")
+    manifest = render_scenes(args.out, args.scenes, args.seed, ood=not args.no_ood, spec=spec,
+                             size=args.image_size or SCENE_SIZE, progress=not args.no_progress)
+    print(f"scenes: {manifest}")
     return 0
