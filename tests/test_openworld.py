@@ -45,6 +45,16 @@ def test_scores_by_hand():
     assert ood_scores.mcm(cos, 1.0)[1] == pytest.approx(0.5)
 
 
+def test_ood_prompt_score_by_hand():
+    """Softmax over K = 2 classes and Q = 1 outlier concept at T = 0.01; the best of the ID channels."""
+    cos, extra = torch.tensor([[0.30, 0.20], [0.20, 0.21]]), torch.tensor([[0.10], [0.25]])
+    e = np.exp(np.array([[30.0, 20.0, 10.0], [20.0, 21.0, 25.0]]))
+    expected = (e[:, :2] / e.sum(1, keepdims=True)).max(1)
+    assert ood_scores.ood_prompt_score(cos, extra).tolist() == pytest.approx(expected.tolist())
+    # image 2 looks most like the concept: its ID confidence falls below image 1's, as an outlier's should
+    assert ood_scores.ood_prompt_score(cos, extra)[1] < 0.02 < 0.99 < ood_scores.ood_prompt_score(cos, extra)[0]
+
+
 def test_max_logit_ensemble_with_one_prompt_is_the_plain_cosine():
     feats = F.normalize(torch.randn(6, 8), dim=-1)
     prompts = F.normalize(torch.randn(3, 8), dim=-1)
@@ -240,7 +250,10 @@ def test_eval_ood_and_openness_end_to_end(world, tmp_path, capsys):
     merge = tmp_path / "merge.json"
     merge.write_text(json.dumps({"roundish": ["circle", "ellipse"]}))
     assert main(["eval", "ood", "--dataset", str(world), "--out", str(tmp_path / "m"), "--no-progress",
-                 "--merge", str(merge)]) == 0
+                 "--merge", str(merge), "--ood-prompts", "spiky shape", "ring-like shape"]) == 0
+    merged = json.loads((tmp_path / "m" / "ood.json").read_text())["results"]
+    assert "OODPrompts" in merged["ood"]["CLIP"]["mean"]
+    assert merged["ood_split"]["ood_prompts"] == ["spiky shape", "ring-like shape"]
     assert main(["eval", "openness", "--dataset", str(world), "--out", str(out), "--no-progress", "--orders", "2"]) == 0
     result = json.loads((out / "openness.json").read_text())["results"]["openness"]["CLIP"]["mean"]
     assert 0 < result["full"] <= result["Acc-E"] <= result["Acc-C"] <= 1

@@ -22,6 +22,9 @@ def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
                              "each family)")
     ood.add_argument("--merge", type=PATH, default=None, metavar="JSON",
                      help="class groups scored as one class by the max-logit ensemble ({name: [class, ...]})")
+    ood.add_argument("--ood-prompts", nargs="+", type=NAME, default=None, metavar="CONCEPT",
+                     help="VL4AD's outlier concepts appended to the classes (score OODPrompts: the best ID class's "
+                          "softmax probability over classes and concepts)")
     ood.add_argument("--mcm-temperature", type=POSITIVE, default=1.0, help="MCM's softmax temperature T'")
     openness = p.add_argument_group("openness (vocabulary extension)")
     openness.add_argument("--groups", type=PATH, default=None, metavar="JSON",

@@ -60,6 +60,7 @@ class OODOptions:
     groups: tuple[tuple[str, ...], ...] | None = None
     mcm_temperature: float = ood_scores.MCM_TEMPERATURE
     pc_templates: tuple[str, ...] | None = None  # replace "a photo of a {}" for MCM, MaxLogit and Energy
+    ood_prompts: tuple[str, ...] | None = None  # VL4AD's outlier concepts (the OODPrompts score)
 
 
 class Scorer:
@@ -71,15 +72,22 @@ class Scorer:
         owner, self.n_merged = ood_scores.merged_owner(classnames, options.groups)
         self.prompts = weights["MAX"].permute(2, 0, 1).reshape(-1, weights["MAX"].shape[1])  # [C * T, D]
         self.owners = [owner[c] for c in range(len(classnames)) for _ in ENSEMBLE_TEMPLATES]
+        self.concepts = None  # the outlier concepts' features, in the classes' prompt form and enhancement
+        if options.ood_prompts:
+            self.concepts = classifiers(model, options.ood_prompts, ("PC",), repe,
+                                        pc_templates=options.pc_templates)["PC"]
 
     def __call__(self, raw: torch.Tensor) -> dict[str, np.ndarray]:
         """Every OOD score of raw image features (higher = more ID)."""
         feats = self.model.adapted(raw)
         cos = feats @ self.class_weights
         ensemble = ood_scores.ensemble_cosines(feats, self.prompts, self.owners, self.n_merged)
-        return {"MCM": ood_scores.mcm(cos, self.options.mcm_temperature).numpy(),
-                "MaxLogit": ood_scores.max_logit(cos).numpy(), "Energy": ood_scores.energy(cos).numpy(),
-                "MaxLogitEnsemble": ood_scores.max_logit(ensemble).numpy()}
+        out = {"MCM": ood_scores.mcm(cos, self.options.mcm_temperature).numpy(),
+               "MaxLogit": ood_scores.max_logit(cos).numpy(), "Energy": ood_scores.energy(cos).numpy(),
+               "MaxLogitEnsemble": ood_scores.max_logit(ensemble).numpy()}
+        if self.concepts is not None:
+            out["OODPrompts"] = ood_scores.ood_prompt_score(cos, feats @ self.concepts).numpy()
+        return out
 
 
 class CLIPNScorer:

@@ -5,7 +5,8 @@ MCM = max_k softmax_k(s_k / T') (Ming et al. 2022, T' = 1); MaxLogit = max_k s_k
 Energy = T * logsumexp_k(s_k / T) with T = 0.01 (CLIP's logit scale 100). The VL4AD max-logit
 prompt ensemble scores class k by max over its prompts' cosines instead of the cosine to their mean
 (arXiv 2409.17330, applied here at image level); class merging scores the classes of a group as one
-class (max over the union of their prompts).
+class (max over the union of their prompts). VL4AD's OOD prompts append Q outlier concepts to the K classes:
+OODPrompts = max_{k <= K} softmax_k over all K + Q of s / T (only the ID channels count).
 Metrics: AUROC, FPR95 (false-positive rate on OOD at the threshold accepting 95% of ID) and AUPR with
 ID positive (AUPR-In) and OOD positive (AUPR-Out), computed as scikit-learn computes them (ties
 averaged in AUROC; FPR95 at the largest threshold with TPR >= 0.95; average precision over distinct
@@ -27,6 +28,14 @@ MCM_TEMPERATURE = 1.0
 def mcm(cosines: torch.Tensor, temperature: float = MCM_TEMPERATURE) -> torch.Tensor:
     """Maximum concept matching: the largest softmax probability of cosine / T'."""
     return torch.softmax(cosines / temperature, dim=1).max(dim=1).values
+
+
+def ood_prompt_score(cosines: torch.Tensor, extra: torch.Tensor, temperature: float = CLIP_TEMPERATURE
+                     ) -> torch.Tensor:
+    """VL4AD's OOD prompts: softmax over the K class cosines [N, K] and the Q outlier concepts' [N, Q], divided by
+    T; the largest probability among the K classes (an outlier that resembles a concept loses ID mass)."""
+    probs = torch.softmax(torch.cat([cosines, extra], dim=1) / temperature, dim=1)
+    return probs[:, : cosines.shape[1]].max(dim=1).values
 
 
 def max_logit(cosines: torch.Tensor, temperature: float = CLIP_TEMPERATURE) -> torch.Tensor:

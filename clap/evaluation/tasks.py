@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, PROTOCOLS,
                            REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.options import ALPHA, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
+from clap.options import ALPHA, NAME, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -51,6 +51,7 @@ class EvalOptions:
     ood: str | None = None  # a folder of OOD images
     ood_classes: Sequence[str] | None = None  # classes of the dataset held out as OOD
     merge: str | None = None  # JSON of class groups the max-logit ensemble scores as one class
+    ood_prompts: Sequence[str] | None = None  # VL4AD's outlier concepts, scored as OODPrompts
     mcm_temperature: float = 1.0
     groups: str | None = None  # JSON of openness vocabularies
     group_size: int = 5
@@ -80,6 +81,11 @@ class EvalOptions:
 
             self.templates = list(self.templates)
             check_templates(self.templates, "templates: ")
+        if self.ood_prompts is not None:
+            concepts = [self.ood_prompts] if isinstance(self.ood_prompts, str) else list(self.ood_prompts)
+            self.ood_prompts = [NAME.check("ood_prompts", v) for v in concepts]
+            if not self.ood_prompts:
+                raise ClapError("ood_prompts names no concept; give at least one (or None)")
 
     @classmethod
     def names(cls) -> list[str]:
@@ -185,12 +191,13 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
 
     id_sets, oods, id_classes = ood_sets(setup, options)
     settings = OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
-                          tuple(options.templates) if options.templates else None)
+                          tuple(options.templates) if options.templates else None,
+                          tuple(options.ood_prompts) if options.ood_prompts else None)
     results, measure, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
     name = "ood_scores.png"
     results["ood_plot"] = name
     held_out = [options.ood] if options.ood else [c for c in setup.dataset.classes if c not in id_classes]
-    results["ood_split"] = {"id_classes": id_classes, "ood": held_out,
+    results["ood_split"] = {"id_classes": id_classes, "ood": held_out, "ood_prompts": settings.ood_prompts,
                             "named_in_training": named_in_training(setup, held_out),
                             "templates": {"MCM/MaxLogit/Energy": pc_templates(options),
                                           "MaxLogitEnsemble": list(ENSEMBLE_TEMPLATES),
