@@ -134,6 +134,10 @@ def test_caption_layouts(tmp_path, captions):
     (["--data", "PromptDataModule"], "use --data CaptionDataModule"),
     (["--data", "CaptionDataModule", "--data.root", "NOWHERE"], "does not exist"),
     (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.prompt_tokens=-1"], "prompt_tokens = -1"),
+    (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.no_encoder", "bogus"],
+     "no_encoder = 'bogus': expected one of frozen, copy"),
+    (["--data", "CaptionDataModule", "--data.root", "CAPTIONS", "--model.no_encoder", "copy",
+      "--model.prompt_tokens", "0"], "leaves a copied 'no' encoder without prompts"),
 ])
 def test_one_line_errors(tmp_path, captions, capsys, extra, message):
     names = {"NOWHERE": str(tmp_path / "nowhere"), "CAPTIONS": str(captions)}
