@@ -29,6 +29,11 @@ def test_reproduction_runs_end_to_end_shrunk(tmp_path, experiment_script):
     text = (results / "summary.md").read_text()
     assert "| zero-shot C | PGD-20 | 1/255 |" in text and "| zero-shot C | AutoAttack | 64/255 |" in text
     assert (results / "adversarial_eps.png").is_file() and (results / "claims.md").is_file()
+    assert "## Why openness fails" in text and "| openness_analysis | CLAP | margin_median |" in text
+    (results / "summary.md").unlink()
+    assert experiment_script("experiments/world_paper/reproduce.py").run(
+        ["--results", str(results), "--summary-only"]) == 0
+    assert (results / "summary.md").read_text() == text
 
 
 def test_readme_quotes_the_committed_summary():

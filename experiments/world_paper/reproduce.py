@@ -10,7 +10,8 @@ prompts, 3 training seeds each, alpha chosen on a validation render, every proto
 bootstrap; (2) AutoAttack (torchattacks, standard L-inf) and PGD-20 on the same images for CLIP and the first
 CLAP seed, at the eps where PGD-20 leaves images right (1/255 by default) on a share of the images (8 per image
 type by default: AutoAttack's Square runs 5,000 queries per robust image, minutes per model on a CPU);
-(3) the reports, their figures and `summary.md` (the tables the README quotes) copied into `--results`.
+(3) the reports, their figures, the wall times and `summary.md` (the tables the README quotes) in `--results`
+(`--summary-only` rebuilds summary.md from them).
 Demo options after `--` replace the defaults (e.g. `-- --clap-steps 30` for a quick look).
 """
 
@@ -26,7 +27,7 @@ from clap.cli.main import main
 from clap.evaluation.adversarial import AUTOATTACK
 from clap.evaluation.claims import claims_table
 from clap.evaluation.evaluate import evaluate
-from clap.evaluation.report import signed_points
+from clap.evaluation.report import collapse_seeds, differences_table, openness_analysis_table, signed_points
 from clap.evaluation.stats import direction
 from clap.fileio import write_text_atomic
 
@@ -37,24 +38,27 @@ AT_POWER = ["--attack-images", "64", "--eps", *EPS]
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="working folder (data, adapters, reports); a rerun reuses renders")
+    parser.add_argument("--out", help="working folder (data, adapters, reports); a rerun reuses renders")
     parser.add_argument("--results", default=str(RESULTS), help="where the reports and summary.md are copied")
     parser.add_argument("--autoattack-images", type=int, default=8, help="AutoAttack's images per image type")
     parser.add_argument("--autoattack-eps", nargs="+", default=["1/255"], help="AutoAttack's budgets")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rebuild summary.md from the reports already in --results, running nothing")
     parser.add_argument("demo", nargs="*", help="`clap demo` options (after --), replacing the defaults")
     args = parser.parse_args(argv)
+    if not (args.out or args.summary_only):
+        parser.error("--out is required (unless --summary-only)")
     return args, [*AT_POWER, *args.demo] + (["--no-progress"] if args.no_progress else [])
 
 
-def autoattack_check(out: Path, demo: dict, args: argparse.Namespace) -> dict:
+def autoattack_check(out: Path, demo: dict, args: argparse.Namespace) -> None:
     """AutoAttack and PGD-20 on the same images for CLIP and the first CLAP seed; the report saved in out."""
     first = out / "adapters" / f"clap_seed{demo['seed']}"
     report = evaluate(out / "data" / "test", adapters=[f"CLAP={first}@auto"], tasks=("adversarial",),
                       name="autoattack", attack_images=args.autoattack_images, eps=args.autoattack_eps,
                       autoattack=True, seed=demo["seed"], progress=not args.no_progress)
     report.save(out / "autoattack", overwrite=True)
-    return report.to_dict()
 
 
 def attack_rows(report: dict, attacks: tuple[str, ...]) -> list[list[str]]:
@@ -104,22 +108,36 @@ def summary(demo: dict, auto: dict, seconds: dict[str, float]) -> str:
         table(["model", "classifier", "eps", "clean", "PGD-20", "AutoAttack"], autoattack_rows(auto)),
         table(["classifier", "attack", "eps", "CLAP - CLIP", "95% interval", "interval says"],
               attack_rows(auto, ("PGD-20", AUTOATTACK))),
+        "## Why openness fails (the openness paper's analysis; mean over image types, ± over seeds)\n",
+        openness_analysis_table(collapse_seeds(demo["results"], demo["statistics"]["seeds"])["openness_analysis"]),
+        differences_table({"openness_analysis": demo["statistics"]["differences"]["openness_analysis"]}),
     ])
 
 
-def copy_results(out: Path, results: Path, text: str) -> None:
-    """Both reports (renamed world_paper.* and autoattack.*), their figures, the claims and the summary."""
+def copy_results(out: Path, results: Path) -> None:
+    """Both reports (renamed world_paper.* and autoattack.*), their figures and the claims."""
     results.mkdir(parents=True, exist_ok=True)
     for source in (out / "report", out / "autoattack"):
         for path in source.iterdir():
             if path.suffix in (".json", ".md", ".png"):
                 name = path.name.replace("demo.", "world_paper.")
                 shutil.copyfile(path, results / name)
+
+
+def write_summary(results: Path) -> str:
+    """summary.md from the reports and wall times in `results` (also after the fact: `--summary-only`)."""
+    demo, auto, seconds = (json.loads((results / name).read_text())
+                           for name in ("world_paper.json", "autoattack.json", "seconds.json"))
+    text = summary(demo, auto, seconds)
     write_text_atomic(results / "summary.md", text)
+    return text
 
 
 def run(argv: list[str] | None = None) -> int:
     args, demo_options = parse(argv)
+    if args.summary_only:
+        print(write_summary(Path(args.results)))
+        return 0
     out, seconds = Path(args.out), {}
     start = time.monotonic()
     if main(["demo", "--out", str(out), *demo_options]):
@@ -127,11 +145,11 @@ def run(argv: list[str] | None = None) -> int:
     seconds["demo"] = time.monotonic() - start
     demo = json.loads((out / "report" / "demo.json").read_text())
     start = time.monotonic()
-    auto = autoattack_check(out, demo, args)
+    autoattack_check(out, demo, args)
     seconds["AutoAttack check"] = time.monotonic() - start
-    text = summary(demo, auto, seconds)
-    copy_results(out, Path(args.results), text)
-    print(text)
+    copy_results(out, Path(args.results))
+    write_text_atomic(Path(args.results) / "seconds.json", json.dumps(seconds, indent=2) + "\n")
+    print(write_summary(Path(args.results)))
     return 0
 
 
