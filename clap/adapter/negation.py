@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from clap.adapter.config import AdapterConfig
-from clap.errors import ClapError
 from clap.adapter.disentangler import TRAINING_ALPHA, Disentangler, SavedAdapter
+from clap.errors import ClapError
 
 PROMPT_STD = 0.02  # initial scale of the "no" embeddings, as the method's IGN noise
 TEMPERATURE = 0.01  # CLIP's logit scale 100 (CLIPN clamps its learned scale there)
@@ -42,8 +42,8 @@ class NegationAdapter(Disentangler, routes=("negation",)):
         """Normalised "no" features of texts (strings or token ids); `alpha` as in `Disentangler.forward`."""
         return F.normalize(self(backbone.encode_text_with_prompt(texts, self.no_prompts), alpha), dim=-1)
 
-    def training_no_features(self, backbone, texts) -> torch.Tensor:
-        """The "no" features training optimises (the head at its training weight)."""
+    def training_no_features(self, backbone, texts, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The "no" features training optimises (the head at its training weight; nothing is drawn)."""
         return self.no_features(backbone, texts, TRAINING_ALPHA)
 
 
@@ -90,10 +90,12 @@ class CopiedNoEncoder(SavedAdapter):
         return adapter
 
     def _encode(self, backbone, texts, added: torch.Tensor) -> torch.Tensor:
-        missing = sorted(set(self.config.text_tower) - set(backbone.text_parameters()))
-        if missing:
-            raise ClapError(f"this copied 'no' encoder holds text-tower parameters the backbone lacks ({missing[:3]});"
-                            " use the backbone it was trained on")
+        frozen = backbone.text_parameters()
+        wrong = sorted(n for n, shape in self.config.text_tower.items()
+                       if n not in frozen or list(frozen[n].shape) != shape)
+        if wrong:
+            raise ClapError(f"this copied 'no' encoder's text-tower parameters {wrong[:3]} are missing from the "
+                            "backbone or shaped otherwise; use the backbone it was trained on")
         params = {f"backbone.model.{n}": self.tower[_key(n)].to(backbone.device) for n in self.config.text_tower}
         return torch.func.functional_call(_TextPath(backbone), params, (texts, added))
 
@@ -101,11 +103,11 @@ class CopiedNoEncoder(SavedAdapter):
         """Normalised "no" features with the prompts' mean (inference); `alpha` has no meaning here."""
         return F.normalize(self._encode(backbone, texts, self.no_prompts.mean(0, keepdim=True)), dim=-1)
 
-    def training_no_features(self, backbone, texts) -> torch.Tensor:
-        """Each text with one prompt drawn from the P prompts and their mean (the authors' training draw; the
-        global torch generator, which the training seed sets)."""
+    def training_no_features(self, backbone, texts, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Each text with one prompt drawn (from `generator`) among the P prompts and their mean: the authors'
+        training draw."""
         pool = torch.cat([self.no_prompts, self.no_prompts.mean(0, keepdim=True)])
-        pick = torch.randint(0, len(pool), (len(texts),))
+        pick = torch.randint(0, len(pool), (len(texts),), generator=generator)
         return F.normalize(self._encode(backbone, texts, pool[pick]), dim=-1)
 
 

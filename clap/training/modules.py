@@ -200,6 +200,13 @@ class CLIPNModule(AdapterModule):
     def default_lr(self) -> float:
         return self.DEFAULTS[self.hparams.no_encoder]["lr"]
 
+    def _step_generator(self) -> torch.Generator:
+        """This step's draws (the copy's prompt per caption) from the data seed and the step alone, so a resumed
+        run draws what the uninterrupted one did."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        seed = datamodule.hparams.seed if datamodule is not None else 0
+        return torch.Generator().manual_seed(seed * 1_000_003 + self.global_step)
+
     def resolved_hparams(self) -> dict[str, Any]:
         tokens = self.hparams.prompt_tokens
         return {**super().resolved_hparams(),
@@ -223,6 +230,6 @@ class CLIPNModule(AdapterModule):
             prompt_tokens=hp["prompt_tokens"], token_width=datamodule.token_width))
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        no = self.adapter.training_no_features(self._frozen[0], batch["tokens"])
+        no = self.adapter.training_no_features(self._frozen[0], batch["tokens"], self._step_generator())
         same = batch["meaning"][:, None] == batch["meaning"][None, :]
         return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature, same)
