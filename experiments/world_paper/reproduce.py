@@ -92,9 +92,9 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def summary(demo: dict, auto: dict, seconds: dict[str, float]) -> str:
     """The tables the README quotes, all read off the two reports."""
     data = {name: m["training_data"] for name, m in demo["models"].items() if "training_data" in m}
-    setup = [[name, d["route"], str(d.get("images", d.get("prompts"))), "images" if "images" in d else "prompts"]
-             for name, d in data.items()]
-    return "\n".join([
+    setup = [[name, d["route"], str(d[kind]), kind] for name, d in data.items()
+             for kind in [next(k for k in ("images", "prompts", "pairs") if k in d)]]
+    parts = [
         "# The paper's comparisons on the embedded world, at power\n",
         f"Attacked images: {demo['results']['attacked_images']} (every model, every eps); AutoAttack check: "
         f"{auto['results']['attacked_images']}. Wall time: "
@@ -111,7 +111,8 @@ def summary(demo: dict, auto: dict, seconds: dict[str, float]) -> str:
         "## Why openness fails (the openness paper's analysis; mean over image types, ± over seeds)\n",
         openness_analysis_table(collapse_seeds(demo["results"], demo["statistics"]["seeds"])["openness_analysis"]),
         differences_table({"openness_analysis": demo["statistics"]["differences"]["openness_analysis"]}),
-    ])
+    ]
+    return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 
 def copy_results(out: Path, results: Path) -> None:
