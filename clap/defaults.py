@@ -11,4 +11,6 @@ ALPHA_SWEEP = (0.0, 0.03, 0.056, 0.1, 0.14, 0.2, 0.3, 0.5, 1.0)  # `clap eval al
 OPENNESS_ORDERS = 3  # random orders per target vocabulary (the authors' scripts run 3 trials)
 REPE_WEIGHT, REPE_K = 0.25, 100  # REPE's mixing weight and captions averaged per class
 ADVERSARIAL_CLASSES = 3  # the openness analysis: non-target classes added against each vocabulary (the paper's)
+CLIPN_TEMPLATE_SETS = ("authors", "ensemble", "single")  # CLIPN's inference prompts: its authors' 128, the
+# max-logit ensemble's 16, or the PC template alone
 ADVERSARIAL_RULES = ("greedy", "ranked")  # how the openness analysis picks its adversarial non-target classes

@@ -227,7 +227,10 @@ def test_eval_ood_scores_a_copied_no_encoder(tmp_path, embedded, tiny_open_clip,
     templates = results["ood_split"]["templates"]["CLIPN (yes and no features summed)"]
     assert len(templates) == 128 and templates[0] == "a bad photo of a {}." and "itap with a {}." in templates
     assert all(ood[rule]["AUROC"] == pytest.approx(0.5, abs=0.1) for rule in ("CTW", "ATD"))
-    assert (tmp_path / "report" / "ood_scores.png").is_file()
+    assert (tmp_path / "report" / "ood_scores.png").is_file() and results["ood_split"]["clipn_templates"] == "authors"
+    assert main([*argv, "--clipn-templates", "single", "--out", str(tmp_path / "single")]) == 0
+    split = json.loads((tmp_path / "single" / "ood.json").read_text())["results"]["ood_split"]
+    assert split["templates"]["CLIPN (yes and no features summed)"] == ["a photo of a {}"]
     fresh.config.backbone = {**embedded.identity.to_dict(), "checksum": "0" * 64}
     fresh.save_pretrained(tmp_path / "other")
     capsys.readouterr()

@@ -12,7 +12,7 @@ WORLD_CAPTIONS_SEED = 11  # a seed no demo render uses
 
 
 def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
-    from clap.defaults import ADVERSARIAL_RULES, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
+    from clap.defaults import ADVERSARIAL_RULES, CLIPN_TEMPLATE_SETS, OPENNESS_ORDERS, REPE_K, REPE_WEIGHT
 
     ood = p.add_argument_group("ood (OOD detection)")
     source = ood.add_mutually_exclusive_group()
@@ -25,6 +25,9 @@ def add_openworld_arguments(p: argparse.ArgumentParser) -> None:
     ood.add_argument("--ood-prompts", nargs="+", type=NAME, default=None, metavar="CONCEPT",
                      help="VL4AD's outlier concepts appended to the classes (score OODPrompts: the best ID class's "
                           "softmax probability over classes and concepts)")
+    ood.add_argument("--clipn-templates", choices=CLIPN_TEMPLATE_SETS, default="authors",
+                     help="what CLIPN sums its yes and no class features over: its authors' 128 templates, the "
+                          "max-logit ensemble's 16, or the PC template alone")
     ood.add_argument("--mcm-temperature", type=POSITIVE, default=1.0, help="MCM's softmax temperature T'")
     openness = p.add_argument_group("openness (vocabulary extension)")
     openness.add_argument("--groups", type=PATH, default=None, metavar="JSON",

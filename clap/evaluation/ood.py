@@ -61,6 +61,7 @@ class OODOptions:
     mcm_temperature: float = ood_scores.MCM_TEMPERATURE
     pc_templates: tuple[str, ...] | None = None  # replace "a photo of a {}" for MCM, MaxLogit and Energy
     ood_prompts: tuple[str, ...] | None = None  # VL4AD's outlier concepts (the OODPrompts score)
+    clipn_templates: tuple[str, ...] = CLIPN_TEMPLATES  # what CLIPN sums its yes and no features over
 
 
 class Scorer:
@@ -180,7 +181,8 @@ def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], opt
     rules compared with CLIP's MCM); and every model's per-domain scores of the plain run, for the plots."""
     results, per_domain = {"ood": {}}, {}
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
-    scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes) for name, adapter in setup.negation.items()}
+    scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes, templates=options.clipn_templates)
+                for name, adapter in setup.negation.items()}
     for name, scorer in scorers.items():
         results["ood"][name], per_domain[name] = evaluate_ood(scorer, id_sets, ood_sets)
     if repe is not None:

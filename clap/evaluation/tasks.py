@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
-from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, OPENNESS_ORDERS, PROTOCOLS,
-                           REPE_K, REPE_WEIGHT)
+from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
+                           OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
 from clap.options import ALPHA, NAME, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
 
@@ -52,6 +52,7 @@ class EvalOptions:
     ood_classes: Sequence[str] | None = None  # classes of the dataset held out as OOD
     merge: str | None = None  # JSON of class groups the max-logit ensemble scores as one class
     ood_prompts: Sequence[str] | None = None  # VL4AD's outlier concepts, scored as OODPrompts
+    clipn_templates: str = "authors"  # CLIPN's inference prompts: "authors" (128), "ensemble" (16) or "single" (PC)
     mcm_temperature: float = 1.0
     groups: str | None = None  # JSON of openness vocabularies
     group_size: int = 5
@@ -70,7 +71,7 @@ class EvalOptions:
         "attack_images": Count(0), "seed": SEED, "n_boot": Count(100), "mcm_temperature": POSITIVE,
         "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count(),
         "precision": PRECISION, "protocol": Choice(PROTOCOLS), "noise_form": Choice(NOISE_FORMS),
-        "adversarial_rule": Choice(ADVERSARIAL_RULES)}
+        "adversarial_rule": Choice(ADVERSARIAL_RULES), "clipn_templates": Choice(CLIPN_TEMPLATE_SETS)}
 
     def __post_init__(self) -> None:
         check_options(self.LIMITS, vars(self))
@@ -190,9 +191,11 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
 
     id_sets, oods, id_classes = ood_sets(setup, options)
+    clipn = {"authors": CLIPN_TEMPLATES, "ensemble": ENSEMBLE_TEMPLATES, "single": pc_templates(options)}
     settings = OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
                           tuple(options.templates) if options.templates else None,
-                          tuple(options.ood_prompts) if options.ood_prompts else None)
+                          tuple(options.ood_prompts) if options.ood_prompts else None,
+                          tuple(clipn[options.clipn_templates]))
     results, measure, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
     name = "ood_scores.png"
     results["ood_plot"] = name
@@ -201,7 +204,8 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
                             "named_in_training": named_in_training(setup, held_out),
                             "templates": {"MCM/MaxLogit/Energy": pc_templates(options),
                                           "MaxLogitEnsemble": list(ENSEMBLE_TEMPLATES),
-                                          "CLIPN (yes and no features summed)": list(CLIPN_TEMPLATES)}}
+                                          "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
+                            "clipn_templates": options.clipn_templates}
     return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
 
 
