@@ -191,7 +191,8 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
 
     id_sets, oods, id_classes = ood_sets(setup, options)
-    clipn = {"authors": CLIPN_TEMPLATES, "ensemble": ENSEMBLE_TEMPLATES, "single": pc_templates(options)}
+    pc = pc_templates(options)
+    clipn = {"authors": CLIPN_TEMPLATES, "ensemble": ENSEMBLE_TEMPLATES, "single": pc}
     settings = OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
                           tuple(options.templates) if options.templates else None,
                           tuple(options.ood_prompts) if options.ood_prompts else None,
@@ -202,7 +203,7 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
     held_out = [options.ood] if options.ood else [c for c in setup.dataset.classes if c not in id_classes]
     results["ood_split"] = {"id_classes": id_classes, "ood": held_out, "ood_prompts": settings.ood_prompts,
                             "named_in_training": named_in_training(setup, held_out),
-                            "templates": {"MCM/MaxLogit/Energy": pc_templates(options),
+                            "templates": {"MCM/MaxLogit/Energy": pc,
                                           "MaxLogitEnsemble": list(ENSEMBLE_TEMPLATES),
                                           "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
                             "clipn_templates": options.clipn_templates}
