@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import random
 
 import pytest
 import torch
 
-from clap.adapter.reference import convert_reference
+from clap.adapter.reference import convert_reference, load_reference_state
 from clap.cli.main import main
 from clap.errors import ClapError
 
@@ -89,6 +90,21 @@ def test_wrong_files(tmp_path):
     torch.save({"other.weight": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(ClapError, match="no reference adapter weights"):
         convert_reference(tmp_path / "other.pth")
+
+
+def test_any_malformed_bytes_are_one_clap_error(tmp_path):
+    """The tensors-only unpickler fails on random bytes with IndexError, KeyError, struct errors...: every
+    one of them must come out as the reader's ClapError (a CI run once met an IndexError)."""
+    torch.save(reference_state(), tmp_path / "real.pth")
+    real = (tmp_path / "real.pth").read_bytes()
+    rng = random.Random(0)
+    samples = [rng.randbytes(rng.randrange(1, 5000)) for _ in range(300)]
+    samples += [real[:n] for n in range(0, len(real), max(1, len(real) // 50))]
+    samples += [bytes([op]) + rng.randbytes(40) for op in range(256)]  # every opcode as the first byte
+    for data in samples:
+        (tmp_path / "bad.pth").write_bytes(data)
+        with pytest.raises(ClapError, match="cannot read|holds Python objects|not a state dict"):
+            load_reference_state(tmp_path / "bad.pth")
 
 
 def test_cli_convert_reference(tmp_path, capsys):

@@ -19,28 +19,37 @@ KEYS = ("linear.weight", "linear.bias", "projection.weight")
 
 def load_reference_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors, unpickled with weights_only=True (no arbitrary code)."""
+    state = read_torch_file(path)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ClapError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def read_torch_file(path: str | Path) -> object:
+    """A torch file's contents, unpickled with weights_only=True; any unreadable file is one ClapError line.
+
+    Malformed bytes make the tensors-only unpickler fail in many ways (IndexError, KeyError, struct errors...),
+    so every exception of the read is a file that is not a torch checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise ClapError(f"checkpoint {path} does not exist")
     try:
         with warnings.catch_warnings():  # torch's note on pickle protocols is noise beside our one line
             warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
-        if found is None and not is_pickle(path):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        if not is_pickle(path):
             raise ClapError(f"cannot read {path} as a torch checkpoint (not a valid pickle)") from None
-        what = f" ({found.group(1)})" if found else ""
-        raise ClapError(f"{path} holds Python objects{what}, which are not loaded for safety (weights_only=True); "
-                        "re-save it as a plain state dict of tensors") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        detail = first_line(e, 120) + ("" if str(e).strip() else " (empty or truncated)")
+        found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
+        if isinstance(e, pickle.UnpicklingError):
+            what = f" ({found.group(1)})" if found else ""
+            raise ClapError(f"{path} holds Python objects{what}, which are not loaded for safety (weights_only=True); "
+                            "re-save it as a plain state dict of tensors") from None
+        detail = first_line(e, 120) if str(e).strip() else f"{type(e).__name__} (empty or truncated)"
         raise ClapError(f"cannot read {path} as a torch checkpoint: {detail}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ClapError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
 
 
 def is_pickle(path: Path) -> bool:

@@ -22,7 +22,7 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from clap.errors import ClapError, first_line
+from clap.errors import ClapError
 from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 from clap.options import PATH
 from clap.adapter.disentangler import SUMMARY_NAME
@@ -120,23 +120,15 @@ def build_cli(args: Sequence[str] | None) -> ClapTrainCLI:
 
 def check_checkpoint(path: str, model: AdapterModule) -> None:
     """A checkpoint to resume must be a Lightning checkpoint (read as tensors only) of this route's module."""
-    import pickle
-
-    import torch
+    from clap.adapter.reference import read_torch_file
 
     where = "give a .ckpt of the run's checkpoints/ folder"
     if not Path(path).is_file():
         raise ClapError(f"--ckpt_path {path!r}: no such checkpoint file; {where}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        if isinstance(e, pickle.UnpicklingError):
-            detail = "not a torch pickle, or one holding Python objects, which are not loaded for safety"
-        else:
-            detail = first_line(e, 100)
-        raise ClapError(f"--ckpt_path {path}: not a Lightning checkpoint of clap train ({detail}); {where}") from None
+        state = read_torch_file(path)
+    except ClapError as e:
+        raise ClapError(f"--ckpt_path: not a Lightning checkpoint of clap train: {e}; {where}") from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise ClapError(f"--ckpt_path {path}: holds no Lightning state_dict; {where}")
     saved = (state.get("hyper_parameters") or {}).get("_class_path")
