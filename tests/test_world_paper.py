@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.test_demo import SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,19 @@ def test_reproduction_runs_end_to_end_shrunk(tmp_path, experiment_script):
     assert experiment_script("experiments/world_paper/reproduce.py").run(
         ["--results", str(results), "--summary-only"]) == 0
     assert (results / "summary.md").read_text() == text
+    demo_seconds = json.loads((results / "seconds.json").read_text())["demo"]
+    assert experiment_script("experiments/world_paper/reproduce.py").run(
+        ["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-only", "--autoattack-images", "1",
+         "--autoattack-eps", "32/255", "--no-progress"]) == 0
+    assert json.loads((results / "world_paper.json").read_text()) == demo
+    assert json.loads((results / "seconds.json").read_text())["demo"] == demo_seconds
+    assert "| zero-shot C | AutoAttack | 32/255 |" in (results / "summary.md").read_text()
+
+
+def test_autoattack_only_needs_a_finished_reproduction(tmp_path, experiment_script, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        experiment_script("experiments/world_paper/reproduce.py").run(["--out", str(tmp_path), "--autoattack-only"])
+    assert exit_.value.code == 2 and "run the whole reproduction there first" in capsys.readouterr().err
 
 
 def test_readme_quotes_the_committed_summary():

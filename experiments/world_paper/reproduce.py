@@ -8,10 +8,10 @@ Steps: (1) `clap demo` with 64 attacked images per image type (512 in all) at ep
 world rendered, Im.Aug trained on one image per attribute prompt (480 a class, 15,360 images) and CLAP on the
 prompts, 3 training seeds each, alpha chosen on a validation render, every protocol with the two-level
 bootstrap; (2) AutoAttack (torchattacks, standard L-inf) and PGD-20 on the same images for CLIP and the first
-CLAP seed, at the eps where PGD-20 leaves images right (1/255 by default) on a share of the images (8 per image
+CLAP seed, at the eps where PGD-20 leaves images right (1/255 by default) on a share of the images (4 per image
 type by default: AutoAttack's Square runs 5,000 queries per robust image, minutes per model on a CPU);
 (3) the reports, their figures, the wall times and `summary.md` (the tables the README quotes) in `--results`
-(`--summary-only` rebuilds summary.md from them).
+(`--summary-only` rebuilds summary.md from them; `--autoattack-only` reruns step 2 alone on a finished --out).
 Demo options after `--` replace the defaults (e.g. `-- --clap-steps 30` for a quick look).
 """
 
@@ -40,15 +40,20 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="working folder (data, adapters, reports); a rerun reuses renders")
     parser.add_argument("--results", default=str(RESULTS), help="where the reports and summary.md are copied")
-    parser.add_argument("--autoattack-images", type=int, default=8, help="AutoAttack's images per image type")
+    parser.add_argument("--autoattack-images", type=int, default=4, help="AutoAttack's images per image type")
     parser.add_argument("--autoattack-eps", nargs="+", default=["1/255"], help="AutoAttack's budgets")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--summary-only", action="store_true",
                         help="rebuild summary.md from the reports already in --results, running nothing")
+    parser.add_argument("--autoattack-only", action="store_true",
+                        help="rerun only step (2) on the demo already in --out (its adapters and test render), "
+                             "keeping the demo's report and wall time in --results")
     parser.add_argument("demo", nargs="*", help="`clap demo` options (after --), replacing the defaults")
     args = parser.parse_args(argv)
     if not (args.out or args.summary_only):
         parser.error("--out is required (unless --summary-only)")
+    if args.autoattack_only and not (Path(args.out) / "report" / "demo.json").is_file():
+        parser.error(f"--autoattack-only: no {args.out}/report/demo.json; run the whole reproduction there first")
     return args, [*AT_POWER, *args.demo] + (["--no-progress"] if args.no_progress else [])
 
 
@@ -115,10 +120,10 @@ def summary(demo: dict, auto: dict, seconds: dict[str, float]) -> str:
     return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 
-def copy_results(out: Path, results: Path) -> None:
-    """Both reports (renamed world_paper.* and autoattack.*), their figures and the claims."""
+def copy_results(out: Path, results: Path, sources: tuple[str, ...] = ("report", "autoattack")) -> None:
+    """The reports (demo's renamed world_paper.*, autoattack.*), their figures and the claims."""
     results.mkdir(parents=True, exist_ok=True)
-    for source in (out / "report", out / "autoattack"):
+    for source in (out / name for name in sources):
         for path in source.iterdir():
             if path.suffix in (".json", ".md", ".png"):
                 name = path.name.replace("demo.", "world_paper.")
@@ -139,17 +144,20 @@ def run(argv: list[str] | None = None) -> int:
     if args.summary_only:
         print(write_summary(Path(args.results)))
         return 0
-    out, seconds = Path(args.out), {}
-    start = time.monotonic()
-    if main(["demo", "--out", str(out), *demo_options]):
-        return 2
-    seconds["demo"] = time.monotonic() - start
+    out, results, seconds = Path(args.out), Path(args.results), {}
+    if args.autoattack_only:
+        seconds = json.loads((results / "seconds.json").read_text())
+    else:
+        start = time.monotonic()
+        if main(["demo", "--out", str(out), *demo_options]):
+            return 2
+        seconds["demo"] = time.monotonic() - start
     demo = json.loads((out / "report" / "demo.json").read_text())
     start = time.monotonic()
     autoattack_check(out, demo, args)
     seconds["AutoAttack check"] = time.monotonic() - start
-    copy_results(out, Path(args.results))
-    write_text_atomic(Path(args.results) / "seconds.json", json.dumps(seconds, indent=2) + "\n")
+    copy_results(out, results, ("autoattack",) if args.autoattack_only else ("report", "autoattack"))
+    write_text_atomic(results / "seconds.json", json.dumps(seconds, indent=2) + "\n")
     print(write_summary(Path(args.results)))
     return 0
 
