@@ -16,6 +16,7 @@ from torch import nn
 from clap.backbones.prefix_tree import CausalStack, encode_shared
 from clap.batching import encode_in_batches
 from clap.defaults import NOISE_STD, NOISE_TOKENS
+from clap.errors import ClapError
 
 NoisePosition = Literal["front", "middle", "end", "random"]
 NOISE_POSITIONS = ("front", "middle", "end")
@@ -189,6 +190,16 @@ class Backbone(nn.Module, abc.ABC):
         """Image features [B, D] from pixels [B, 3, H, W] in [0, 1]."""
         with self._autocast():
             return self._encode_pixels(self.normalize(pixels.to(self.device))).float()
+
+    def encode_image_dense(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Per-location image features [B, D, h, w] (MaskCLIP, training-free) from pixels [B, 3, H, W] in [0, 1];
+        pixels larger than the model's input give a finer grid."""
+        with self._autocast():
+            return self._encode_pixels_dense(self.normalize(pixels.to(self.device))).float()
+
+    def _encode_pixels_dense(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise ClapError(f"dense (per-location) features are built for open_clip image towers; {self.identity.model} "
+                        "is not one")
 
     def _as_tokens(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
         if isinstance(texts, str):

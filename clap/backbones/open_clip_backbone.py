@@ -12,6 +12,7 @@ from torchvision import transforms as T
 
 from clap.backbones import open_clip_text
 from clap.backbones.base import Backbone, BackboneIdentity
+from clap.backbones.open_clip_dense import dense_features
 from clap.backbones.prefix_tree import CausalStack
 from clap.errors import ClapError
 
@@ -55,6 +56,9 @@ class OpenClipBackbone(Backbone):
 
     def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
+
+    def _encode_pixels_dense(self, pixels: torch.Tensor) -> torch.Tensor:
+        return dense_features(self.model.visual, pixels)
 
     def _token_embeddings(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return open_clip_text.token_embeddings(self.model, tokens)
