@@ -80,7 +80,12 @@ def weighted_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_weights: 
         onehot = sparse.csr_matrix((np.ones(len(which)), (which, np.arange(len(which)))), (len(values), len(which)))
         return np.asarray((onehot @ weights.T).T)[:, ::-1]
 
-    pos, neg = per_bin(id_weights, bins[:n_id]), per_bin(ood_weights, bins[n_id:])
+    return binned_metrics(per_bin(id_weights, bins[:n_id]), per_bin(ood_weights, bins[n_id:]), tpr)
+
+
+def binned_metrics(pos: np.ndarray, neg: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
+    """AUROC, FPR95, AUPR-In and AUPR-Out from positive and negative counts per score bin ([rows, bins], bins
+    ordered from the highest score to the lowest; scores within a bin tie)."""
     tp, fp = pos.cumsum(axis=1), neg.cumsum(axis=1)
     p, n = tp[:, -1:], fp[:, -1:]
     with np.errstate(invalid="ignore", divide="ignore"):
