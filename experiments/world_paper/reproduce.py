@@ -8,7 +8,7 @@ Steps: (1) `clap demo` with 64 attacked images per image type (512 in all) at ep
 world rendered, Im.Aug trained on one image per attribute prompt (480 a class, 15,360 images) and CLAP on the
 prompts, 3 training seeds each, alpha chosen on a validation render, every protocol with the two-level
 bootstrap; (2) AutoAttack (torchattacks, standard L-inf) and PGD-20 on the same images for CLIP and the first
-CLAP seed, at the eps where PGD-20 leaves images right (1/255 by default) on a share of the images (4 per image
+CLAP seed, at the eps where PGD-20 leaves images right (1/255 by default) on a share of the images (8 per image
 type by default: AutoAttack's Square runs 5,000 queries per robust image, minutes per model on a CPU);
 (3) the reports, their figures, the wall times and `summary.md` (the tables the README quotes) in `--results`
 (`--summary-only` rebuilds summary.md from them; `--autoattack-only` reruns step 2 alone on a finished --out).
@@ -40,7 +40,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="working folder (data, adapters, reports); a rerun reuses renders")
     parser.add_argument("--results", default=str(RESULTS), help="where the reports and summary.md are copied")
-    parser.add_argument("--autoattack-images", type=int, default=4, help="AutoAttack's images per image type")
+    parser.add_argument("--autoattack-images", type=int, default=8, help="AutoAttack's images per image type")
     parser.add_argument("--autoattack-eps", nargs="+", default=["1/255"], help="AutoAttack's budgets")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--summary-only", action="store_true",
