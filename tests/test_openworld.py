@@ -243,7 +243,7 @@ def test_eval_ood_and_openness_end_to_end(world, tmp_path, capsys):
     report = json.loads((out / "ood.json").read_text())
     rows = report["results"]["ood"]["CLIP"]
     assert set(rows) == {"sketch", "photograph", "mean"}
-    assert set(rows["mean"]) == {"MCM", "MaxLogit", "Energy", "MaxLogitEnsemble"}
+    assert set(rows["mean"]) == {"MCM", "MaxLogit", "Energy", "MaxLogitEnsemble", "VL4AD"}
     assert 0.5 < rows["mean"]["MaxLogit"]["AUROC"] <= 1.0
     assert "ood_repe" in report["results"] and (out / "ood_scores.png").stat().st_size > 10_000
     assert sorted(report["results"]["ood_split"]["ood"]) == sorted(world_held_out())
@@ -253,6 +253,9 @@ def test_eval_ood_and_openness_end_to_end(world, tmp_path, capsys):
                  "--merge", str(merge), "--ood-prompts", "spiky shape", "ring-like shape"]) == 0
     merged = json.loads((tmp_path / "m" / "ood.json").read_text())["results"]
     assert "OODPrompts" in merged["ood"]["CLIP"]["mean"]
+    plain = json.loads((out / "ood.json").read_text())["results"]["ood"]["CLIP"]["mean"]
+    assert merged["ood"]["CLIP"]["mean"]["MaxLogitEnsemble"] == plain["MaxLogitEnsemble"]  # a max is a max
+    assert merged["ood"]["CLIP"]["mean"]["VL4AD"] != plain["VL4AD"]  # merged classes stop competing
     assert merged["ood_split"]["ood_prompts"] == ["spiky shape", "ring-like shape"]
     assert main(["eval", "openness", "--dataset", str(world), "--out", str(out), "--no-progress", "--orders", "2"]) == 0
     result = json.loads((out / "openness.json").read_text())["results"]["openness"]["CLIP"]["mean"]

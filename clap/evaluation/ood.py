@@ -85,7 +85,8 @@ class Scorer:
         ensemble = ood_scores.ensemble_cosines(feats, self.prompts, self.owners, self.n_merged)
         out = {"MCM": ood_scores.mcm(cos, self.options.mcm_temperature).numpy(),
                "MaxLogit": ood_scores.max_logit(cos).numpy(), "Energy": ood_scores.energy(cos).numpy(),
-               "MaxLogitEnsemble": ood_scores.max_logit(ensemble).numpy()}
+               "MaxLogitEnsemble": ood_scores.max_logit(ensemble).numpy(),
+               "VL4AD": ood_scores.vl4ad_probability(ensemble).numpy()}
         if self.concepts is not None:
             out["OODPrompts"] = ood_scores.ood_prompt_score(cos, feats @ self.concepts).numpy()
         return out

@@ -5,7 +5,9 @@ MCM = max_k softmax_k(s_k / T') (Ming et al. 2022, T' = 1); MaxLogit = max_k s_k
 Energy = T * logsumexp_k(s_k / T) with T = 0.01 (CLIP's logit scale 100). The VL4AD max-logit
 prompt ensemble scores class k by max over its prompts' cosines instead of the cosine to their mean
 (arXiv 2409.17330, applied here at image level); class merging scores the classes of a group as one
-class (max over the union of their prompts). VL4AD's OOD prompts append Q outlier concepts to the K classes:
+class (max over the union of their prompts). Merging leaves the max-logit unchanged but not VL4AD's probability,
+VL4AD = max_k softmax_k(ensemble / T) (its pixel score -max_k sum_i s_i c_ik with a single mask).
+VL4AD's OOD prompts append Q outlier concepts to the K classes:
 OODPrompts = max_{k <= K} softmax_k over all K + Q of s / T (only the ID channels count).
 Metrics: AUROC, FPR95 (false-positive rate on OOD at the threshold accepting 95% of ID) and AUPR with
 ID positive (AUPR-In) and OOD positive (AUPR-Out), computed as scikit-learn computes them (ties
@@ -36,6 +38,13 @@ def ood_prompt_score(cosines: torch.Tensor, extra: torch.Tensor, temperature: fl
     T; the largest probability among the K classes (an outlier that resembles a concept loses ID mass)."""
     probs = torch.softmax(torch.cat([cosines, extra], dim=1) / temperature, dim=1)
     return probs[:, : cosines.shape[1]].max(dim=1).values
+
+
+def vl4ad_probability(ensemble: torch.Tensor, temperature: float = CLIP_TEMPERATURE) -> torch.Tensor:
+    """VL4AD's class-probability score with one mask per input: max_k softmax_k(ensemble cosines / T), the
+    ensemble's classes merged or not. Unlike the max-logit, this changes when classes are merged (a merged group
+    stops competing with itself)."""
+    return torch.softmax(ensemble / temperature, dim=1).max(dim=1).values
 
 
 def max_logit(cosines: torch.Tensor, temperature: float = CLIP_TEMPERATURE) -> torch.Tensor:

@@ -204,7 +204,7 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
     results["ood_split"] = {"id_classes": id_classes, "ood": held_out, "ood_prompts": settings.ood_prompts,
                             "named_in_training": named_in_training(setup, held_out),
                             "templates": {"MCM/MaxLogit/Energy": pc,
-                                          "MaxLogitEnsemble": list(ENSEMBLE_TEMPLATES),
+                                          "MaxLogitEnsemble, VL4AD": list(ENSEMBLE_TEMPLATES),
                                           "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
                             "clipn_templates": options.clipn_templates}
     return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
