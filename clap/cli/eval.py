@@ -1,6 +1,8 @@
-"""`clap eval`: zero-shot, few-shot, attacks, disentanglement probes, t-SNE, alpha sweeps, OOD, openness.
+"""`clap eval`: zero-shot, few-shot, attacks, disentanglement probes, t-SNE, alpha sweeps, OOD, openness, and
+pixel-wise anomaly segmentation of scenes.
 
     clap eval all --dataset DATA --adapter CLAP=adapters/clap --adapter Im.Aug=adapters/imaug --out report
+    clap eval anomaly --dataset SCENES --adapter CLAP=adapters/clap --merge families --out report
 
 The command parses its options into `EvalOptions` and calls `clap.evaluate` (`clap.evaluation.evaluate`).
 """
@@ -16,7 +18,7 @@ from clap.cli.openworld_args import add_openworld_arguments, world_captions
 from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, PROTOCOLS
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EPSILON, EvalOptions
-from clap.options import ALPHA, NAME, PATH, PRECISIONS, SEED, Count, Device, Kind
+from clap.options import ALPHA, NAME, PATH, POSITIVE, PRECISIONS, SEED, Count, Device, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -31,14 +33,15 @@ class Adapter(Kind):
 
 
 ADAPTER = Adapter()
-TASKS = (*CLOSED_SET, "all", "ood", "openness")  # `all` runs the closed-set ones; the open-world ones by name
+TASKS = (*CLOSED_SET, "all", "ood", "openness", "anomaly")  # `all`: the closed-set ones; the open-world ones by name
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate CLIP and adapters on a root/domain/class/image dataset",
                        description=__doc__.splitlines()[0])
     p.add_argument("task", choices=TASKS, help="the protocol; all = the closed-set ones (ood and openness by name)")
-    p.add_argument("--dataset", required=True, type=PATH, help="root/domain/class/image folder")
+    p.add_argument("--dataset", required=True, type=PATH,
+                   help="root/domain/class/image folder (anomaly: a scenes folder with label maps)")
     p.add_argument("--adapter", action="append", default=[], type=ADAPTER, metavar="NAME=PATH[@ALPHA|@auto]",
                    help="an adapter to compare with the plain backbone (repeatable); ALPHA overrides its recorded "
                         "alpha, 'auto' takes the one chosen on validation data (clap select-alpha); a NAME given "
@@ -79,6 +82,9 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_openworld_arguments(p)
+    anomaly = p.add_argument_group("anomaly (pixel-wise, on scenes)")
+    anomaly.add_argument("--dense-scale", type=POSITIVE, default=1.0,
+                         help="enlarge each scene this many times before its dense (MaskCLIP) features: a finer grid")
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
 
 
@@ -109,6 +115,8 @@ def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     """Evaluate, then write and print the report."""
     from clap.evaluation.evaluate import evaluate
 
+    if args.task == "anomaly":
+        return _anomaly(args, options, out)
     report = evaluate(args.dataset, backbone_options(args), args.adapter, args.task, options)
     json_path, md_path = report.save(out, overwrite=args.overwrite)
     print(report.markdown())
@@ -118,5 +126,23 @@ def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     skipped = sum(report.setup["dataset"]["skipped"].values())
     if skipped:
         print(f"{skipped} unreadable images were skipped (listed per domain in the JSON report)")
+    print(f"report: {json_path} and {md_path}")
+    return 0
+
+
+def _anomaly(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
+    """`clap eval anomaly`: the scenes' pixel-wise anomaly report."""
+    from clap.data.scenes import read_scenes
+    from clap.evaluation.anomaly import AnomalyOptions, evaluate_anomaly, merge_groups
+
+    scenes = read_scenes(args.dataset)
+    settings = AnomalyOptions(args.dense_scale, merge_groups(args.merge, scenes.classes),
+                              tuple(args.ood_prompts) if args.ood_prompts else None,
+                              tuple(options.templates) if options.templates else None)
+    report = evaluate_anomaly(scenes.root, backbone_options(args), args.adapter, settings, n_boot=options.n_boot,
+                              seed=options.seed, device=options.device, precision=options.precision,
+                              progress=options.progress)
+    json_path, md_path = report.save(out, overwrite=args.overwrite)
+    print(report.markdown())
     print(f"report: {json_path} and {md_path}")
     return 0

@@ -87,7 +87,8 @@ def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Seq
                         options.ignore_classes, progress=options.progress, precision=options.precision)
     results, measures, figures = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
-    return Report(name, setup.describe(), run_info(options), results, statistics(setup, options, results, measures),
+    stats = statistics([*setup.models, *setup.negation], options.n_boot, options.seed, results, measures)
+    return Report(name, setup.describe(), run_info(options), results, stats,
                   figures)
 
 
@@ -113,15 +114,17 @@ def run_info(options: EvalOptions) -> dict:
     return {"seed": options.seed, "protocol": protocol_info(options.protocol)}
 
 
-def statistics(setup, options: EvalOptions, results: dict, measures: dict) -> dict:
-    """Seed summaries and the two-level bootstrap intervals of every difference, with their cost."""
+def statistics(models: list[str], n_boot: int, seed: int, results: dict, measures: dict,
+               levels: tuple[str, ...] = BOOTSTRAP_LEVELS) -> dict:
+    """Seed summaries of the models' seed groups and the two-level bootstrap intervals of every difference to
+    CLIP, with the resampled levels and their cost."""
     from clap.evaluation.resample import Resamples
     from clap.evaluation.runner import BASELINE
     from clap.evaluation.stats import differences, seed_groups, seed_summary
 
     start = time.monotonic()
-    out = {"seeds": seed_summary(results, seed_groups([*setup.models, *setup.negation])),
-           **differences(BASELINE, measures, Resamples(options.n_boot, options.seed)),
-           "bootstrap": {"resamples": options.n_boot, "levels": BOOTSTRAP_LEVELS}}
+    out = {"seeds": seed_summary(results, seed_groups(models)),
+           **differences(BASELINE, measures, Resamples(n_boot, seed)),
+           "bootstrap": {"resamples": n_boot, "levels": levels}}
     out["bootstrap"]["seconds"] = round(time.monotonic() - start, 1)
     return out

@@ -22,6 +22,7 @@ SQUARED = ("gap2",)  # statistics in squared accuracy, printed in points^2 (x 10
 RAW = ("margin_median", "alignment", "uniformity")  # cosines and distances: printed as they are
 ANALYSIS_COLUMNS = (*RAW, "target_acc", "adversarial_acc", "adversarial_drop")
 OOD_COLUMNS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
+ANOMALY_COLUMNS = ("AUROC", "AP", "FPR95")
 OPENNESS_COLUMNS = ("Acc-C", "Acc-E", "Acc-S", "full", "E_drop", "S_drop")
 
 
@@ -119,6 +120,13 @@ def ood_table(results: dict) -> str:
     return _table(["model", "score", "AUROC", "FPR95", "AUPR-In", "AUPR-Out"], rows)
 
 
+def anomaly_table(results: dict) -> str:
+    """Rows: model x score (mean over domains); columns: pixel AUROC, AP, FPR95 in %."""
+    rows = [[model, score] + [_pct(m[k]) for k in ANOMALY_COLUMNS]
+            for model, per_domain in results.items() for score, m in per_domain["mean"].items()]
+    return _table(["model", "score", "AUROC", "AP", "FPR95"], rows)
+
+
 def openness_table(results: dict) -> str:
     """Rows: model (mean over domains); columns: Acc-C, Acc-E, Acc-S, full-vocabulary accuracy, drops in %."""
     rows = [[model] + [_pct(per_domain["mean"][k]) for k in OPENNESS_COLUMNS] for model, per_domain in results.items()]
@@ -160,6 +168,8 @@ TABLES = {
     "zeroshot_repe": ("Zero-shot accuracy with REPE (%)", zeroshot_table),
     "ood": ("OOD detection (%; mean over domains; FPR95 lower is better)", ood_table),
     "ood_repe": ("OOD detection with REPE (%)", ood_table),
+    "anomaly": ("Pixel-wise anomaly segmentation (%; anomaly pixels positive, void ignored; mean over image types; "
+                "FPR95 lower is better)", anomaly_table),
     "openness": ("Vocabulary openness (%; mean over domains)", openness_table),
     "openness_repe": ("Vocabulary openness with REPE (%)", openness_table),
     "openness_analysis": ("Why openness fails (mean over domains; lower alignment and uniformity are better)",
@@ -170,6 +180,7 @@ TABLES = {
 
 SEED_COLLAPSED = tuple(TABLES)
 PLOTS = {"adversarial_plot": "Robust accuracy against eps", "ood_plot": "OOD score histograms and ROC curves",
+         "anomaly_plot": "Scenes, anomaly ground truth and heat maps",
          "openness_plot": "Accuracy against vocabulary size", "openness_margins_plot": "Margin distributions"}
 SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budget; the JSON has every eps
 
@@ -193,8 +204,8 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
                      + "; ".join(f"{m}: {', '.join(c)}" for m, c in named.items()) + "\n")
     if any(statistics.get("differences", {}).values()):
         attacks = f"; attacks at eps {SHOWN_EPS}" if "adversarial" in statistics["differences"] else ""
-        parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images within each domain "
-                     f"(within each class for openness), paired; noise draws for ZS(NC){attacks})"
+        parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images (scenes) within "
+                     f"each domain (within each class for openness), paired; noise draws for ZS(NC){attacks})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}

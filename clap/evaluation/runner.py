@@ -75,24 +75,29 @@ class EvalSetup:
     """CLIPN-route adapters: they score OOD images (CTW, ATD) and are no model of the other protocols."""
 
     def describe(self) -> dict:
-        models = {}
-        for name, m in self.models.items():
-            cfg = m.adapter.config if m.adapter is not None else None
-            models[name] = {"alpha": m.alpha, "route": cfg.route if cfg else None,
-                            "alpha_selection": cfg.alpha_selection if cfg else None,
-                            "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None,
-                            "training_seed": cfg.training.get("seed") if cfg else None,
-                            **self.adapter_files.get(name, {"adapter": None})}
-        for name, adapter in self.negation.items():
-            cfg = adapter.config
-            models[name] = {"route": cfg.route, "prompt_tokens": cfg.prompt_tokens, "training_seed":
-                            cfg.training.get("seed"), **self.adapter_files[name]}
         return {"dataset": {"root": str(self.dataset.root), "domains": self.dataset.domains,
                             "classes": self.dataset.classes,
                             "images": {d: len(f.paths) for d, f in self.raw.items()},
                             "skipped": {d: len(f.skipped) for d, f in self.raw.items()}},
-                "backbone": {**self.backbone.identity.to_dict(), "device": str(self.backbone.device),
-                             "precision": self.backbone.precision}, "models": models}
+                **describe_models(self.backbone, self.models, self.adapter_files, self.negation)}
+
+
+def describe_models(backbone: Backbone, models: dict[str, CLAPModel], files: dict[str, dict],
+                    negation: dict[str, Disentangler]) -> dict:
+    """The report's record of the backbone and of every model (alpha, route, adapter file and training data)."""
+    out = {}
+    for name, m in models.items():
+        cfg = m.adapter.config if m.adapter is not None else None
+        out[name] = {"alpha": m.alpha, "route": cfg.route if cfg else None,
+                     "alpha_selection": cfg.alpha_selection if cfg else None,
+                     "adapter_dims": [cfg.in_dim, cfg.latent_dim, cfg.out_dim] if cfg else None,
+                     "training_seed": cfg.training.get("seed") if cfg else None, **files.get(name, {"adapter": None})}
+    for name, adapter in negation.items():
+        cfg = adapter.config
+        out[name] = {"route": cfg.route, "prompt_tokens": cfg.prompt_tokens, "training_seed":
+                     cfg.training.get("seed"), **files[name]}
+    return {"backbone": {**backbone.identity.to_dict(), "device": str(backbone.device),
+                         "precision": backbone.precision}, "models": out}
 
 
 def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> None:
@@ -123,6 +128,22 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
 
     dataset = scan_domain_dataset(dataset_root)
     backbone = load_backbone(**(backbone_options or {}), device=device, precision=precision)
+
+    def check(adapter: Disentangler, spec: AdapterSpec) -> None:
+        if not ignore_classes:
+            check_classes(dataset, adapter, spec.name)
+        if test and spec.alpha in (None, "auto"):
+            check_not_validated_on(dataset.root, adapter, spec)
+
+    models, files, negation = load_models(backbone, adapters, check)
+    raw = domain_features(backbone, dataset, cache_dir, progress=progress)
+    return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
+
+
+def load_models(backbone: Backbone, adapters: Sequence[AdapterSpec], check=None
+                ) -> tuple[dict[str, CLAPModel], dict[str, dict], dict[str, Disentangler]]:
+    """CLIP and a model per adapter (`check(adapter, spec)` first), their files' record, and the negation (CLIPN)
+    adapters apart (checked against the backbone)."""
     models, files, negation = {BASELINE: CLAPModel(backbone)}, {}, {}
     for name, spec in model_names(adapters):
         adapter = Disentangler.from_pretrained(spec.path)
@@ -131,13 +152,10 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
             check_compatible(backbone, adapter)
             negation[name] = adapter
             continue
-        if not ignore_classes:
-            check_classes(dataset, adapter, spec.name)
-        if test and spec.alpha in (None, "auto"):
-            check_not_validated_on(dataset.root, adapter, spec)
+        if check is not None:
+            check(adapter, spec)
         models[name] = CLAPModel(backbone, adapter, spec.inference_alpha(adapter))
-    raw = domain_features(backbone, dataset, cache_dir, progress=progress)
-    return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
+    return models, files, negation
 
 
 def model_names(adapters: Sequence[AdapterSpec]) -> list[tuple[str, AdapterSpec]]:
