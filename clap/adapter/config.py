@@ -11,7 +11,8 @@ from typing import Any
 from clap.errors import ClapError
 
 ACTIVATIONS = ("silu", "gelu", "relu")
-ROUTES = ("text", "image", "negation")
+ROUTES = ("text", "image", "negation", "segmentation")
+DECODER_KEYS = ("queries", "width", "layers", "heads", "mask_size")  # the segmentation route's sizes (integers)
 NO_ENCODERS = ("frozen", "copy")  # the negation route's "no" text encoder: the frozen tower + a head, or a copy
 FORMAT_VERSION = 1
 MAX_DIM = 1 << 16  # larger than any CLIP feature or token width; a bigger number is a broken file
@@ -20,6 +21,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "in_dim": (int,), "latent_dim": OPTIONAL_INT, "out_dim": OPTIONAL_INT, "activation": (str,), "alpha": NUMBER,
     "alpha_selection": (dict, type(None)), "route": (str,), "prompt_tokens": (int,), "token_width": OPTIONAL_INT,
     "no_encoder": (str,), "context_length": OPTIONAL_INT, "text_tower": (dict, type(None)),
+    "decoder": (dict, type(None)),
     "backbone": (dict, type(None)), "classes": (list,), "dataset": (str, type(None)), "training": (dict,),
     "package_version": (str, type(None)), "format_version": (int,)}
 
@@ -51,6 +53,8 @@ class AdapterConfig:
     context_length: int | None = field(default=None, metadata=_meta("the text tower's context (copy encoder)"))
     text_tower: dict[str, list[int]] | None = field(default=None, metadata=_meta(
         "names and shapes of the copied text tower's parameters in the backbone (copy encoder)"))
+    decoder: dict[str, Any] | None = field(default=None, metadata=_meta(
+        f"segmentation route's mask decoder: sizes {DECODER_KEYS}, dense_scale, temperature and class template"))
     backbone: dict[str, Any] | None = field(default=None, metadata=_meta("identity of the frozen backbone"))
     classes: list[str] = field(default_factory=list, metadata=_meta("class names of the training prompts"))
     dataset: str | None = field(default=None, metadata=_meta("name of the dataset the adapter was trained for"))
@@ -76,6 +80,7 @@ class AdapterConfig:
         if self.route == "negation" and not (self.prompt_tokens >= 0 and (self.token_width or 0) >= 1):
             raise ClapError("a negation adapter needs prompt_tokens >= 0 and token_width >= 1")
         self._check_no_encoder()
+        self._check_decoder()
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ClapError(f"adapter alpha must be a finite number, got {self.alpha!r}")
         if self.format_version > FORMAT_VERSION:
@@ -93,6 +98,18 @@ class AdapterConfig:
         if self.route != "negation" or not tower or not shapes_ok or not 0 < (self.context_length or 0) <= MAX_DIM:
             raise ClapError("a copied 'no' encoder needs route 'negation', text_tower {name: shape} and a "
                             f"context_length in [1, {MAX_DIM}]")
+
+    def _check_decoder(self) -> None:
+        if (self.route == "segmentation") != (self.decoder is not None):
+            raise ClapError("a segmentation adapter (and only one) records its mask decoder's sizes in 'decoder'")
+        if self.decoder is None:
+            return
+        sizes_ok = all(isinstance(self.decoder.get(k), int) and 0 < self.decoder[k] <= MAX_DIM for k in DECODER_KEYS)
+        scale, temperature = self.decoder.get("dense_scale"), self.decoder.get("temperature")
+        numbers_ok = all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (scale, temperature))
+        if not (sizes_ok and numbers_ok and isinstance(self.decoder.get("template"), str)):
+            raise ClapError(f"a mask decoder's config needs integers {DECODER_KEYS} in [1, {MAX_DIM}], positive "
+                            f"dense_scale and temperature and a class template, got {self.decoder!r}")
 
     def _check_types(self) -> None:
         """Each field of the JSON the type it must have (a hand-edited or foreign file fails here, in one line)."""

@@ -191,11 +191,14 @@ class Backbone(nn.Module, abc.ABC):
         with self._autocast():
             return self._encode_pixels(self.normalize(pixels.to(self.device))).float()
 
-    def encode_image_dense(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Per-location image features [B, D, h, w] (MaskCLIP, training-free) from pixels [B, 3, H, W] in [0, 1];
-        pixels larger than the model's input give a finer grid."""
+    def encode_image_dense(self, pixels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Per-location image features [B, D, h, w] (MaskCLIP, training-free) from pixels [B, 3, H, W] in [0, 1],
+        enlarged `scale` times first (bilinear); a larger input gives a finer grid."""
+        pixels = pixels.to(self.device)
+        if scale != 1:
+            pixels = nn.functional.interpolate(pixels, scale_factor=scale, mode="bilinear", align_corners=False)
         with self._autocast():
-            return self._encode_pixels_dense(self.normalize(pixels.to(self.device))).float()
+            return self._encode_pixels_dense(self.normalize(pixels)).float()
 
     def _encode_pixels_dense(self, pixels: torch.Tensor) -> torch.Tensor:
         raise ClapError(f"dense (per-location) features are built for open_clip image towers; {self.identity.model} "

@@ -83,6 +83,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_openworld_arguments(p)
     anomaly = p.add_argument_group("anomaly (pixel-wise, on scenes)")
+    anomaly.add_argument("--decoder", type=PATH, default=None, metavar="DIR",
+                         help="a trained mask decoder (clap train --config experiments/configs/world_vl4ad.yaml): "
+                              "adds VL4AD's decoder scores")
     anomaly.add_argument("--dense-scale", type=POSITIVE, default=1.0,
                          help="enlarge each scene this many times before its dense (MaskCLIP) features: a finer grid")
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
@@ -139,7 +142,8 @@ def _anomaly(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     settings = AnomalyOptions(args.dense_scale, merge_groups(args.merge, scenes.classes),
                               tuple(args.ood_prompts) if args.ood_prompts else None,
                               tuple(options.templates) if options.templates else None)
-    report = evaluate_anomaly(scenes.root, backbone_options(args), args.adapter, settings, n_boot=options.n_boot,
+    report = evaluate_anomaly(scenes.root, backbone_options(args), args.adapter, settings, decoder=args.decoder,
+                              n_boot=options.n_boot,
                               seed=options.seed, device=options.device, precision=options.precision,
                               progress=options.progress)
     json_path, md_path = report.save(out, overwrite=args.overwrite)

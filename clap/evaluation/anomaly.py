@@ -1,10 +1,14 @@
-"""`clap eval anomaly`: pixel-wise anomaly segmentation of scenes (VL4AD in miniature), training-free.
+"""`clap eval anomaly`: pixel-wise anomaly segmentation of scenes (VL4AD in miniature), training-free and through
+a trained mask decoder.
 
 Every scene's MaskCLIP dense features (`Backbone.encode_image_dense`, the scene enlarged `dense_scale` times first)
 are computed once; each model (CLIP, CLIP + an adapter) scores every location with the image-level OOD scores of
 `clap.evaluation.ood.Scorer` against the scene set's ID labels, the background included: MaxLogit (VL4AD's
 -max_k cos), the max-logit prompt ensemble (over merged classes with `merge`), OODPrompts (VL4AD's outlier
 concepts), MCM and Energy. A location's anomaly score is minus its ID score, upsampled (bilinear) to the label map.
+Given a mask decoder (`clap.adapter.mask_decoder`, trained by `clap train` on in-distribution scenes), VL4AD's own
+u = -max_k sum_i s_i c_ik is added (`DecoderScores`), with each adapter applied to the decoder's query embeddings
+and to the class text features.
 Metrics (`clap.evaluation.pixel_metrics`) per domain (image type) and their unweighted mean; each adapter's
 difference to CLIP has a 95% interval from scenes drawn with replacement within each domain, paired across models
 (and training seeds drawn for a seed group, as `clap.evaluation.stats` does for every protocol).
@@ -25,7 +29,10 @@ from clap.data.scenes import SceneSet, read_scenes
 from clap.defaults import N_BOOT
 from clap.errors import ClapError
 from clap.evaluation.evaluate import Report
+from clap.adapter.mask_decoder import MaskDecoder, pixel_class_scores
+from clap.evaluation import ood_scores
 from clap.evaluation.ood import OODOptions, Scorer
+from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
 from clap.evaluation.pixel_metrics import SceneScores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
@@ -50,46 +57,110 @@ class AnomalyOptions:
         return OODOptions(groups=self.merge, ood_prompts=self.ood_prompts, pc_templates=self.pc_templates)
 
 
-def dense_raw(backbone, pixels: torch.Tensor, scale: float) -> torch.Tensor:
-    """Raw per-location features [h * w, D] of one scene [3, H, W] and the grid (h, w)."""
-    x = pixels[None]
-    if scale != 1:
-        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+@dataclass
+class SceneInputs:
+    """What every model's scores of one scene start from: the dense features (flattened [h * w, D], and their
+    grid), the decoder's outputs (mask logits [N, S, S], query embeddings [N, D]) when there is one, the label size."""
+
+    raw: torch.Tensor
+    grid: tuple[int, int]
+    decoded: tuple[torch.Tensor, torch.Tensor] | None
+    size: tuple[int, int]
+
+
+def upsampled(anomaly: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """An anomaly map [h, w] resized (bilinear) to the label map."""
+    return F.interpolate(anomaly[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+class DenseScores:
+    """The training-free baseline: each location scored by the image-level OOD scores (higher = more ID)."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def __call__(self, inputs: SceneInputs) -> dict[str, np.ndarray]:
+        return {name: upsampled(-torch.as_tensor(values).view(*inputs.grid), inputs.size)
+                for name, values in self.scorer(inputs.raw).items()}
+
+
+class DecoderScores:
+    """VL4AD's scores of the mask decoder's outputs for one model (its adapter applied to the query embeddings,
+    the class text features and the no-object embedding): u = -max_k sum_i s_i c_ik with c from the decoder's
+    own class prompt (Decoder), from the max-logit prompt ensemble over merged classes (DecoderEnsemble), and with
+    the outlier concepts in the softmax (DecoderOODPrompts)."""
+
+    def __init__(self, model, decoder: MaskDecoder, classes: Sequence[str], options: AnomalyOptions) -> None:
+        template = decoder.config.decoder["template"]
+        with torch.no_grad():
+            self.text = model.prompt_features(classes, [template])[:, 0]
+            prompts = model.prompt_features(classes, ENSEMBLE_TEMPLATES)
+            self.no_object = model.adapt(decoder.no_object[None].detach(), normalize=True)
+            self.concepts = (model.prompt_features(options.ood_prompts, [template])[:, 0]
+                             if options.ood_prompts else None)
+        owner, self.n_merged = ood_scores.merged_owner(classes, options.merge)
+        self.prompts = prompts.reshape(-1, prompts.shape[-1])
+        self.owners = [owner[k] for k in range(len(classes)) for _ in ENSEMBLE_TEMPLATES]
+        self.model, self.temperature = model, decoder.temperature
+
+    def _anomaly(self, masks: torch.Tensor, logits: torch.Tensor, kept: int, size: tuple[int, int]) -> np.ndarray:
+        probs = torch.softmax(logits / self.temperature, dim=-1)[:, :kept]
+        return upsampled(-pixel_class_scores(masks[None], probs[None])[0].max(dim=0).values, size)
+
+    def __call__(self, inputs: SceneInputs) -> dict[str, np.ndarray]:
+        masks, embeddings = inputs.decoded
+        with torch.no_grad():
+            v = self.model.adapt(embeddings, normalize=True)
+        no = v @ self.no_object.T
+        cos = v @ self.text.T
+        ensemble = ood_scores.ensemble_cosines(v, self.prompts, self.owners, self.n_merged)
+        out = {"Decoder": self._anomaly(masks, torch.cat([cos, no], 1), cos.shape[1], inputs.size),
+               "DecoderEnsemble": self._anomaly(masks, torch.cat([ensemble, no], 1), ensemble.shape[1], inputs.size)}
+        if self.concepts is not None:
+            out["DecoderOODPrompts"] = self._anomaly(masks, torch.cat([cos, v @ self.concepts.T, no], 1),
+                                                     cos.shape[1], inputs.size)
+        return out
+
+
+def scene_inputs(backbone, pixels: torch.Tensor, size: tuple[int, int], scale: float,
+                 decoder: MaskDecoder | None) -> SceneInputs:
+    """One scene's dense features (and the decoder's outputs, at the decoder's recorded scale)."""
     with torch.no_grad():
-        dense = backbone.encode_image_dense(x)[0].cpu()
-    return dense.flatten(1).T, dense.shape[1:]
+        dense = backbone.encode_image_dense(pixels[None], scale)[0].cpu()
+    decoded = None
+    if decoder is not None:
+        own = decoder.config.decoder["dense_scale"]
+        with torch.no_grad():
+            features = dense if own == scale else backbone.encode_image_dense(pixels[None], own)[0].cpu()
+            masks, embeddings = decoder(features[None])
+        decoded = (masks[0], embeddings[0])
+    return SceneInputs(dense.flatten(1).T, tuple(dense.shape[1:]), decoded, size)
 
 
-def anomaly_maps(scorer: Scorer, raw: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]
-                 ) -> dict[str, np.ndarray]:
-    """{score: anomaly map [H, W]}: minus each ID score of the locations, upsampled to the label map."""
-    out = {}
-    for name, values in scorer(raw).items():
-        coarse = -torch.as_tensor(values, dtype=torch.float32).view(1, 1, *grid)
-        out[name] = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
-    return out
-
-
-def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, Scorer], scale: float, progress: bool = True,
-                 shown: Sequence[int] = ()) -> tuple[dict[str, dict[str, dict[str, SceneScores]]], dict]:
-    """{model: {domain: {score: SceneScores}}} and, for the scenes `shown`, their images, labels and heat maps."""
+def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: float, decoder: MaskDecoder | None,
+                 progress: bool = True, shown: Sequence[int] = ()
+                 ) -> tuple[dict[str, dict[str, dict[str, SceneScores]]], dict]:
+    """{model: {domain: {score: SceneScores}}} from each model's scorers (SceneInputs -> {score: map}) and, for the
+    scenes `shown`, their images, ground truth and heat maps."""
     maps: dict[str, dict[str, dict[str, list]]] = {m: {} for m in scorers}
     labels: dict[str, list[np.ndarray]] = {}
     examples: dict = {"scenes": {}, "maps": {m: {} for m in scorers}}
+    heat = "Decoder" if decoder is not None else HEAT_SCORE
     for i in tqdm(range(len(scenes)), desc="anomaly maps", unit="scene", disable=not progress):
         pixels = scenes.image(i)
         label = scenes.label(i, tuple(pixels.shape[1:]))
         domain = scenes.domains[i]
         labels.setdefault(domain, []).append(label)
-        raw, grid = dense_raw(backbone, pixels, scale)
-        for model, scorer in scorers.items():
-            for name, m in anomaly_maps(scorer, raw, tuple(grid), label.shape).items():
+        inputs = scene_inputs(backbone, pixels, label.shape, scale, decoder)
+        for model, makers in scorers.items():
+            for name, m in (item for make in makers for item in make(inputs).items()):
                 maps[model].setdefault(domain, {}).setdefault(name, []).append(m)
-                if i in shown and name == HEAT_SCORE:
+                if i in shown and name == heat:
                     examples["maps"][model][i] = m
         if i in shown:
             truth = np.where(label == scenes.anomaly, 1.0, np.where(label == scenes.void, 0.5, 0.0))
             examples["scenes"][i] = (pixels.permute(1, 2, 0).numpy(), truth)
+    examples["heat"] = heat
     collected = {model: {d: {name: SceneScores.collect(ms, labels[d], scenes.anomaly, scenes.void)
                              for name, ms in by_score.items()} for d, by_score in per_domain.items()}
                  for model, per_domain in maps.items()}
@@ -116,12 +187,14 @@ def rows(per_domain: dict[str, dict[str, SceneScores]]) -> dict:
 
 
 def run_anomaly(scenes: SceneSet, backbone, models: dict, options: AnomalyOptions = AnomalyOptions(),
-                progress: bool = True) -> tuple[dict, TaskMeasure, dict]:
+                decoder: MaskDecoder | None = None, progress: bool = True) -> tuple[dict, TaskMeasure, dict]:
     """Results {model: rows}, the statistics' measure and the figure's examples."""
     check_groups_known(options.merge, scenes.classes)
     shown = anomalous_scenes(scenes)[:SHOWN_SCENES]
-    scorers = {name: Scorer(model, scenes.classes, options.ood_options()) for name, model in models.items()}
-    collected, examples = score_scenes(scenes, backbone, scorers, options.dense_scale, progress, shown)
+    scorers = {name: [DenseScores(Scorer(model, scenes.classes, options.ood_options()))]
+               + ([DecoderScores(model, decoder, scenes.classes, options)] if decoder is not None else [])
+               for name, model in models.items()}
+    collected, examples = score_scenes(scenes, backbone, scorers, options.dense_scale, decoder, progress, shown)
     results = {model: rows(per_domain) for model, per_domain in collected.items()}
     measure = TaskMeasure({model: statistic(per_domain) for model, per_domain in collected.items()}, len(scenes))
     return results, measure, examples
@@ -182,7 +255,7 @@ def plot_anomaly(examples: dict, path: Path) -> Path:
     for row, i in zip(axes, scenes):
         image, truth = examples["scenes"][i]
         for ax, (title, picture, cmap) in zip(row, [("scene", image, None), ("anomaly (truth)", truth, "gray")]
-                                              + [(f"{m}: -{HEAT_SCORE}", examples["maps"][m][i], "inferno")
+                                              + [(f"{m}: {examples['heat']}", examples["maps"][m][i], "inferno")
                                                  for m in models]):
             ax.imshow(picture, cmap=cmap)
             ax.set_title(title, fontsize=8)
@@ -195,13 +268,15 @@ LEVELS = ("training seeds of a seed group, with replacement",
 
 
 def evaluate_anomaly(scenes: str | Path, backbone: dict | None = None, adapters=None,
-                     options: AnomalyOptions = AnomalyOptions(), *, n_boot: int = N_BOOT, seed: int = 0,
-                     device: str = "cpu", precision: str = "auto", progress: bool = True) -> Report:
-    """Score every pixel of a scene folder with CLIP and each adapter (`clap.evaluate`'s NAME=PATH specs); bad input
-    raises `ClapError` (one line)."""
+                     options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | None = None,
+                     n_boot: int = N_BOOT, seed: int = 0, device: str = "cpu", precision: str = "auto",
+                     progress: bool = True) -> Report:
+    """Score every pixel of a scene folder with CLIP and each adapter (`clap.evaluate`'s NAME=PATH specs), densely
+    and, given a trained mask `decoder` folder (`clap train` with SegmentationModule), through it; bad input raises
+    `ClapError` (one line)."""
     from clap.backbones.loading import load_backbone
     from clap.evaluation.evaluate import adapter_specs, statistics
-    from clap.evaluation.runner import describe_models, load_models
+    from clap.evaluation.runner import adapter_file_info, describe_models, load_models
 
     scene_set = read_scenes(scenes)
     model = load_backbone(**(backbone or {}), device=device, precision=precision)
@@ -209,14 +284,32 @@ def evaluate_anomaly(scenes: str | Path, backbone: dict | None = None, adapters=
     if negation:
         raise ClapError(f"{', '.join(negation)}: CLIPN (negation) adapters score whole images (`clap eval ood`); "
                         "pixel-wise anomaly segmentation compares CLIP-space adapters")
-    results, measure, examples = run_anomaly(scene_set, model, models, options, progress)
+    mask_decoder = load_decoder(decoder, model, scene_set) if decoder is not None else None
+    results, measure, examples = run_anomaly(scene_set, model, models, options, mask_decoder, progress)
     stats = statistics([*models], n_boot, seed, {TASK: results}, {TASK: measure}, LEVELS)
-    grid = dense_raw(model, scene_set.image(0), options.dense_scale)[1]
+    decoder_info = (adapter_file_info(str(decoder)) | {"config": mask_decoder.config.decoder}
+                    if mask_decoder is not None else None)
+    grid = model.encode_image_dense(scene_set.image(0)[None], options.dense_scale).shape[2:]
     setup = {"dataset": {"root": str(scene_set.root), "domains": list(scene_set.by_domain()),
                          "classes": scene_set.classes, "scenes": {d: len(i) for d, i in scene_set.by_domain().items()}},
              **describe_models(model, models, files, negation)}
     run = {"seed": seed, "anomaly": {"dense_scale": options.dense_scale, "dense_grid": list(grid),
                                      "merge": options.merge, "ood_prompts": options.ood_prompts,
-                                     "pc_templates": options.pc_templates}}
+                                     "pc_templates": options.pc_templates, "decoder": decoder_info}}
     return Report(TASK, setup, run, {TASK: results, "anomaly_plot": FIGURE}, stats,
                   {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)})
+
+
+def load_decoder(folder: str | Path, backbone, scenes: SceneSet) -> MaskDecoder:
+    """A trained mask decoder for this backbone and these scenes' labels, or one ClapError line."""
+    from clap.model import check_compatible
+
+    decoder = MaskDecoder.from_pretrained(folder)
+    if not isinstance(decoder, MaskDecoder):
+        raise ClapError(f"--decoder {folder} is a {decoder.config.route} adapter, not a mask decoder; train one with "
+                        "`clap train --config experiments/configs/world_vl4ad.yaml`")
+    check_compatible(backbone, decoder)
+    if decoder.config.classes != scenes.classes:
+        raise ClapError(f"--decoder {folder} was trained on the labels {decoder.config.classes[:4]}..., the scenes "
+                        f"have {scenes.classes[:4]}...; train it on scenes of the same label set")
+    return decoder.eval()

@@ -31,6 +31,7 @@ from clap.training.image_data import ImageDataModule  # noqa: F401  (registers t
 from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, CLIPNModule, ImAugModule  # noqa: F401
 from clap.training.text_data import PromptDataModule  # noqa: F401
 from clap.training.caption_data import CaptionDataModule  # noqa: F401
+from clap.training.segmentation import SceneDataModule, SegmentationModule  # noqa: F401
 
 TRAINER_DEFAULTS = {
     "max_steps": 8000,

@@ -1,0 +1,108 @@
+"""The segmentation route: VL4AD's mask decoder, its set loss, training on ID scenes and `clap eval anomaly
+--decoder`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from clap.cli.main import main
+from clap.training.mask_losses import set_loss
+
+VOID = 255
+
+
+def _scene_labels() -> torch.Tensor:
+    labels = torch.full((8, 8), 3, dtype=torch.long)  # background 3
+    labels[1:4, 1:4], labels[5:7, 2:6], labels[0, :] = 0, 2, VOID
+    return labels
+
+
+def test_set_loss_matches_queries_to_segments_whatever_their_order():
+    """Queries that predict the segments exactly (in any order, others predicting no-object) cost less than wrong
+    ones, and permuting the queries changes nothing: the Hungarian matching finds the pairs."""
+    labels = _scene_labels()
+    n_classes, segments = 4, [0, 2, 3]
+    masks = torch.full((5, 8, 8), -8.0)
+    logits = torch.full((5, n_classes + 1), -5.0)
+    for q, c in enumerate(segments):
+        masks[q][labels == c] = 8.0
+        logits[q, c] = 5.0
+    logits[3:, n_classes] = 5.0
+    right = set_loss(masks, logits, labels, VOID)
+    order = torch.tensor([4, 2, 0, 3, 1])
+    permuted = set_loss(masks[order], logits[order], labels, VOID)
+    for key in right:
+        assert torch.allclose(right[key], permuted[key]), key
+    wrong = set_loss(masks.roll(1, 0), logits, labels, VOID)
+    assert right["loss"] < 0.2 < wrong["loss"] and right["dice"] < 0.01
+    masked_void = masks.clone()
+    masked_void[:, 0, :] = 123.0  # void pixels count nowhere
+    assert torch.allclose(set_loss(masked_void, logits, labels, VOID)["loss"], right["loss"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A decoder trained briefly on 8 in-distribution scenes, and test scenes with anomalies."""
+    from clap.data_gen.world.render import WorldSpec
+    from clap.data_gen.world.scenes import render_scenes
+
+    root = tmp_path_factory.mktemp("segmentation")
+    spec = WorldSpec(image_types=("sketch", "photograph"))
+    render_scenes(root / "train", 8, seed=1, ood=False, spec=spec, progress=False)
+    render_scenes(root / "test", 12, seed=2, spec=spec, progress=False)
+    assert main(["train", "--config", "experiments/configs/world_vl4ad.yaml", "--data.root", str(root / "train"),
+                 "--data.window", "10", "--trainer.max_steps", "40", "--trainer.enable_progress_bar", "false",
+                 "--trainer.default_root_dir", str(root / "runs"), "--out", str(root / "decoder")]) == 0
+    return root
+
+
+def test_the_decoder_trains_on_id_scenes_and_saves_only_itself(trained, embedded):
+    summary = json.loads((trained / "decoder" / "training_summary.json").read_text())
+    losses = [w["mean_loss"] for w in summary["window_losses"]]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert summary["training_data"] == {"route": "segmentation", "classes": 25, "scenes": 8,
+                                        "source": str(trained / "train")}
+    config = json.loads((trained / "decoder" / "adapter_config.json").read_text())
+    assert config["route"] == "segmentation" and config["classes"][-1] == "background" and len(config["classes"]) == 25
+    assert config["decoder"]["queries"] == 16 and config["decoder"]["dense_scale"] == 2.0
+    assert config["backbone"]["checksum"] == embedded.identity.checksum
+    keys = set(load_file(str(trained / "decoder" / "adapter_model.safetensors")))
+    assert keys and all(k.split(".")[0] in {"pixel", "queries", "layers", "mask_head", "embed_head", "no_object"}
+                        for k in keys)
+
+
+def test_eval_anomaly_with_the_decoder(trained, tmp_path):
+    out = tmp_path / "r"
+    assert main(["eval", "anomaly", "--dataset", str(trained / "test"), "--decoder", str(trained / "decoder"),
+                 "--ood-prompts", "spiky shape", "--merge", "families", "--out", str(out), "--no-progress",
+                 "--n-boot", "100"]) == 0
+    report = json.loads((out / "anomaly.json").read_text())
+    mean = report["results"]["anomaly"]["CLIP"]["mean"]
+    assert {"Decoder", "DecoderEnsemble", "DecoderOODPrompts", "MaxLogit"} <= set(mean)
+    assert all(0 <= mean[s]["AUROC"] <= 1 for s in mean)
+    assert report["anomaly"]["decoder"]["config"]["queries"] == 16
+
+
+def test_decoder_misuse_is_one_line(trained, tmp_path, capsys):
+    def error(*argv) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("clap: error: ") and err.count("\n") == 1, err
+        return err
+
+    assert "in-distribution scenes only" in error(
+        "train", "--config", "experiments/configs/world_vl4ad.yaml", "--data.root", str(trained / "test"),
+        "--trainer.max_steps", "2", "--out", str(tmp_path / "d"))
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (other / name).write_bytes((trained / "decoder" / name).read_bytes())
+    config = json.loads((other / "adapter_config.json").read_text())
+    config["backbone"]["checksum"] = "0000000000000000"
+    (other / "adapter_config.json").write_text(json.dumps(config))
+    assert "adapter was trained on" in error("eval", "anomaly", "--dataset", str(trained / "test"), "--decoder",
+                                             str(other), "--out", str(tmp_path / "r"), "--no-progress")
