@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from clap.errors import ClapError
 
 ROUTES = {"text": ("CLAPModule", "PromptDataModule"), "image": ("ImAugModule", "ImageDataModule"),
-          "negation": ("CLIPNModule", "CaptionDataModule")}
+          "negation": ("CLIPNModule", "CaptionDataModule"), "segmentation": ("SegmentationModule", "SceneDataModule")}
 
 
 def train_arguments(route: str, out: str | Path, data: Mapping[str, Any] | None = None,
@@ -43,8 +43,8 @@ def _option_text(value: Any) -> str:
 def train_adapter(route: str = "text", out: str | Path = "adapter", *, data: Mapping[str, Any] | None = None,
                   model: Mapping[str, Any] | None = None, trainer: Mapping[str, Any] | None = None, seed: int = 0,
                   config: str | Path | None = None, overwrite: bool = False):
-    """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN) into `out`; returns the
-    trained `Disentangler` and its training summary. Bad options raise `ClapError` (one line)."""
+    """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN, "segmentation": VL4AD's mask
+    decoder) into `out`; returns the trained adapter and its training summary. Bad options raise `ClapError`."""
     from clap.adapter.disentangler import Disentangler
     from clap.adapter.disentangler import SUMMARY_NAME
     from clap.training.cli import main
