@@ -106,3 +106,29 @@ def test_decoder_misuse_is_one_line(trained, tmp_path, capsys):
     (other / "adapter_config.json").write_text(json.dumps(config))
     assert "adapter was trained on" in error("eval", "anomaly", "--dataset", str(trained / "test"), "--decoder",
                                              str(other), "--out", str(tmp_path / "r"), "--no-progress")
+
+
+def test_world_vl4ad_reproduction_runs_shrunk(tmp_path, experiment_script):
+    """Scenes, the decoder and 2 CLAP seeds, alpha on validation, the evaluation; the summary rebuilds alike."""
+    script = experiment_script("experiments/world_vl4ad/reproduce.py")
+    results = tmp_path / "results"
+    assert script.run(["--out", str(tmp_path / "run"), "--results", str(results), "--train-scenes", "8",
+                       "--test-scenes", "12", "--decoder-steps", "10", "--clap-steps", "10", "--seeds", "2",
+                       "--n-boot", "100", "--image-types", "sketch", "photograph"]) == 0
+    report = json.loads((results / "anomaly.json").read_text())
+    assert set(report["results"]["anomaly"]) == {"CLIP", "CLAP#1", "CLAP#2"}
+    assert report["anomaly"]["ood_prompts"] == list(script.OOD_PROMPTS) and report["anomaly"]["merge"]
+    text = (results / "summary.md").read_text()
+    assert "| CLAP | Decoder |" in text and "| anomaly | CLAP | Decoder AUROC |" in text
+    (results / "summary.md").unlink()
+    assert script.run(["--results", str(results), "--summary-only"]) == 0
+    assert (results / "summary.md").read_text() == text
+
+
+def test_readme_quotes_the_committed_anomaly_summary():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    summary = (root / "experiments" / "world_vl4ad" / "results" / "summary.md").read_text()
+    tables = [block for block in summary.split("\n\n") if block.startswith("| ")]
+    assert len(tables) == 2 and all(block in (root / "README.md").read_text() for block in tables)
