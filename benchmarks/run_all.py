@@ -30,6 +30,7 @@ def main() -> None:
         ["benchmarks.bench_attacks"],
         ["benchmarks.bench_coverage"],
         ["benchmarks.bench_clipn", *(["--models", "embedded"] if args.quick else [])],
+        ["benchmarks.bench_dense"],
         ["benchmarks.bench_training", *quick, *(["--ref-steps", "40", "--fast-steps", "400"] if args.quick else [])],
     ]
     for run in runs:
