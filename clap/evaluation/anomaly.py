@@ -142,28 +142,24 @@ def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: fl
                  ) -> tuple[dict[str, dict[str, dict[str, SceneScores]]], dict]:
     """{model: {domain: {score: SceneScores}}} from each model's scorers (SceneInputs -> {score: map}) and, for the
     scenes `shown`, their images, ground truth and heat maps."""
-    maps: dict[str, dict[str, dict[str, list]]] = {m: {} for m in scorers}
-    labels: dict[str, list[np.ndarray]] = {}
+    collected: dict[str, dict[str, dict[str, SceneScores]]] = {m: {} for m in scorers}
     examples: dict = {"scenes": {}, "maps": {m: {} for m in scorers}}
     heat = "Decoder" if decoder is not None else HEAT_SCORE
     for i in tqdm(range(len(scenes)), desc="anomaly maps", unit="scene", disable=not progress):
         pixels = scenes.image(i)
         label = scenes.label(i, tuple(pixels.shape[1:]))
         domain = scenes.domains[i]
-        labels.setdefault(domain, []).append(label)
         inputs = scene_inputs(backbone, pixels, label.shape, scale, decoder)
         for model, makers in scorers.items():
             for name, m in (item for make in makers for item in make(inputs).items()):
-                maps[model].setdefault(domain, {}).setdefault(name, []).append(m)
+                collected[model].setdefault(domain, {}).setdefault(name, SceneScores([], [])).add(
+                    m, label, scenes.anomaly, scenes.void)
                 if i in shown and name == heat:
                     examples["maps"][model][i] = m
         if i in shown:
             truth = np.where(label == scenes.anomaly, 1.0, np.where(label == scenes.void, 0.5, 0.0))
             examples["scenes"][i] = (pixels.permute(1, 2, 0).numpy(), truth)
     examples["heat"] = heat
-    collected = {model: {d: {name: SceneScores.collect(ms, labels[d], scenes.anomaly, scenes.void)
-                             for name, ms in by_score.items()} for d, by_score in per_domain.items()}
-                 for model, per_domain in maps.items()}
     return collected, examples
 
 

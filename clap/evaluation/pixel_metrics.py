@@ -40,14 +40,18 @@ class SceneScores:
 
     @classmethod
     def collect(cls, scores: list[np.ndarray], labels: list[np.ndarray], anomaly: int, void: int) -> "SceneScores":
-        pos, neg = [], []
+        collected = cls([], [])
         for s, lab in zip(scores, labels):
-            if s.shape != lab.shape:
-                raise ValueError(f"a score map of shape {s.shape} for a label map of shape {lab.shape}")
-            keep = lab != void
-            pos.append(s[keep & (lab == anomaly)].astype(np.float32))
-            neg.append(s[keep & (lab != anomaly)].astype(np.float32))
-        return cls(pos, neg)
+            collected.add(s, lab, anomaly, void)
+        return collected
+
+    def add(self, scores: np.ndarray, labels: np.ndarray, anomaly: int, void: int) -> None:
+        """One more scene: its score map and label map of the same shape (only non-void pixels are kept)."""
+        if scores.shape != labels.shape:
+            raise ValueError(f"a score map of shape {scores.shape} for a label map of shape {labels.shape}")
+        keep = labels != void
+        self.positives.append(scores[keep & (labels == anomaly)].astype(np.float32))
+        self.negatives.append(scores[keep & (labels != anomaly)].astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.positives)
