@@ -92,11 +92,11 @@ class DecoderScores:
 
     def __init__(self, model, decoder: MaskDecoder, classes: Sequence[str], options: AnomalyOptions) -> None:
         template = decoder.config.decoder["template"]
-        with torch.no_grad():
-            self.text = model.prompt_features(classes, [template])[:, 0]
-            prompts = model.prompt_features(classes, ENSEMBLE_TEMPLATES)
-            self.no_object = model.adapt(decoder.no_object[None].detach(), normalize=True)
-            self.concepts = (model.prompt_features(options.ood_prompts, [template])[:, 0]
+        with torch.no_grad():  # everything on the CPU, where the decoder's outputs are
+            self.text = model.prompt_features(classes, [template])[:, 0].cpu()
+            prompts = model.prompt_features(classes, ENSEMBLE_TEMPLATES).cpu()
+            self.no_object = model.adapted(decoder.no_object[None].detach())
+            self.concepts = (model.prompt_features(options.ood_prompts, [template])[:, 0].cpu()
                              if options.ood_prompts else None)
         owner, self.n_merged = ood_scores.merged_owner(classes, options.merge)
         self.prompts = prompts.reshape(-1, prompts.shape[-1])
@@ -109,8 +109,7 @@ class DecoderScores:
 
     def __call__(self, inputs: SceneInputs) -> dict[str, np.ndarray]:
         masks, embeddings = inputs.decoded
-        with torch.no_grad():
-            v = self.model.adapt(embeddings, normalize=True)
+        v = self.model.adapted(embeddings)
         no = v @ self.no_object.T
         cos = v @ self.text.T
         ensemble = ood_scores.ensemble_cosines(v, self.prompts, self.owners, self.n_merged)

@@ -19,7 +19,7 @@ WEIGHTS = {"class": 2.0, "bce": 5.0, "dice": 5.0}
 def segments(labels: torch.Tensor, void: int, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The labels present (< n_classes) and their masks [G, S, S] (float) in a label map [S, S]."""
     present = [int(c) for c in torch.unique(labels) if int(c) != void and int(c) < n_classes]
-    classes = torch.tensor(present, dtype=torch.long)
+    classes = torch.tensor(present, dtype=torch.long, device=labels.device)
     return classes, (labels[None] == classes[:, None, None]).float()
 
 
@@ -45,10 +45,11 @@ def set_loss(mask_logits: torch.Tensor, class_logits: torch.Tensor, labels: torc
     with torch.no_grad():
         cost = -WEIGHTS["class"] * class_logits.softmax(-1)[:, classes] + WEIGHTS["bce"] * bce + WEIGHTS["dice"] * dice
         queries, matched = linear_sum_assignment(cost.cpu().numpy())
-    queries, matched = torch.as_tensor(queries, dtype=torch.long), torch.as_tensor(matched, dtype=torch.long)
-    wanted = torch.full((len(class_logits),), n_classes, dtype=torch.long)
+    device = class_logits.device
+    queries, matched = (torch.as_tensor(i, dtype=torch.long, device=device) for i in (queries, matched))
+    wanted = torch.full((len(class_logits),), n_classes, dtype=torch.long, device=device)
     wanted[queries] = classes[matched]
-    weight = torch.ones(n_classes + 1, dtype=class_logits.dtype)
+    weight = torch.ones(n_classes + 1, dtype=class_logits.dtype, device=device)
     weight[n_classes] = NO_OBJECT_WEIGHT
     terms = {"class": F.cross_entropy(class_logits, wanted, weight=weight),
              "bce": bce[queries, matched].mean(), "dice": dice[queries, matched].mean()}
