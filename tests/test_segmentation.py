@@ -75,6 +75,14 @@ def test_the_decoder_trains_on_id_scenes_and_saves_only_itself(trained, embedded
                         for k in keys)
 
 
+def test_same_seed_same_decoder(trained, tmp_path):
+    assert main(["train", "--config", "experiments/configs/world_vl4ad.yaml", "--data.root", str(trained / "train"),
+                 "--data.window", "10", "--trainer.max_steps", "40", "--trainer.enable_progress_bar", "false",
+                 "--trainer.default_root_dir", str(tmp_path / "runs"), "--out", str(tmp_path / "again")]) == 0
+    first, again = (load_file(str(p / "adapter_model.safetensors")) for p in (trained / "decoder", tmp_path / "again"))
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+
+
 def test_eval_anomaly_with_the_decoder(trained, tmp_path):
     out = tmp_path / "r"
     assert main(["eval", "anomaly", "--dataset", str(trained / "test"), "--decoder", str(trained / "decoder"),
