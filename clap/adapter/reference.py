@@ -43,8 +43,8 @@ def read_torch_file(path: str | Path) -> object:
     except Exception as e:  # noqa: BLE001 - see the docstring
         if not is_pickle(path):
             raise ClapError(f"cannot read {path} as a torch checkpoint (not a valid pickle)") from None
-        found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
         if isinstance(e, pickle.UnpicklingError):
+            found = re.search(r"Unsupported global: (\S+ \S+)", str(e))
             what = f" ({found.group(1)})" if found else ""
             raise ClapError(f"{path} holds Python objects{what}, which are not loaded for safety (weights_only=True); "
                             "re-save it as a plain state dict of tensors") from None

@@ -142,10 +142,9 @@ def _anomaly(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     settings = AnomalyOptions(args.dense_scale, merge_groups(args.merge, scenes.classes),
                               tuple(args.ood_prompts) if args.ood_prompts else None,
                               tuple(options.templates) if options.templates else None)
-    report = evaluate_anomaly(scenes.root, backbone_options(args), args.adapter, settings, decoder=args.decoder,
-                              n_boot=options.n_boot,
-                              seed=options.seed, device=options.device, precision=options.precision,
-                              progress=options.progress)
+    report = evaluate_anomaly(scenes, backbone_options(args), args.adapter, settings, decoder=args.decoder,
+                              n_boot=options.n_boot, seed=options.seed, device=options.device,
+                              precision=options.precision, progress=options.progress)
     json_path, md_path = report.save(out, overwrite=args.overwrite)
     print(report.markdown())
     print(f"report: {json_path} and {md_path}")

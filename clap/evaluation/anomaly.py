@@ -98,9 +98,8 @@ class DecoderScores:
             self.no_object = model.adapted(decoder.no_object[None].detach())
             self.concepts = (model.prompt_features(options.ood_prompts, [template])[:, 0].cpu()
                              if options.ood_prompts else None)
-        owner, self.n_merged = ood_scores.merged_owner(classes, options.merge)
         self.prompts = prompts.reshape(-1, prompts.shape[-1])
-        self.owners = [owner[k] for k in range(len(classes)) for _ in ENSEMBLE_TEMPLATES]
+        self.owners, self.n_merged = ood_scores.ensemble_owners(classes, options.merge, len(ENSEMBLE_TEMPLATES))
         self.model, self.temperature = model, decoder.temperature
 
     def _anomaly(self, masks: torch.Tensor, logits: torch.Tensor, kept: int, size: tuple[int, int]) -> np.ndarray:
@@ -262,18 +261,19 @@ LEVELS = ("training seeds of a seed group, with replacement",
           "scenes within each domain (image type), the same for every model")
 
 
-def evaluate_anomaly(scenes: str | Path, backbone: dict | None = None, adapters=None,
+def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None, adapters=None,
                      options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | None = None,
                      n_boot: int = N_BOOT, seed: int = 0, device: str = "cpu", precision: str = "auto",
                      progress: bool = True) -> Report:
-    """Score every pixel of a scene folder with CLIP and each adapter (`clap.evaluate`'s NAME=PATH specs), densely
+    """Score every pixel of a scene folder (or a `SceneSet` already read) with CLIP and each adapter
+    (`clap.evaluate`'s NAME=PATH specs), densely
     and, given a trained mask `decoder` folder (`clap train` with SegmentationModule), through it; bad input raises
     `ClapError` (one line)."""
     from clap.backbones.loading import load_backbone
     from clap.evaluation.evaluate import adapter_specs, statistics
     from clap.evaluation.runner import adapter_file_info, describe_models, load_models
 
-    scene_set = read_scenes(scenes)
+    scene_set = scenes if isinstance(scenes, SceneSet) else read_scenes(scenes)
     model = load_backbone(**(backbone or {}), device=device, precision=precision)
     models, files, negation = load_models(model, adapter_specs(adapters))
     if negation:

@@ -70,9 +70,8 @@ class Scorer:
     def __init__(self, model, classnames: Sequence[str], options: OODOptions = OODOptions(), repe=None) -> None:
         weights = classifiers(model, classnames, ("PC", "MAX"), repe, pc_templates=options.pc_templates)
         self.model, self.options, self.class_weights = model, options, weights["PC"]
-        owner, self.n_merged = ood_scores.merged_owner(classnames, options.groups)
         self.prompts = weights["MAX"].permute(2, 0, 1).reshape(-1, weights["MAX"].shape[1])  # [C * T, D]
-        self.owners = [owner[c] for c in range(len(classnames)) for _ in ENSEMBLE_TEMPLATES]
+        self.owners, self.n_merged = ood_scores.ensemble_owners(classnames, options.groups, len(ENSEMBLE_TEMPLATES))
         self.concepts = None  # the outlier concepts' features, in the classes' prompt form and enhancement
         if options.ood_prompts:
             self.concepts = classifiers(model, options.ood_prompts, ("PC",), repe,

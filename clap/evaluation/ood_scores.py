@@ -76,6 +76,14 @@ def merged_owner(classes: Sequence[str], groups: Sequence[Sequence[str]] | None)
     return out, len(index)
 
 
+def ensemble_owners(classes: Sequence[str], groups: Sequence[Sequence[str]] | None, templates: int
+                    ) -> tuple[list[int], int]:
+    """The merged class of every prompt of a class-major prompt list (each class's `templates` prompts in a row)
+    and the number of merged classes: `ensemble_cosines`'s owners."""
+    owner, n_merged = merged_owner(classes, groups)
+    return [owner[c] for c in range(len(classes)) for _ in range(templates)], n_merged
+
+
 def weighted_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_weights: np.ndarray,
                      ood_weights: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
     """AUROC, FPR95, AUPR-In and AUPR-Out (ID positive, higher score = more ID) for each row of image weights

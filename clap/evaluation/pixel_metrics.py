@@ -9,7 +9,7 @@ Scores within one bin tie, which moves AUROC by well under 0.001 at the default 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,7 @@ class SceneScores:
 
     positives: list[np.ndarray]
     negatives: list[np.ndarray]
+    _exact: dict[str, float] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def collect(cls, scores: list[np.ndarray], labels: list[np.ndarray], anomaly: int, void: int) -> "SceneScores":
@@ -52,13 +53,17 @@ class SceneScores:
         keep = labels != void
         self.positives.append(scores[keep & (labels == anomaly)].astype(np.float32))
         self.negatives.append(scores[keep & (labels != anomaly)].astype(np.float32))
+        self._exact = None
 
     def __len__(self) -> int:
         return len(self.positives)
 
     def metrics(self) -> dict[str, float]:
-        """The values on the data: scikit-learn's on all pixels of all scenes."""
-        return _renamed(detection_metrics(np.concatenate(self.positives), np.concatenate(self.negatives)))
+        """The values on the data: scikit-learn's on all pixels of all scenes (computed once; the report's rows,
+        their mean and the statistics' point estimates all ask for them)."""
+        if self._exact is None:
+            self._exact = _renamed(detection_metrics(np.concatenate(self.positives), np.concatenate(self.negatives)))
+        return dict(self._exact)
 
     def histograms(self, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
         """Per-scene counts [scenes, bins] of anomaly and other pixels, bins from the highest score to the lowest."""

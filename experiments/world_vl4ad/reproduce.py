@@ -19,6 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
+from clap.data.scenes import read_scenes
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
 from clap.data_gen.world.scenes import render_scenes
@@ -129,10 +130,8 @@ def run(argv: list[str] | None = None) -> int:
     select_alpha(clap, out / "val", progress=False)
     seconds["training"] = time.monotonic() - start
     start = time.monotonic()
-    test = out / "scenes_test"
-    from clap.data.scenes import read_scenes
-
-    options = AnomalyOptions(merge=merge_groups("families", read_scenes(test).classes), ood_prompts=OOD_PROMPTS)
+    test = read_scenes(out / "scenes_test")
+    options = AnomalyOptions(merge=merge_groups("families", test.classes), ood_prompts=OOD_PROMPTS)
     report = evaluate_anomaly(test, adapters=[AdapterSpec("CLAP", path, "auto") for path in clap], options=options,
                               decoder=out / "adapters" / "decoder", n_boot=args.n_boot, progress=False)
     report.save(out / "report", overwrite=True)
