@@ -13,6 +13,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import nn
 
+from clap.backbones.folding import folded_tower
 from clap.backbones.prefix_tree import CausalStack, encode_shared
 from clap.batching import encode_in_batches
 from clap.defaults import NOISE_STD, NOISE_TOKENS
@@ -128,6 +129,7 @@ class Backbone(nn.Module, abc.ABC):
 
     identity: BackboneIdentity
     model: nn.Module  # the library's model (open_clip or transformers), both towers
+    IMAGE_TOWER = "visual"  # the attribute of `model` that holds its image tower
     eval_transform: Callable
     train_transform: Callable
 
@@ -176,6 +178,21 @@ class Backbone(nn.Module, abc.ABC):
             yield self
         finally:
             self.autocast_dtype = previous
+
+    @contextlib.contextmanager
+    def folded_norms(self):
+        """Within this block the image tower runs with its batch norms folded into its convolutions
+        (`clap.backbones.folding`: the same function up to float rounding, about a third less time per attack
+        step on a ResNet tower; a ViT is left as it is). The folded copy is made once per tower and device."""
+        tower = getattr(self.model, self.IMAGE_TOWER)
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] is not tower or cached[1] != self.device:
+            cached = self.__dict__["_folded"] = (tower, self.device, folded_tower(tower, self.image_size))
+        setattr(self.model, self.IMAGE_TOWER, cached[2])
+        try:
+            yield self
+        finally:
+            setattr(self.model, self.IMAGE_TOWER, tower)
 
     def _autocast(self):
         if self.autocast_dtype is None:

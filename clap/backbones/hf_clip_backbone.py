@@ -59,6 +59,8 @@ class HFClipLayer:
 class HFClipBackbone(Backbone):
     """A frozen `transformers.CLIPModel`; build it with `clap.load_backbone("hf:...")`."""
 
+    IMAGE_TOWER = "vision_model"
+
     def __init__(self, model: CLIPModel, tokenizer, processor, identity: BackboneIdentity) -> None:
         mean = getattr(processor, "image_mean", None) or [0.48145466, 0.4578275, 0.40821073]
         std = getattr(processor, "image_std", None) or [0.26862954, 0.26130258, 0.27577711]
