@@ -237,3 +237,18 @@ def test_eval_ood_scores_a_copied_no_encoder(tmp_path, embedded, tiny_open_clip,
     assert main([*argv[:4], "--adapter", f"CLIPN={tmp_path / 'other'}", "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err
     assert "trained on" in err and err.count("\n") == 1
+
+
+def test_readme_quotes_the_committed_ablation_table(tmp_path, experiment_script):
+    """ablation.md is rebuilt from the committed ablation.json (--table-only) as committed, every rule's AUROC and
+    FPR95 with its difference to MCM, and the README holds it verbatim."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "experiments" / "clipn" / "results"
+    (tmp_path / "ablation.json").write_text((committed / "ablation.json").read_text())
+    code = experiment_script("experiments/clipn/ablation.py").run(
+        ["--out", str(tmp_path / "unused"), "--results", str(tmp_path), "--table-only"])
+    table = (tmp_path / "ablation.md").read_text()
+    assert code == 0 and table == (committed / "ablation.md").read_text()
+    assert "ATD − MCM FPR95 [95%]" in table.splitlines()[0]
+    assert table.strip() in (committed.parents[2] / "README.md").read_text()
