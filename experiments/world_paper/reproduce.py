@@ -2,7 +2,7 @@
 eps sweep that starts where CLIP is off the floor, plus AutoAttack as a gradient-masking check.
 
     make setup-test     # the venv with the test extras: AutoAttack is torchattacks'
-    .venv/bin/python experiments/world_paper/reproduce.py --out /tmp/world_paper     # about 50 minutes, 2 cores
+    .venv/bin/python experiments/world_paper/reproduce.py --out /tmp/world_paper     # about 45 minutes, 2 cores
 
 Steps: (1) `clap demo` with 64 attacked images per image type (512 in all) at eps 0.5, 1, 2, 4, 8 /255: the
 world rendered, Im.Aug trained on one image per attribute prompt (480 a class, 15,360 images) and CLAP on the
