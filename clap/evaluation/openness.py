@@ -153,32 +153,44 @@ def openness_statistic(protocols: dict[str, Protocol], shares: dict[str, tuple[n
     return statistic
 
 
-def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
-                 repe: dict | None = None, pc_templates: Sequence[str] | None = None) -> tuple[dict, TaskMeasure]:
-    """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
-    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}; and the
-    plain run's statistics for intervals."""
+ScoredModel = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # ({domain: features}, {run: weights})
+
+
+def scored_models(setup, repe: dict | None = None, pc_templates: Sequence[str] | None = None
+                  ) -> dict[str, ScoredModel]:
+    """{model: ({domain: adapted image features}, {"plain" and, given `repe` ({model: `Repe`}), "repe": the "a photo
+    of a [class]" class weights})}: what the openness protocol and its analysis both score, computed once."""
     from clap.evaluation.zeroshot import classifiers
 
+    out = {}
+    for name, model in setup.models.items():
+        runs = {"plain": None} | ({"repe": repe[name]} if repe is not None else {})
+        out[name] = ({d: model.adapted(data.features) for d, data in setup.raw.items()},
+                     {run: classifiers(model, setup.dataset.classes, ("PC",), enhancer, pc_templates=pc_templates)["PC"]
+                      for run, enhancer in runs.items()})
+    return out
+
+
+def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
+                 repe: dict | None = None, pc_templates: Sequence[str] | None = None,
+                 scored: dict[str, ScoredModel] | None = None) -> tuple[dict, TaskMeasure]:
+    """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
+    [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}; and the
+    plain run's statistics for intervals. `scored` (`scored_models`) saves computing the features and weights."""
     results: dict = {"openness": {}}
     statistics = {}
-    classes = setup.dataset.classes
     protocols = {d: Protocol.build(data.labels, groups, orders, seed) for d, data in setup.raw.items()}
-    for name, model in setup.models.items():
-        feats = {d: model.adapted(data.features) for d, data in setup.raw.items()}  # shared by both runs
-        runs = {"openness": None}
-        if repe is not None:
-            runs["openness_repe"] = repe[name]
-        for task, enhancer in runs.items():
-            weights = classifiers(model, classes, ("PC",), enhancer, pc_templates=pc_templates)["PC"]
-            shares = {d: (data.labels.numpy(), protocols[d].contributions(class_scores(feats[d], weights).cpu(),
+    scored = scored if scored is not None else scored_models(setup, repe, pc_templates)
+    for name, (feats, weights) in scored.items():
+        for run, w in weights.items():
+            shares = {d: (data.labels.numpy(), protocols[d].contributions(class_scores(feats[d], w).cpu(),
                                                                           data.labels))
                       for d, data in setup.raw.items()}
             rows = {d: _as_row(protocols[d].measures(share, np.ones((1, len(labels)))))
                     for d, (labels, share) in shares.items()}
             rows["mean"] = as_row(openness_statistic(protocols, shares)(OBSERVED))
-            results.setdefault(task, {})[name] = rows
-            if task == "openness":
+            results.setdefault("openness" if run == "plain" else "openness_repe", {})[name] = rows
+            if run == "plain":
                 statistics[name] = openness_statistic(protocols, shares)
     images = sum(len(data.labels) for data in setup.raw.values())
     return results, TaskMeasure(statistics, images)

@@ -132,24 +132,24 @@ def analyse(features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], 
 
 
 def run_analysis(setup, groups: Sequence[Sequence[int]], repe: dict | None = None,
-                 pc_templates: Sequence[str] | None = None, rule: str = "greedy") -> tuple[dict, TaskMeasure, dict]:
+                 pc_templates: Sequence[str] | None = None, rule: str = "greedy",
+                 scored: dict | None = None) -> tuple[dict, TaskMeasure, dict]:
     """{"openness_analysis": {model: rows}, "openness_adversarial": {model: {domain: {target: [classes]}}}}
     (and "openness_analysis_repe" with REPE-enhanced class features given `repe`), the statistics of the
-    plain run, and {model: {domain: margins}} for the plot."""
-    from clap.evaluation.zeroshot import classifiers
+    plain run, and {model: {domain: margins}} for the plot. `scored` (`openness.scored_models`) saves computing
+    the features and weights."""
+    from clap.evaluation.openness import scored_models
 
     classes = setup.dataset.classes
     labels = {d: data.labels for d, data in setup.raw.items()}
     results: dict = {"openness_analysis": {}, "openness_adversarial": {}}
     statistics, margin_values = {}, {}
-    for name, model in setup.models.items():
-        feats = {d: model.adapted(data.features) for d, data in setup.raw.items()}
-        runs = {"openness_analysis": None} | ({"openness_analysis_repe": repe[name]} if repe is not None else {})
-        for task, enhancer in runs.items():
-            weights = classifiers(model, classes, ("PC",), enhancer, pc_templates=pc_templates)["PC"]
-            rows, records, chosen, statistic = analyse(feats, labels, weights.T.cpu(), groups, rule)
-            results.setdefault(task, {})[name] = rows
-            if task == "openness_analysis":
+    scored = scored if scored is not None else scored_models(setup, repe, pc_templates)
+    for name, (feats, weights) in scored.items():
+        for run, w in weights.items():
+            rows, records, chosen, statistic = analyse(feats, labels, w.T.cpu(), groups, rule)
+            results.setdefault("openness_analysis" if run == "plain" else "openness_analysis_repe", {})[name] = rows
+            if run == "plain":
                 statistics[name] = statistic
                 results["openness_adversarial"][name] = {
                     d: {", ".join(classes[c] for c in groups[g]): [classes[c] for c in picked]

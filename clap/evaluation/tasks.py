@@ -211,14 +211,15 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
 
 
 def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.openness import run_openness
+    from clap.evaluation.openness import run_openness, scored_models
     from clap.evaluation.openness_analysis import run_analysis
     from clap.evaluation.openworld import openness_groups
     from clap.evaluation.plots import plot_margins, plot_openness
 
     groups = openness_groups(setup, options)
-    results, measure = run_openness(setup, groups, options.orders, options.seed, repe, options.templates)
-    analysis, analysis_measure, margins = run_analysis(setup, groups, repe, options.templates, options.adversarial_rule)
+    scored = scored_models(setup, repe, options.templates)
+    results, measure = run_openness(setup, groups, options.orders, options.seed, scored=scored)
+    analysis, analysis_measure, margins = run_analysis(setup, groups, rule=options.adversarial_rule, scored=scored)
     curves, margin_plot = "openness_curves.png", "openness_margins.png"
     results |= analysis | {"openness_templates": pc_templates(options), "openness_plot": curves,
                            "openness_margins_plot": margin_plot, "openness_adversarial_rule": options.adversarial_rule,
