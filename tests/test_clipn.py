@@ -247,7 +247,7 @@ def test_readme_quotes_the_committed_ablation_table(tmp_path, experiment_script)
     committed = Path(__file__).resolve().parents[1] / "experiments" / "clipn" / "results"
     (tmp_path / "ablation.json").write_text((committed / "ablation.json").read_text())
     code = experiment_script("experiments/clipn/ablation.py").run(
-        ["--out", str(tmp_path / "unused"), "--results", str(tmp_path), "--table-only"])
+        ["--results", str(tmp_path), "--table-only"])
     table = (tmp_path / "ablation.md").read_text()
     assert code == 0 and table == (committed / "ablation.md").read_text()
     assert "ATD − MCM FPR95 [95%]" in table.splitlines()[0]

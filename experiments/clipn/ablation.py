@@ -94,7 +94,7 @@ def table(summary: dict) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="working folder")
+    parser.add_argument("--out", help="working folder (not needed with --table-only)")
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
@@ -104,12 +104,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--clipn-templates", default="authors", help="CLIPN's inference prompts (clap eval ood's)")
     parser.add_argument("--table-only", action="store_true", help="rebuild ablation.md from --results' ablation.json")
     args = parser.parse_args(argv)
-    out, results = Path(args.out), Path(args.results)
+    if not (args.out or args.table_only):
+        parser.error("--out is required (unless --table-only)")
+    results = Path(args.results)
     if args.table_only:
-        text = table(json.loads((results / "ablation.json").read_text()))
-        write_text_atomic(results / "ablation.md", text)
-        print(text)
-        return 0
+        return write_table(results, json.loads((results / "ablation.json").read_text()))
+    out = Path(args.out)
     render_world(out / "captions", "captions", args.pairs_per_class, 2027, progress=False)
     render_world(out / "test", "domains", args.test_per_class, 2028, progress=False)
     todo, folders = runs(out, [2027 + k for k in range(args.seeds)], args.steps)
@@ -122,6 +122,11 @@ def run(argv: list[str] | None = None) -> int:
     for path in (out / "report").glob("ood.*"):
         shutil.copyfile(path, results / path.name)
     write_text_atomic(results / "ablation.json", json.dumps(summary, indent=2) + "\n")
+    return write_table(results, summary)
+
+
+def write_table(results: Path, summary: dict) -> int:
+    """ablation.md (the README's table) from the summary, printed too."""
     text = table(summary)
     write_text_atomic(results / "ablation.md", text)
     print(text)
