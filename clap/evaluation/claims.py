@@ -3,7 +3,11 @@
 A claim is read off the report's statistics (a difference and its 95% two-level bootstrap interval
 over training seeds and images) from the interval alone: it reproduces when the whole interval lies on
 the claimed side of 0, does not when it lies on the other side, and cannot be told when it contains 0
-(the point estimate's sign decides nothing). The t-SNE claim has no per-image statistic;
+(the point estimate's sign decides nothing). Judged at 95% each, a family of claims shows false verdicts by
+chance: a second column applies Holm's step-down correction over the report's testable claims (bootstrap
+p-values, `clap.evaluation.stats.bootstrap_p`) and says which verdicts survive it. A comparison with a degenerate
+side is "not testable", never a verdict: a model that chose alpha 0 on every seed is the frozen model, and two
+accuracies both at 0% (or 100%) tell nothing. The t-SNE claim has no per-image statistic;
 it is read off the class variance share of each adapter seed against CLIP's.
 """
 
@@ -13,7 +17,7 @@ from typing import Iterator
 
 from clap.errors import ClapError
 from clap.evaluation.report import signed_points
-from clap.evaluation.stats import direction
+from clap.evaluation.stats import direction, holm
 
 PAPER_EPS = "8/255"
 
@@ -37,6 +41,11 @@ CLAIMS = (
 BEATS = (("zeroshot", "C"), ("fewshot", "1-shot"), ("adversarial", f"zero-shot C/FGSM@{PAPER_EPS}"))
 
 
+FAMILY_LEVEL = 0.05
+ACCURACY_TASKS = ("fewshot", "adversarial")  # and the zero-shot accuracies below: 0 and 1 are floor and ceiling
+ZS_ACCURACIES = ("C", "CP", "PC", "NC")
+
+
 def verdict(difference: dict, sign: int) -> str:
     """From the interval alone: on the claimed side of 0, on the other side, or containing 0."""
     side = direction(difference["low"], difference["high"])
@@ -45,23 +54,74 @@ def verdict(difference: dict, sign: int) -> str:
     return "reproduces" if (side == "higher") == (sign > 0) else "does not reproduce"
 
 
+def family_verdict(difference: dict, sign: int, adjusted_p: float) -> str:
+    """The verdict after Holm's correction over the report's claims: the 95% verdict where the adjusted p-value is
+    below 0.05, else "cannot be told"; never stronger than the 95% verdict."""
+    alone = verdict(difference, sign)
+    if alone.startswith("cannot") or adjusted_p < FAMILY_LEVEL:
+        return alone
+    return f"cannot be told after Holm (adjusted p {adjusted_p:.3f})"
+
+
 def _cell(metric: str, d: dict) -> str:
     return " ".join(signed_points(metric, d))
 
 
-def claim_rows(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> Iterator[list[str]]:
-    """One row per claim: claim, what was compared, measured difference (points) [95% interval], verdict."""
+def frozen_models(report: dict) -> set[str]:
+    """Models (and seed groups) that are the frozen backbone: no adapter, or every seed at alpha 0."""
+    members: dict[str, list[float]] = {}
+    for name, info in report.get("models", {}).items():
+        alpha = info.get("alpha")
+        if alpha is not None:
+            members.setdefault(name.split("#")[0], []).append(alpha)
+    return {name for name, alphas in members.items() if all(a == 0 for a in alphas)}
+
+
+def untestable(report: dict, task: str, metric: str, d: dict, sides: tuple[str, str]) -> str | None:
+    """Why a comparison cannot test its claim: a side that is the frozen model (alpha 0 on every seed), or both
+    sides at an accuracy's floor (0%) or ceiling (100%)."""
+    frozen = [side for side in sides if side != "CLIP" and side in frozen_models(report)]
+    if frozen:
+        return f"not testable: {frozen[0]} chose alpha 0 on every seed (it is the frozen model)"
+    accuracy = task in ACCURACY_TASKS or (task == "zeroshot" and metric in ZS_ACCURACIES)
+    values = (d.get("value"), d.get("base_value"))
+    if accuracy and None not in values:
+        for bound, word in ((0.0, "floor"), (1.0, "ceiling")):
+            if all(abs(v - bound) < 1e-12 for v in values):
+                return f"at {word} ({100 * bound:.0f}% and {100 * bound:.0f}%): not testable"
+    return None
+
+
+def _compared(report: dict, model: str, other: str) -> Iterator[tuple[str, str, str, dict, int, str | None]]:
+    """(claim, what was compared, metric, difference, claimed sign, why not testable) for each claim the report
+    holds a statistic for."""
     stats = report.get("statistics", {})
     differences = stats.get("differences", {})
     for claim, task, metric, sign in CLAIMS:
         d = differences.get(task, {}).get(model, {}).get(metric)
         if d is not None:
-            yield [claim, f"{model} - CLIP, {metric}", _cell(metric, d), verdict(d, sign)]
+            yield (claim, f"{model} - CLIP, {metric}", metric, d, sign,
+                   untestable(report, task, metric, d, (model, "CLIP")))
     pair = stats.get("pairs", {}).get(f"{model} - {other}", {})
     for task, metric in BEATS:
         d = pair.get(task, {}).get(metric)
         if d is not None:
-            yield [f"{model} beats {other}", f"{model} - {other}, {task} {metric}", _cell(metric, d), verdict(d, 1)]
+            yield (f"{model} beats {other}", f"{model} - {other}, {task} {metric}", metric, d, 1,
+                   untestable(report, task, metric, d, (model, other)))
+
+
+def claim_rows(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> Iterator[list[str]]:
+    """One row per claim: claim, what was compared, measured difference (points) [95% interval], the verdict at
+    95% and the family-wise verdict (Holm over the report's testable claims that carry a p-value)."""
+    compared = list(_compared(report, model, other))
+    family = [i for i, c in enumerate(compared) if c[5] is None and c[3].get("p") is not None]
+    adjusted = dict(zip(family, holm([compared[i][3]["p"] for i in family])))
+    for i, (claim, what, metric, d, sign, reason) in enumerate(compared):
+        if reason is not None:
+            yield [claim, what, _cell(metric, d), reason, reason]
+        else:
+            corrected = family_verdict(d, sign, adjusted[i]) if i in adjusted else "-"
+            yield [claim, what, _cell(metric, d), verdict(d, sign), corrected]
     tsne = _class_separation(report, model)
     if tsne:
         yield tsne
@@ -85,7 +145,7 @@ def _class_separation(report: dict, model: str) -> list[str] | None:
     else:
         outcome = f"cannot be told ({above}/{len(seeds)} seeds)"
     return ["t-SNE separates classes better", f"class variance share of {model}'s image features vs CLIP",
-            measured, outcome]
+            measured, outcome, "- (no interval)"]
 
 
 def claims_table(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> str:
@@ -95,6 +155,6 @@ def claims_table(report: dict, model: str = "CLAP", other: str = "Im.Aug") -> st
     except (KeyError, TypeError, AttributeError) as e:
         raise ClapError(f"the report's statistics are malformed ({type(e).__name__}: {e}); rerun the evaluation"
                         ) from None
-    lines = ["| paper's claim | measured as | difference, points [95% interval] | in this run |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| paper's claim | measured as | difference, points [95% interval] | in this run (95% each) | "
+             "family-wise (Holm) |", "| --- | --- | --- | --- | --- |"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
