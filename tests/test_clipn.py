@@ -95,6 +95,66 @@ def test_training_lowers_the_loss_and_writes_a_negation_adapter(tmp_path, captio
     assert adapter.no_prompts.shape == (8, embedded.token_width)
     no = adapter.no_features(embedded, ["a photo of a star"])
     assert no.shape == (1, embedded.embed_dim) and torch.isfinite(no).all()
+    # the yes/no temperature follows the backbone's own logit scale (the tiny CLIP's is not CLIP's 100), recorded
+    assert embedded.logit_scale != pytest.approx(100.0)
+    assert adapter.config.training["temperature"] == pytest.approx(1 / embedded.logit_scale)
+    assert adapter.config.classes == sorted(WorldSpec().classes)  # what the captions named or showed
+
+
+def test_a_fixed_temperature_is_kept_and_scores_use_the_trained_one(tmp_path, captions, embedded):
+    from clap.evaluation.ood import CLIPNScorer, clipn_temperature
+
+    fixed = ["--model.temperature", "0.01", "--out", str(tmp_path / "a")]
+    assert main(config(tmp_path, captions, steps=2) + fixed) == 0
+    adapter = Disentangler.from_pretrained(tmp_path / "a")
+    assert adapter.config.training["temperature"] == 0.01 and clipn_temperature(embedded, adapter) == 0.01
+    assert CLIPNScorer(embedded, adapter, ["star", "ring"], ["a {}"]).temperature == 0.01
+    adapter.config.training.pop("temperature")  # a file that does not say: the backbone's own
+    assert clipn_temperature(embedded, adapter) == pytest.approx(1 / embedded.logit_scale)
+
+
+def test_an_open_set_caption_render_neither_names_nor_shows_the_held_out_classes(tmp_path):
+    from clap.prompts.classes import world_held_out, world_open_set
+    from clap.training.caption_data import shown_classes
+
+    held, kept = world_held_out(), world_open_set()
+    assert not set(held) & set(kept) and len(held) + len(kept) == len(WorldSpec().classes)
+    assert main(["world", "render", "--out", str(tmp_path / "c"), "--layout", "captions", "--open-set",
+                 "--images-per-class", "6", "--seed", "3", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "c" / "captions.jsonl").read_text().splitlines()]
+    shown = {r["class_name"] for r in rows} | {d for r in rows for d in r["distractors"]}
+    assert shown <= set(kept) and shown_classes(tmp_path / "c") == sorted(shown)
+    for row in rows:  # no caption names a held-out shape (ID names such as "double arrow" taken out first)
+        text = f" {row['caption']} "
+        for name in sorted(kept, key=len, reverse=True):
+            text = text.replace(f" {name} ", " _ ")
+        assert not [h for h in held if f" {h} " in text], row["caption"]
+    full = tmp_path / "full"
+    render_world(full, "captions", 6, seed=3, spec=WorldSpec(), progress=False)
+    assert set(held) <= set(shown_classes(full))
+
+
+def test_ood_report_records_a_clipn_adapter_trained_on_the_held_out_classes(tmp_path, embedded, tiny_open_clip):
+    """A CLIPN adapter whose captions named the held-out shapes is listed under named_in_training and its rows are
+    marked; its baselines (MSP, MaxLogit, Energy, MCM) come from its own yes logits, each compared with CTW/ATD."""
+    from clap.prompts.classes import world_held_out
+
+    test = tmp_path / "test"
+    render_world(test, "domains", 1, seed=5, spec=WorldSpec(), progress=False)
+    fresh = CopiedNoEncoder.from_backbone(embedded, prompts=2, backbone=embedded.identity.to_dict())
+    fresh.config.classes = list(WorldSpec().classes)
+    fresh.save_pretrained(tmp_path / "copy")
+    assert main(["eval", "ood", "--dataset", str(test), "--adapter", f"CLIPN={tmp_path / 'copy'}", "--no-progress",
+                 "--n-boot", "100", "--clipn-templates", "single", "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "ood.json").read_text())
+    assert sorted(report["results"]["ood_split"]["named_in_training"]["CLIPN"]) == sorted(world_held_out())
+    assert report["results"]["ood_split"]["clipn_temperature"]["CLIPN"] == pytest.approx(1 / embedded.logit_scale)
+    assert set(report["results"]["ood"]["CLIPN"]["mean"]) == {"CTW", "ATD", "MSP", "MaxLogit", "Energy", "MCM"}
+    own = report["statistics"]["differences"]["ood"]["CLIPN"]["CTW AUROC (vs MSP AUROC, same model)"]
+    mean = report["results"]["ood"]["CLIPN"]["mean"]
+    assert own["difference"] == pytest.approx(mean["CTW"]["AUROC"] - mean["MSP"]["AUROC"])
+    markdown = (tmp_path / "r" / "ood.md").read_text()
+    assert "| CLIPN (named-class OOD) | CTW |" in markdown and "Note: rows marked (named-class OOD)" in markdown
 
 
 @pytest.mark.parametrize("encoder", ["frozen", "copy"])

@@ -158,6 +158,15 @@ class Backbone(nn.Module, abc.ABC):
         return self.mean.device
 
     @property
+    def logit_scale(self) -> float:
+        """The pretrained logit scale, exp of the model's `logit_scale` (100 for OpenAI's CLIP), at most 100 as CLIP
+        and CLIPN clamp it: 1 / the softmax temperature the model was trained with."""
+        scale = getattr(self.model, "logit_scale", None)
+        if not isinstance(scale, torch.Tensor):
+            raise ClapError(f"{self.identity.describe()} has no logit_scale; give the temperature explicitly")
+        return float(scale.detach().float().exp().clamp(max=100.0))
+
+    @property
     def precision(self) -> str:
         """The encoders' numerics: 'fp32', or the autocast dtype ('bf16', 'fp16'); part of feature-cache keys."""
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]

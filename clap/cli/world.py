@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     r.add_argument("--scenes", type=Count(), default=None, help="scenes to render (--layout scenes)")
     r.add_argument("--no-ood", action="store_true", help="scenes without anomalies (a decoder's training scenes)")
     r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")
+    r.add_argument("--open-set", action="store_true",
+                   help="the in-distribution classes only: the world's held-out OOD shapes neither drawn nor named "
+                        "(training data for a route whose OOD test holds them out)")
     r.add_argument("--image-types", nargs="+", type=NAME, default=None, help="subset of image types (the domains)")
     r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None,
                    help="pixels (default 64; scenes 128)")
@@ -38,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     from clap.errors import ClapError
 
     overrides = {"classes": args.classes, "image_types": args.image_types}
+    if args.open_set:
+        from clap.prompts.classes import world_open_set
+
+        if args.classes:
+            raise ClapError("--open-set chooses the classes itself; drop --classes")
+        overrides["classes"] = world_open_set()
     try:
         spec = WorldSpec(**{k: tuple(v) for k, v in overrides.items() if v},
                          image_size=args.image_size or DEFAULT_IMAGE_SIZE)

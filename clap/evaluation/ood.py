@@ -93,10 +93,13 @@ class Scorer:
 
 class CLIPNScorer:
     """CLIPN's CTW and ATD scores: plain CLIP image features, "yes" features from the frozen tower and "no"
-    features from a negation adapter, each summed over the prompt ensemble `templates` and normalised."""
+    features from a negation adapter, each summed over the prompt ensemble `templates` and normalised; and, as its
+    authors set them beside CTW and ATD, MSP, MaxLogit and Energy from the same "yes" logits at the same temperature
+    (and MCM at T'), so that a rule is compared with baselines that see the same class features.
+    The temperature is the one the adapter was trained with (recorded in its config), else the backbone's own."""
 
-    def __init__(self, backbone, adapter, classnames: Sequence[str], temperature: float = negation.TEMPERATURE,
-                 templates: Sequence[str] = CLIPN_TEMPLATES) -> None:
+    def __init__(self, backbone, adapter, classnames: Sequence[str], templates: Sequence[str] = CLIPN_TEMPLATES,
+                 temperature: float | None = None, mcm_temperature: float = ood_scores.MCM_TEMPERATURE) -> None:
         yes, no = 0.0, 0.0
         with torch.no_grad():
             for template in templates:
@@ -104,13 +107,26 @@ class CLIPNScorer:
                 yes = yes + F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
                 no = no + adapter.no_features(backbone, prompts).cpu()
         self.yes, self.no = F.normalize(yes, dim=-1), F.normalize(no, dim=-1)
-        self.temperature = temperature
+        self.temperature = temperature or clipn_temperature(backbone, adapter)
+        self.mcm_temperature = mcm_temperature
 
     def __call__(self, raw: torch.Tensor) -> dict[str, np.ndarray]:
-        feats = F.normalize(raw.float(), dim=-1)
-        p_yes = torch.softmax(feats @ self.yes.T / self.temperature, dim=1)
-        rules = negation.ctw_atd(p_yes, negation.p_no(feats, self.yes, self.no, self.temperature))
-        return {"CTW": rules["CTW"].numpy(), "ATD": rules["ATD"].numpy()}
+        feats, t = F.normalize(raw.float(), dim=-1), self.temperature
+        cos = feats @ self.yes.T
+        rules = negation.ctw_atd(torch.softmax(cos / t, dim=1), negation.p_no(feats, self.yes, self.no, t))
+        same = {"MSP": ood_scores.mcm(cos, t), "MaxLogit": ood_scores.max_logit(cos, t),
+                "Energy": ood_scores.energy(cos, t), "MCM": ood_scores.mcm(cos, self.mcm_temperature)}
+        return {"CTW": rules["CTW"].numpy(), "ATD": rules["ATD"].numpy()} | {k: v.numpy() for k, v in same.items()}
+
+
+CLIPN_RULES = ("CTW", "ATD")
+CLIPN_BASELINES = ("MSP", "MaxLogit", "Energy", "MCM")  # from CLIPN's own "yes" logits
+
+
+def clipn_temperature(backbone, adapter) -> float:
+    """The yes/no softmax's T of a CLIPN adapter: the one it was trained with, else 1 / the backbone's logit scale."""
+    recorded = adapter.config.training.get("temperature")
+    return float(recorded) if recorded else 1.0 / backbone.logit_scale
 
 
 Scores = dict[str, dict[str, dict[str, np.ndarray]]]  # {domain: {score: {"id": scores, "ood": scores}}}
@@ -176,12 +192,14 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
 
 def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
             repe: dict | None = None) -> tuple[dict, TaskMeasure, dict[str, Scores]]:
-    """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD for each negation adapter (and, given
-    `repe`, {model: `Repe`}, the models' rows with REPE); the task's statistics for intervals (CLIPN's
-    rules compared with CLIP's MCM); and every model's per-domain scores of the plain run, for the plots."""
+    """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD (and its same-logit baselines) for each
+    negation adapter (and, given `repe`, {model: `Repe`}, the models' rows with REPE); the task's statistics for
+    intervals (CLIPN's rules compared with CLIP's MCM and with its own baselines); and every model's per-domain
+    scores of the plain run, for the plots."""
     results, per_domain = {"ood": {}}, {}
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
-    scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes, templates=options.clipn_templates)
+    scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes, options.clipn_templates,
+                                  mcm_temperature=options.mcm_temperature)
                 for name, adapter in setup.negation.items()}
     for name, scorer in scorers.items():
         results["ood"][name], per_domain[name] = evaluate_ood(scorer, id_sets, ood_sets)
@@ -190,19 +208,23 @@ def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], opt
                                for name, model in setup.models.items()}
     shared = len(ood_sets) == 1
     images = sum(len(x) for x in id_sets.values()) + sum(len(x) for x in ood_sets.values())
-    against = {f"{rule} {m}": f"MCM {m}" for rule in ("CTW", "ATD") for m in ood_scores.METRICS}
+    metrics = ood_scores.METRICS
+    against = {f"{rule} {m}": f"MCM {m}" for rule in CLIPN_RULES for m in metrics}
+    within = tuple((f"{rule} {m}", f"{base} {m}") for rule in CLIPN_RULES for base in CLIPN_BASELINES for m in metrics)
     measure = TaskMeasure({name: ood_statistic(scores, shared) for name, scores in per_domain.items()}, images,
-                          against=against)
+                          against=against, within=within)
     return results, measure, per_domain
 
 
 def named_in_training(setup, held_out: Sequence[str]) -> dict[str, list[str]]:
-    """{model: held-out classes its adapter was trained with}: a text-route adapter whose training prompts
-    named the "unknown" classes has seen their names, which a reader of the OOD table should know."""
+    """{model: held-out classes its training data named or showed}, for every route: a text-route adapter's
+    prompts, an image-route adapter's image classes, a CLIPN adapter's captions (their classes and the objects
+    beside them, where the captions record them). An adapter that saw the "unknown" classes is not tested
+    open-set, which a reader of the OOD table should know."""
+    adapters = {name: m.adapter for name, m in setup.models.items() if m.adapter is not None} | setup.negation
     out = {}
-    for name, model in setup.models.items():
-        trained = set(model.adapter.config.classes) if model.adapter is not None else set()
-        named = [c for c in held_out if c in trained]
+    for name, adapter in adapters.items():
+        named = [c for c in held_out if c in set(adapter.config.classes)]
         if named:
             out[name] = named
     return out

@@ -188,7 +188,8 @@ SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budg
 def markdown(results: dict, statistics: dict | None = None) -> str:
     """All tables of a run's results; seed groups as mean ± std over seeds, then the differences to CLIP."""
     statistics = statistics or {}
-    shown = collapse_seeds(results, statistics.get("seeds", {}))
+    named = results.get("ood_split", {}).get("named_in_training")
+    shown = mark_named(collapse_seeds(results, statistics.get("seeds", {})), named or {})
     parts = []
     for task, (title, render) in TABLES.items():
         if task in shown and shown[task]:
@@ -198,9 +199,9 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
             parts.append(f"{title}: {results[key]}\n")
     if "tsne" in results:
         parts.append("## t-SNE\n\n" + "\n".join(f"- {m}: {p}" for m, p in results["tsne"].items()) + "\n")
-    named = results.get("ood_split", {}).get("named_in_training")
     if named:
-        parts.append("Note: the held-out OOD classes were named in these adapters' training prompts: "
+        parts.append(f"Note: rows marked {NAMED_CLASS} come from adapters whose training data named or showed the "
+                     "held-out OOD classes (no open-set test): "
                      + "; ".join(f"{m}: {', '.join(c)}" for m, c in named.items()) + "\n")
     if any(statistics.get("differences", {}).values()):
         attacks = f"; attacks at eps {SHOWN_EPS}" if "adversarial" in statistics["differences"] else ""
@@ -214,6 +215,19 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
                 by_task.setdefault(task, {})[pair] = metrics
         parts.append(f"## Differences between adapters (same form)\n\n{differences_table(by_task)}\n")
     return "\n".join(parts)
+
+
+NAMED_CLASS = "(named-class OOD)"
+
+
+def mark_named(shown: dict, named: dict[str, list[str]]) -> dict:
+    """The OOD tables' rows of models (or seed groups) whose training data named the held-out classes, marked."""
+    groups = {m.split("#")[0] for m in named} | set(named)
+    out = dict(shown)
+    for task in ("ood", "ood_repe"):
+        if task in shown:
+            out[task] = {(f"{m} {NAMED_CLASS}" if m in groups else m): v for m, v in shown[task].items()}
+    return out
 
 
 def collapse_seeds(results: dict, seeds: dict) -> dict:

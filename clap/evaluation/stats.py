@@ -43,6 +43,7 @@ class TaskMeasure:
     images: int
     levels: dict[str, int] = field(default_factory=dict)
     against: dict[str, str] = field(default_factory=dict)
+    within: tuple[tuple[str, str], ...] = ()  # (metric, metric) pairs compared inside each model that has both
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def differences(baseline: str, tasks: dict[str, TaskMeasure], resamples: Resampl
         sizes = {"n": measure.images, **measure.levels}
         out["differences"][task] = {name: _compare(values[name], values[baseline], measure.against,
                                                    sizes | {"seeds": len(entries[name])})
+                                    | _within(values[name], measure.within, sizes | {"seeds": len(entries[name])})
                                     for name in entries}
         names = list(entries)
         for i, a in enumerate(names):
@@ -186,6 +188,13 @@ def _compare(model: dict[str, Draws], base: dict[str, Draws], against: dict[str,
         out[label] = interval(mine.point - base[other].point, mine.draws - base[other].draws, **sizes,
                               value=mine.point, base_value=base[other].point)
     return out
+
+
+def _within(model: dict[str, Draws], pairs: tuple[tuple[str, str], ...], sizes: dict) -> dict:
+    """{"A (vs B, same model)": interval of A - B} for the pairs of the model's own metrics it has."""
+    return {f"{a} (vs {b}, same model)": interval(model[a].point - model[b].point, model[a].draws - model[b].draws,
+                                                  **sizes, value=model[a].point, base_value=model[b].point)
+            for a, b in pairs if a in model and b in model}
 
 
 def seed_summary(results: dict, groups: dict[str, list[str]]) -> dict:

@@ -185,7 +185,7 @@ def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> Tas
 
 
 def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.ood import CLIPN_TEMPLATES, OODOptions, named_in_training, run_ood
+    from clap.evaluation.ood import CLIPN_TEMPLATES, OODOptions, clipn_temperature, named_in_training, run_ood
     from clap.evaluation.openworld import merge_groups, ood_sets
     from clap.evaluation.plots import plot_ood
     from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
@@ -206,7 +206,9 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
                             "templates": {"MCM/MaxLogit/Energy": pc,
                                           "MaxLogitEnsemble, VL4AD": list(ENSEMBLE_TEMPLATES),
                                           "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
-                            "clipn_templates": options.clipn_templates}
+                            "clipn_templates": options.clipn_templates,
+                            "clipn_temperature": {name: clipn_temperature(setup.backbone, adapter)
+                                                  for name, adapter in setup.negation.items()}}
     return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
 
 

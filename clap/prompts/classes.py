@@ -34,6 +34,12 @@ def world_held_out() -> list[str]:
     return [members[-1] for members in preset_groups("world").values()]
 
 
+def world_open_set() -> list[str]:
+    """The world's in-distribution classes: every class but the held-out OOD shapes (`world_held_out`)."""
+    held = set(world_held_out())
+    return [c for members in preset_groups("world").values() for c in members if c not in held]
+
+
 def folder_classes(root: str | Path) -> list[str]:
     """Class names of a root/domain/class/image dataset (union over domains)."""
     from clap.data.domains import scan_domain_dataset

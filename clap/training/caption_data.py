@@ -67,6 +67,21 @@ def _jsonl_pairs(path: Path, base: Path, field: str | None) -> tuple[list[Path],
     return paths, captions, values if field is not None else None
 
 
+def shown_classes(root: str | Path) -> list[str]:
+    """The classes a JSONL caption set names or shows, from its rows' `class_name` and `distractors` fields (a world
+    render's captions.jsonl), sorted; [] where the rows carry neither (caption data that does not say)."""
+    root = Path(root)
+    path = root / CAPTIONS_FILE if root.is_dir() else root
+    if path.suffix != ".jsonl" or not path.is_file():
+        return []
+    shown: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        named = [row.get("class_name"), *(row.get("distractors") or [])]
+        shown.update(c for c in named if isinstance(c, str))
+    return sorted(shown)
+
+
 def meaning_ids(count: int, values: list[str] | None) -> torch.Tensor:
     """[count] ids: equal for pairs of the same meaning (equal field values), else each pair its own."""
     if values is None:
@@ -118,7 +133,7 @@ class CaptionDataModule(FrozenFeatureDataModule):
     def read_inputs(self) -> None:
         self.paths, self.captions, self.meaning_values = read_caption_pairs(self.hparams.root,
                                                                              self.hparams.same_meaning)
-        self.classes: list[str] = []
+        self.classes: list[str] = shown_classes(self.hparams.root)  # recorded: what an OOD report checks for leaks
         self.dataset = self.hparams.dataset_name or Path(self.hparams.root).name
 
     def encode_once(self, backbone) -> None:

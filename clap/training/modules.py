@@ -173,7 +173,8 @@ class CLIPNModule(AdapterModule):
         prompt_tokens: learned "no" prompts: whole-context prompts (copy; default 16, the authors' number) or
             inserted token embeddings (frozen; default 8; 0 = the head alone, a function of the "yes" feature).
         latent_dim, out_dim, activation: the "no" head (frozen encoder only).
-        temperature: of the yes/no softmax (CLIP's 0.01).
+        temperature: of the yes/no softmax; default the backbone's own, 1 / its pretrained logit scale (0.01 for
+            OpenAI's CLIP, as the authors' clamped learned scale), recorded in the adapter's config.
         lr: Adam's learning rate (default 3e-4 for the copy, the authors' released ViT-B/16 run (lr_0.0003);
             1e-3 for the frozen variant, which `clap train` used to replace by the shared 1e-4: the command
             line took the parent class's default); weight_decay: Adam's.
@@ -185,7 +186,7 @@ class CLIPNModule(AdapterModule):
               "no_encoder": Choice(NO_ENCODERS)}
     DEFAULTS = {"copy": {"prompt_tokens": 16, "lr": 3e-4}, "frozen": {"prompt_tokens": 8, "lr": 1e-3}}
 
-    def __init__(self, no_encoder: str = "frozen", prompt_tokens: int | None = None, temperature: float = 0.01,
+    def __init__(self, no_encoder: str = "frozen", prompt_tokens: int | None = None, temperature: float | None = None,
                  **shared: Any) -> None:
         check_options(self.LIMITS, locals())
         if shared.get("in_dim") is not None:
@@ -209,8 +210,14 @@ class CLIPNModule(AdapterModule):
 
     def resolved_hparams(self) -> dict[str, Any]:
         tokens = self.hparams.prompt_tokens
-        return {**super().resolved_hparams(),
+        return {**super().resolved_hparams(), "temperature": self.temperature(),
                 "prompt_tokens": self.DEFAULTS[self.hparams.no_encoder]["prompt_tokens"] if tokens is None else tokens}
+
+    def temperature(self) -> float | None:
+        """The yes/no softmax's T: the given one, else 1 / the backbone's logit scale (None before the backbone)."""
+        if self.hparams.temperature is not None:
+            return self.hparams.temperature
+        return 1.0 / self._frozen[0].logit_scale if self._frozen else None
 
     def configure_model(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -232,4 +239,4 @@ class CLIPNModule(AdapterModule):
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         no = self.adapter.training_no_features(self._frozen[0], batch["tokens"], self._step_generator())
         same = batch["meaning"][:, None] == batch["meaning"][None, :]
-        return clipn_losses(batch["image"], batch["yes"], no, self.hparams.temperature, same)
+        return clipn_losses(batch["image"], batch["yes"], no, self.temperature(), same)
