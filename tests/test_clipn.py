@@ -261,14 +261,22 @@ def test_ablation_script_runs_end_to_end_shrunk(tmp_path, experiment_script):
          "--pairs-per-class", "1", "--test-per-class", "1", "--jobs", "2"])
     assert code == 0
     summary = json.loads((results / "ablation.json").read_text())
-    assert list(summary) == ["CLIP MCM", "CLIPN copy", "CLIPN frozen + head", "CLIPN head only"]
-    copy, head = summary["CLIPN copy"], summary["CLIPN head only"]
+    assert list(summary) == ["authors", "ensemble", "single"]
+    assert [summary[t]["templates"] for t in summary] == [128, 16, 1]
+    variants = summary["authors"]["variants"]
+    assert list(variants) == ["CLIPN copy", "CLIPN frozen + head", "CLIPN head only"]
+    copy, head = variants["CLIPN copy"], variants["CLIPN head only"]
     assert copy["trainable"] > 100 * head["trainable"] and copy["seeds"] == 2
-    for row in (copy, head):
-        assert set(row["vs CLIP MCM"]) == {"CTW AUROC", "CTW FPR95", "ATD AUROC", "ATD FPR95"}
-        d = row["vs CLIP MCM"]["CTW AUROC"]
-        assert d["low"] <= d["difference"] <= d["high"] and d["seeds"] == 2
-    assert "| CLIPN copy |" in (results / "ablation.md").read_text() and (results / "ood.json").is_file()
+    for entry in summary.values():
+        for row in entry["variants"].values():
+            assert set(row["vs"]) == {"CTW AUROC", "CTW FPR95", "ATD AUROC", "ATD FPR95"}
+            for baseline, d in row["vs"]["CTW AUROC"].items():  # each rule against each same-logit baseline
+                own = entry["baselines"][baseline]["AUROC"]
+                assert d["difference"] == pytest.approx(row["mean"]["CTW AUROC"] - own)
+                assert d["seeds"] == 2
+    report = json.loads((results / "ood_authors.json").read_text())
+    assert report["results"]["ood_split"]["named_in_training"] == {}  # the captions never name the held-out shapes
+    assert "| CLIPN copy | " in (results / "ablation.md").read_text()
 
 
 def test_eval_ood_scores_a_copied_no_encoder(tmp_path, embedded, tiny_open_clip, capsys):

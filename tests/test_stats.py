@@ -127,3 +127,43 @@ def test_squared_gap_is_the_unbiased_pairwise_estimate():
     gaps = np.array([squared_gap(list(h.astype(float)), np.ones((1, 100)))[0] for h in hits])
     ranges = np.ptp(hits.mean(axis=2), axis=1)
     assert abs(gaps.mean()) < 3 * gaps.std() / np.sqrt(len(gaps)) and ranges.mean() > 0.05
+
+
+def _shot_records(rng, disagree: bool) -> dict:
+    """Per-image hits of 3 shot draws over 2 domains of 200 images: the same hits for every draw, or draws whose
+    accuracies differ by 30 points."""
+    records = {}
+    for domain in ("a", "b"):
+        base = (rng.random(200) < 0.6).astype(float)
+        rows = [base.copy() for _ in range(3)]
+        if disagree:
+            rows[0] = (rng.random(200) < 0.3).astype(float)
+            rows[2] = (rng.random(200) < 0.9).astype(float)
+        records[domain] = {"1-shot": np.stack(rows)}
+    return records
+
+
+def _image_level_only(records: dict, sample) -> np.ndarray:
+    """The statistic as it was before shot draws were a level: images resampled, draws averaged as they are."""
+    from clap.evaluation.resample import weighted_mean
+
+    return np.mean([np.mean([weighted_mean(sample.weights(f"images:{d}", 200), row) for row in r["1-shot"]], axis=0)
+                    for d, r in records.items()], axis=0)
+
+
+def test_few_shot_interval_widens_when_shot_draws_disagree_and_not_otherwise():
+    from clap.evaluation.fewshot import few_shot_statistic
+    from clap.evaluation.resample import OBSERVED, Resamples
+
+    rng = np.random.default_rng(0)
+    for disagree in (False, True):
+        records = _shot_records(rng, disagree)
+        statistic = few_shot_statistic(records)
+        resamples = Resamples(1000, seed=3)
+        drawn, before = statistic(resamples)["1-shot"], _image_level_only(records, resamples)
+        assert statistic(OBSERVED)["1-shot"][0] == pytest.approx(_image_level_only(records, OBSERVED)[0])
+        width, old_width = (np.subtract(*np.quantile(x, [0.975, 0.025])) for x in (drawn, before))
+        if disagree:
+            assert width > 1.5 * old_width
+        else:
+            assert np.array_equal(drawn, before)  # draws that agree: exactly today's resamples

@@ -19,7 +19,8 @@ from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EvalOptions, Figure, check_tasks, run_tasks
 
 BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each domain (within each class "
-                    "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)")
+                    "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)",
+                    "few-shot shot draws within each domain, the same for every model")
 
 
 @dataclass

@@ -59,10 +59,17 @@ def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, 
 
 
 def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
-    """{"<k>-shot": [rows]}: a domain's accuracy for k shots, the mean over probe seeds of each seed's accuracy
-    on the images it scored (`hits` [seeds, N], NaN where a seed did not score the image), on a sample."""
+    """{"<k>-shot": [rows]}: a domain's accuracy for k shots, the mean over probe seeds (shot draws) of each
+    draw's accuracy on the images it scored (`hits` [seeds, N], NaN where a draw did not score the image), on a
+    sample: images drawn within the domain and, as a level of its own, the domain's shot draws with replacement
+    (the same picks for every model: paired)."""
     weights = sample.weights(key, images_of(hits))
-    return {k: np.mean([weighted_mean(weights, row) for row in h], axis=0) for k, h in hits.items()}
+    out = {}
+    for k, h in hits.items():
+        per_draw = np.stack([weighted_mean(weights, row) for row in h])  # [draws, rows]
+        picks = sample.picks(f"shot-draws:{key}", len(h))  # [rows, draws]
+        out[k] = per_draw[picks, np.arange(len(picks))[:, None]].mean(axis=1)
+    return out
 
 
 def few_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
@@ -127,4 +134,5 @@ def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], pr
     results = per_model(setup.models, lambda model: evaluate_few_shot(model, setup.raw, shots, seeds, scoring))
     images = sum(len(data.labels) for data in setup.raw.values())
     return ({name: rows for name, (rows, _) in results.items()},
-            TaskMeasure({name: few_shot_statistic(records) for name, (_, records) in results.items()}, images))
+            TaskMeasure({name: few_shot_statistic(records) for name, (_, records) in results.items()}, images,
+                        {"shot draws": len(seeds)}))

@@ -206,7 +206,8 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
     if any(statistics.get("differences", {}).values()):
         attacks = f"; attacks at eps {SHOWN_EPS}" if "adversarial" in statistics["differences"] else ""
         parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images (scenes) within "
-                     f"each domain (within each class for openness), paired; noise draws for ZS(NC){attacks})"
+                     f"each domain (within each class for openness), paired; noise draws for ZS(NC), shot draws for "
+                     f"few-shot{attacks})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}

@@ -1,13 +1,16 @@
-"""What CLIPN's "no" encoder needs, measured on the embedded world: the authors' trainable copy of the text
-tower against the package's frozen tower + "no" prompts + head, and against the head alone; 3 training seeds
-each, the same captions, steps and seeds; OOD = the world's held-out classes; CTW and ATD (scored with the
-prompt ensemble) against CLIP's MCM with the two-level bootstrap (training seeds, then images).
+"""What CLIPN's "no" encoder needs, measured on the embedded world like for like: the authors' trainable copy of the
+text tower against the package's frozen tower + "no" prompts + head, and against the head alone; 3 training seeds
+each, the same captions, steps and seeds. The captions are rendered from the in-distribution classes only (the
+world's 8 held-out shapes, the OOD test, are neither named nor drawn in them). For each inference template set
+(the authors' 128, the 16-template ensemble, the single "a photo of a {}"), CTW and ATD are set beside MSP, MaxLogit,
+Energy and MCM computed from the same "yes" class features at the same temperature (the backbone's own), as the
+authors set them, each difference with its two-level bootstrap interval (training seeds, then images).
 
     .venv/bin/python experiments/clipn/ablation.py --out /tmp/clipn_ablation    # about 10 minutes on 2 cores
 
-Writes results/ablation.json (per variant: trainable numbers, training-state memory, OOD metrics per seed and
-their differences to MCM with intervals; time per step is `benchmarks/bench_clipn.py`'s), results/ood.json/.md
-(the evaluation report behind it) and results/ablation.md (the README's table).
+Writes results/ablation.json (per template set and variant: trainable numbers, training-state memory, OOD
+metrics per seed and every difference with its interval; time per step is `benchmarks/bench_clipn.py`'s),
+results/ood_<set>.json/.md (the evaluation reports behind it) and results/ablation.md (the README's tables).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import shutil
 from pathlib import Path
 
 from clap.data_gen.world.export import render_world
+from clap.data_gen.world.render import WorldSpec
 from clap.evaluation.evaluate import evaluate
 from clap.fileio import write_text_atomic
+from clap.prompts.classes import world_open_set
 from clap.training.parallel import Run, available_cores, train_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,43 +58,55 @@ def costs(folder: str) -> dict:
     return {"trainable": numbers, "state_mib": numbers * STATE_BYTES / 2**20}
 
 
+RULES, BASELINES, METRICS = ("CTW", "ATD"), ("MSP", "MaxLogit", "Energy", "MCM"), ("AUROC", "FPR95")
+TEMPLATE_SETS = ("authors", "ensemble", "single")
+
+
 def rows(report: dict, folders: dict[str, list[str]]) -> dict:
-    """Per variant: costs (of its first seed), CTW/ATD AUROC and FPR95 (mean and std (ddof 1) over seeds, mean
-    over image types), and the difference to CLIP's MCM with its interval."""
+    """One template set's summary: the baselines from CLIPN's own "yes" logits (the same for every variant and seed),
+    and per variant its costs (of its first seed), CTW/ATD AUROC and FPR95 (mean and std (ddof 1) over seeds, mean
+    over image types) and each rule's difference to each baseline with its interval."""
     results, stats = report["results"]["ood"], report["statistics"]
-    out = {"CLIP MCM": {m: results["CLIP"]["mean"]["MCM"][m] for m in ("AUROC", "FPR95")}}
+    first = results[f"{next(iter(folders))}#1"]["mean"]
+    out = {"temperature": next(iter(report["results"]["ood_split"]["clipn_temperature"].values())),
+           "templates": len(report["results"]["ood_split"]["templates"]["CLIPN (yes and no features summed)"]),
+           "baselines": {b: {m: first[b][m] for m in METRICS} for b in BASELINES}, "variants": {}}
     for name, paths in folders.items():
         group = stats["seeds"]["ood"][name]
-        metrics = [(rule, m) for rule in ("CTW", "ATD") for m in ("AUROC", "FPR95")]
-        out[name] = {**costs(paths[0]), "seeds": len(paths),
-                     **{kind: {f"{r} {m}": group[kind]["mean"][r][m] for r, m in metrics} for kind in ("mean", "std")},
-                     "vs CLIP MCM": {f"{r} {m}": stats["differences"]["ood"][name][f"{r} {m} (vs MCM {m})"]
-                                     for r, m in metrics}}
+        differences = stats["differences"]["ood"][name]
+        spread = {kind: {f"{r} {m}": group[kind]["mean"][r][m] for r in RULES for m in METRICS}
+                  for kind in ("mean", "std")}
+        out["variants"][name] = {
+            **costs(paths[0]), "seeds": len(paths), **spread,
+            "vs": {f"{r} {m}": {b: differences[f"{r} {m} (vs {b} {m}, same model)"] for b in BASELINES}
+                   for r in RULES for m in METRICS}}
     return out
 
 
-METRICS = ("CTW AUROC", "ATD AUROC", "CTW FPR95", "ATD FPR95")
-
-
 def table(summary: dict) -> str:
-    """The README's table: costs, and per rule and metric the mean ± std over seeds and the difference to CLIP's
-    MCM with its interval."""
+    """The README's tables, one per template set: each rule's AUROC and FPR95 (mean ± std over seeds) and its
+    difference to each same-logit baseline with the interval."""
     from clap.evaluation.report import signed_points
 
-    header = ["variant", "trainable numbers", "training state"]
-    header += [h for m in METRICS for h in (m, f"{m.split()[0]} − MCM {m.split()[1]} [95%]")]
-    mcm = summary["CLIP MCM"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-             "| CLIP MCM | 0 | 0 | " + " | ".join(f"{100 * mcm[m.split()[1]]:.1f} | " for m in METRICS) + " |"]
-    for name, row in summary.items():
-        if name == "CLIP MCM":
-            continue
-        cells = [name, f"{row['trainable']:,}", f"{row['state_mib']:.1f} MiB"]
-        for m in METRICS:
-            cells += [f"{100 * row['mean'][m]:.1f} ± {100 * row['std'][m]:.1f}",
-                      " ".join(signed_points(m, row["vs CLIP MCM"][m]))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    parts = []
+    for name, entry in summary.items():
+        base = entry["baselines"]
+        parts.append(f"**{name} templates ({entry['templates']}), T = {entry['temperature']:.4f}.** Baselines from the "
+                     "same yes logits, AUROC / FPR95: " + ", ".join(
+                         f"{b} {100 * base[b]['AUROC']:.1f} / {100 * base[b]['FPR95']:.1f}" for b in BASELINES) + "\n")
+        header = ["variant", "trainable numbers", "rule"]
+        header += [h for m in METRICS for h in (m, *(f"− {b}" for b in BASELINES))]
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for variant, row in entry["variants"].items():
+            for rule in RULES:
+                cells = [variant, f"{row['trainable']:,}", rule]
+                for m in METRICS:
+                    key = f"{rule} {m}"
+                    cells += [f"{100 * row['mean'][key]:.1f} ± {100 * row['std'][key]:.1f}"]
+                    cells += [" ".join(signed_points(m, row["vs"][key][b])) for b in BASELINES]
+                lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -101,7 +118,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs-per-class", type=int, default=16, help="world image-caption pairs per class")
     parser.add_argument("--test-per-class", type=int, default=4, help="test images per class and image type")
     parser.add_argument("--jobs", type=int, default=available_cores())
-    parser.add_argument("--clipn-templates", default="authors", help="CLIPN's inference prompts (clap eval ood's)")
+    parser.add_argument("--template-sets", nargs="+", default=list(TEMPLATE_SETS), choices=TEMPLATE_SETS,
+                        help="CLIPN's inference prompts (clap eval ood's --clipn-templates), one evaluation each")
     parser.add_argument("--table-only", action="store_true", help="rebuild ablation.md from --results' ablation.json")
     args = parser.parse_args(argv)
     if not (args.out or args.table_only):
@@ -110,16 +128,19 @@ def run(argv: list[str] | None = None) -> int:
     if args.table_only:
         return write_table(results, json.loads((results / "ablation.json").read_text()))
     out = Path(args.out)
-    render_world(out / "captions", "captions", args.pairs_per_class, 2027, progress=False)
+    open_set = WorldSpec(classes=tuple(world_open_set()))  # the OOD test's held-out shapes stay unknown
+    render_world(out / "captions", "captions", args.pairs_per_class, 2027, spec=open_set, progress=False)
     render_world(out / "test", "domains", args.test_per_class, 2028, progress=False)
     todo, folders = runs(out, [2027 + k for k in range(args.seeds)], args.steps)
     train_runs(todo, args.jobs, progress=False)
-    report = evaluate(out / "test", adapters=folders, tasks=("ood",), name="ood", seed=2027, progress=False,
-                      clipn_templates=args.clipn_templates)
-    report.save(out / "report", overwrite=True)
-    summary = rows(report.to_dict(), folders)
+    summary = {}
+    for templates in args.template_sets:
+        report = evaluate(out / "test", adapters=folders, tasks=("ood",), name=f"ood_{templates}", seed=2027,
+                          progress=False, clipn_templates=templates)
+        report.save(out / "report", overwrite=True)
+        summary[templates] = rows(report.to_dict(), folders)
     results.mkdir(parents=True, exist_ok=True)
-    for path in (out / "report").glob("ood.*"):
+    for path in (out / "report").glob("ood_*.*"):
         shutil.copyfile(path, results / path.name)
     write_text_atomic(results / "ablation.json", json.dumps(summary, indent=2) + "\n")
     return write_table(results, summary)
