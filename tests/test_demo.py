@@ -18,13 +18,20 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "## The paper's claims in this run" in printed and "clap_seed2024: " in printed
     report = json.loads((out / "report" / "demo.json").read_text())
-    assert list(report["models"]) == ["CLIP", "CLAP", "Im.Aug", "CLIPN"]
-    for name in ("CLAP", "Im.Aug"):
-        chosen = report["models"][name]["alpha_selection"]
-        assert chosen["validation"] == str(out / "data" / "val") and report["models"][name]["alpha"] == chosen["alpha"]
+    assert list(report["models"]) == ["CLIP", "CLAP", "Im.Aug"]
+    ood = json.loads((out / "report" / "demo_ood.json").read_text())
+    assert list(ood["models"]) == ["CLIP", "CLAP (open set)", "CLIPN"]
+    validated = ((report, "CLAP", "val"), (report, "Im.Aug", "val"), (ood, "CLAP (open set)", "val_open_set"))
+    for doc, name, val in validated:
+        chosen = doc["models"][name]["alpha_selection"]
+        assert chosen["validation"] == str(out / "data" / val) and doc["models"][name]["alpha"] == chosen["alpha"]
+    # the OOD test's adapters never saw the held-out shapes: no model is marked named-class
+    assert ood["results"]["ood_split"]["named_in_training"] == {} and len(ood["results"]["ood_split"]["ood"]) == 8
+    assert ood["models"]["CLAP (open set)"]["training_data"]["classes"] == 24
     assert set(report["results"]["stage_seconds"]) == {"render", "train", "alpha", "evaluate"}
-    assert {"zeroshot", "fewshot", "adversarial", "ood", "openness"} <= set(report["results"]["task_seconds"])
-    for run, steps in (("clap_seed2024", 30), ("imaug_seed2024", 20), ("clipn_seed2024", 20)):
+    assert {"zeroshot", "fewshot", "adversarial", "openness"} <= set(report["results"]["task_seconds"])
+    for run, steps in (("clap_seed2024", 30), ("imaug_seed2024", 20), ("clipn_seed2024", 20),
+                       ("clap_open_set_seed2024", 30)):
         summary = json.loads((out / "adapters" / run / "training_summary.json").read_text())
         assert summary["steps"] == steps
     assert not Disentangler.from_pretrained(out / "adapters" / "clap_seed2024").is_identity()

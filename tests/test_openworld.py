@@ -263,6 +263,24 @@ def test_eval_ood_and_openness_end_to_end(world, tmp_path, capsys):
     assert (out / "openness_curves.png").is_file()
 
 
+def test_an_open_set_adapter_is_accepted_for_ood_alone(world, tmp_path, embedded, capsys):
+    """An adapter trained without the held-out classes may score the OOD test that holds them out (and is not marked
+    named-class); a task that classifies those classes with it is refused."""
+    from clap.adapter.config import AdapterConfig
+    from clap.adapter.disentangler import Disentangler
+    from clap.prompts.classes import world_open_set
+
+    adapter = Disentangler(AdapterConfig(in_dim=embedded.embed_dim, classes=world_open_set(),
+                                         backbone=embedded.identity.to_dict()))
+    adapter.save_pretrained(tmp_path / "open")
+    argv = ["--dataset", str(world), "--adapter", f"CLAP={tmp_path / 'open'}@1", "--no-progress", "--n-boot", "100"]
+    assert main(["eval", "ood", *argv, "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "ood.json").read_text())["results"]["ood_split"]["named_in_training"] == {}
+    capsys.readouterr()
+    assert main(["eval", "zeroshot", *argv, "--out", str(tmp_path / "z")]) == 2
+    assert "do not include" in capsys.readouterr().err
+
+
 def test_eval_ood_with_an_ood_folder(world, tmp_path, capsys):
     ood = tmp_path / "ood"
     render_world(ood, "domains", 1, seed=9, spec=WorldSpec(image_types=("sketch",), classes=("star", "ring")),

@@ -5,6 +5,9 @@ and Im.Aug training images; trains CLAP adapters (text route) and Im.Aug adapter
 the embedded tiny CLIP with several seeds; chooses each adapter's inference alpha on the validation
 set (no test labels); evaluates every protocol for CLIP, Im.Aug and CLAP on the test set and prints
 the tables, with mean ± std over seeds and paired differences to CLIP with bootstrap intervals.
+The OOD test holds the world's 8 held-out shapes out as unknown, so it gets adapters whose training
+never named or showed them: CLAP trained on the 24 in-distribution classes (its alpha chosen on a validation
+render of those classes) and CLIPN on captions of those classes; its report is `demo_ood`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def add_parser(sub) -> None:
                    help="Im.Aug's training data: one image per attribute prompt of each class (the paper's 480)")
     p.add_argument("--clap-steps", type=Count(), default=3000, help="training steps of each CLAP adapter")
     p.add_argument("--imaug-steps", type=Count(), default=1500, help="training steps of each Im.Aug adapter")
-    p.add_argument("--caption-images-per-class", type=Count(), default=16, help="CLIPN's image-caption pairs")
+    p.add_argument("--caption-images-per-class", type=Count(), default=16,
+                   help="CLIPN's image-caption pairs (of the in-distribution classes)")
     p.add_argument("--clipn-steps", type=Count(), default=300, help="training steps of the CLIPN adapter")
     p.add_argument("--attack-images", type=Count(), default=8, help="images per domain attacked")
     p.add_argument("--eps", nargs="+", type=EPSILON, default=[1 / 255, 4 / 255, 8 / 255],
@@ -44,15 +48,23 @@ def add_parser(sub) -> None:
 
 def training_runs(args: argparse.Namespace, seeds: list[int]) -> tuple[list[Run], dict[str, list[Path]], Path]:
     """The demo's training runs (`clap.train_adapter` keywords), longest first: Im.Aug (image) and CLAP (text)
-    adapters for every seed, CLIPN for the first; with their adapter folders ({model: [per seed]}, CLIPN's)."""
+    adapters for every seed, CLAP on the in-distribution classes only (the OOD test's "CLAP (open set)") for every
+    seed, CLIPN for the first; with their adapter folders ({model: [per seed]}, CLIPN's)."""
     data = Path(args.out) / "data"
     imaug = [_run(args, seed, "imaug", "image", args.imaug_steps, {"root": str(data / "imaug"), "batch_size": 32})
              for seed in seeds]
     clap = [_run(args, seed, "clap", "text", args.clap_steps, {"classes": "world", "batch_size": 32}) for seed in seeds]
+    open_set = [_run(args, seed, "clap_open_set", "text", args.clap_steps,
+                     {"classes": str(data / OPEN_SET_CLASSES), "batch_size": 32}) for seed in seeds]
     clipn = _run(args, seeds[0], "clipn", "negation", args.clipn_steps,
                  {"root": str(data / "captions"), "batch_size": 64, "window": 100})
-    folders = {"CLAP": [Path(run["out"]) for _, run in clap], "Im.Aug": [Path(run["out"]) for _, run in imaug]}
-    return [*imaug, *clap, clipn], folders, Path(clipn[1]["out"])
+    folders = {"CLAP": [Path(run["out"]) for _, run in clap], "Im.Aug": [Path(run["out"]) for _, run in imaug],
+               OPEN_SET_MODEL: [Path(run["out"]) for _, run in open_set]}
+    return [*imaug, *clap, *open_set, clipn], folders, Path(clipn[1]["out"])
+
+
+OPEN_SET_CLASSES = "open_set_classes.txt"
+OPEN_SET_MODEL = "CLAP (open set)"
 
 
 def _run(args: argparse.Namespace, seed: int, kind: str, route: str, steps: int, data: dict) -> Run:
@@ -89,55 +101,86 @@ class Stages:
         return self.times
 
 
-def run(args: argparse.Namespace) -> int:
-    from clap.cli.openworld_args import world_captions
+def render(args: argparse.Namespace, progress: bool) -> None:
+    """The demo's data: test and validation renders (the open set's validation of its classes alone), Im.Aug's
+    prompt images, CLIPN's captions of the in-distribution classes, and the open set's class list."""
     from clap.data_gen.world.export import render_world
+    from clap.data_gen.world.render import WorldSpec
+    from clap.fileio import write_text_atomic
+    from clap.prompts.classes import world_open_set
+
+    data, open_set = Path(args.out) / "data", WorldSpec(classes=tuple(world_open_set()))
+    render_world(data / "test", "domains", args.images_per_class, args.seed, progress=progress)
+    render_world(data / "val", "domains", args.val_images_per_class, args.seed + 2, progress=progress)
+    render_world(data / "val_open_set", "domains", args.val_images_per_class, args.seed + 2, open_set, progress)
+    render_world(data / "imaug", "prompts", args.imaug_prompts_per_class, args.seed + 1, progress=progress)
+    render_world(data / "captions", "captions", args.caption_images_per_class, args.seed + 3, open_set, progress)
+    write_text_atomic(data / OPEN_SET_CLASSES, "\n".join(open_set.classes) + "\n")
+
+
+def choose_alphas(trained: dict[str, list[Path]], data: Path, progress: bool) -> None:
+    """Every CLAP and Im.Aug adapter's alpha on the validation render (the open-set adapters' on its ID classes)."""
     from clap.evaluation.alpha import select_alpha
-    from clap.evaluation.claims import claims_table
+
+    closed = [str(p) for name, paths in trained.items() if name != OPEN_SET_MODEL for p in paths]
+    chosen = select_alpha(closed, data / "val", progress=progress)
+    chosen |= select_alpha([str(p) for p in trained[OPEN_SET_MODEL]], data / "val_open_set", progress=progress)
+    print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
+
+
+def evaluate_all(args: argparse.Namespace, trained: dict[str, list[Path]], clipn: Path, progress: bool) -> tuple:
+    """The closed-set and openness report ("demo": CLIP, Im.Aug, CLAP) and the OOD report ("demo_ood": CLIP,
+    CLAP trained on the ID classes, CLIPN on their captions; REPE off, its corpus names every class)."""
+    from clap.cli.openworld_args import world_captions
     from clap.evaluation.evaluate import evaluate
-    from clap.evaluation.report import report_paths
     from clap.evaluation.runner import AdapterSpec
     from clap.evaluation.tasks import CLOSED_SET
+
+    specs = {name: [AdapterSpec(name, str(path), "auto") for path in paths] for name, paths in trained.items()}
+    shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
+    test = Path(args.out) / "data" / "test"
+    report = evaluate(test, adapters=[*specs["CLAP"], *specs["Im.Aug"]], tasks=(*CLOSED_SET, "openness"),
+                      name="demo", shots=shots, seed=args.seed, attack_images=args.attack_images, eps=args.eps,
+                      alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True, captions=world_captions(test),
+                      progress=progress)
+    ood = evaluate(test, adapters=[*specs[OPEN_SET_MODEL], AdapterSpec("CLIPN", str(clipn))], tasks=("ood",),
+                   name="demo_ood", seed=args.seed, progress=progress)
+    return report, ood
+
+
+def run(args: argparse.Namespace) -> int:
+    from clap.evaluation.claims import claims_table
+    from clap.evaluation.report import report_paths
     from clap.fileio import write_text_atomic
 
     out, progress, stages = Path(args.out), not args.no_progress, Stages(6)
     stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
-                "images, image-caption pairs for CLIPN")
-    render_world(out / "data" / "test", "domains", args.images_per_class, args.seed, progress=progress)
-    render_world(out / "data" / "val", "domains", args.val_images_per_class, args.seed + 2, progress=progress)
-    render_world(out / "data" / "imaug", "prompts", args.imaug_prompts_per_class, args.seed + 1, progress=progress)
-    render_world(out / "data" / "captions", "captions", args.caption_images_per_class, args.seed + 3,
-                 progress=progress)
+                "images, image-caption pairs of the in-distribution classes for CLIPN")
+    render(args, progress)
     seeds = [args.seed + k for k in range(args.adapter_seeds)]
-    stages.next("train", f"training CLAP (text) and Im.Aug (image) adapters, seeds {seeds}; CLIPN, seed {seeds[0]} "
-                f"({args.jobs} at a time, one thread each)")
+    stages.next("train", f"training CLAP (text; all classes, and the ID classes for the OOD test) and Im.Aug (image) "
+                f"adapters, seeds {seeds}; CLIPN, seed {seeds[0]} ({args.jobs} at a time, one thread each)")
     runs, trained, clipn = training_runs(args, seeds)
     for name, _ in runs:  # a rerun trains afresh: the last one's checkpoints would only be stale
         shutil.rmtree(out / "runs" / name, ignore_errors=True)
     train_runs(runs, args.jobs, progress)
     stages.next("alpha", "choosing each CLAP and Im.Aug adapter's alpha on the validation render")
-    chosen = select_alpha([str(p) for paths in trained.values() for p in paths], out / "data" / "val",
-                           progress=progress)
-    print("   " + ", ".join(f"{Path(p).name} {s['alpha']:g}" for p, s in chosen.items()))
-    stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP (and CLIPN's OOD rules) on the test render")
-    specs = [AdapterSpec(name, str(path), "auto") for name, paths in trained.items() for path in paths]
-    shots = [k for k in (1, 4) if k < args.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
-    test = out / "data" / "test"
-    report = evaluate(test, adapters=[*specs, AdapterSpec("CLIPN", str(clipn))], tasks=(*CLOSED_SET, "ood", "openness"),
-                      name="demo", shots=shots, seed=args.seed, attack_images=args.attack_images, eps=args.eps,
-                      alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True, captions=world_captions(test),
-                      progress=progress)
-    stages.next("report", "the report and its figures (the intervals were computed with the evaluation: "
-                f"{report.statistics['bootstrap']['seconds']:.0f} s)")
+    choose_alphas(trained, out / "data", progress)
+    stages.next("evaluate", "evaluating CLIP, Im.Aug and CLAP on the test render; OOD with the open-set CLAP and CLIPN")
+    report, ood = evaluate_all(args, trained, clipn, progress)
+    stages.next("report", "the reports and their figures (the intervals were computed with the evaluation: "
+                f"{report.statistics['bootstrap']['seconds'] + ood.statistics['bootstrap']['seconds']:.0f} s)")
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
     report.results["stage_seconds"] = stages.times
     json_path, md_path = report.save(out / "report", overwrite=True)
+    ood.save(out / "report", overwrite=True)
     claims = claims_table(report.to_dict())
     write_text_atomic(out / "report" / "claims.md", f"# The paper's claims in this run\n\n{claims}")
     stages.next("results", "results\n")
     print(report.markdown())
+    print(ood.markdown())
     print(f"## The paper's claims in this run\n\n{claims}")
     total = sum(stages.done().values())
-    print(f"report: {json_path}, {md_path}; plots in {out / 'report'}; total {total:.0f} s")
+    print(f"reports: {json_path}, {md_path}, demo_ood.json/.md; plots in {out / 'report'}; total {total:.0f} s")
     return 0

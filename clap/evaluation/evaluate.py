@@ -85,12 +85,25 @@ def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Seq
     options = _options(options, overrides)
     task_names = _task_names(tasks)
     setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
-                        options.ignore_classes, progress=options.progress, precision=options.precision)
+                        options.ignore_classes, progress=options.progress, precision=options.precision,
+                        unknown=unknown_classes(task_names, options))
     results, measures, figures = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
     stats = statistics([*setup.models, *setup.negation], options.n_boot, options.seed, results, measures)
     return Report(name, setup.describe(), run_info(options), results, stats,
                   figures)
+
+
+def unknown_classes(tasks: Sequence[str], options: EvalOptions) -> tuple[str, ...]:
+    """Classes an adapter need not have been trained for: an OOD test's held-out classes (given, or the world's),
+    when OOD detection is the only task (every other task classifies them)."""
+    if tuple(tasks) != ("ood",) or options.ood:
+        return ()
+    if options.ood_classes is not None:
+        return tuple(options.ood_classes)
+    from clap.prompts.classes import world_held_out
+
+    return tuple(world_held_out())
 
 
 def _options(options: EvalOptions | None, overrides: dict) -> EvalOptions:

@@ -100,9 +100,10 @@ def describe_models(backbone: Backbone, models: dict[str, CLAPModel], files: dic
                          "precision": backbone.precision}, "models": out}
 
 
-def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str) -> None:
-    """The dataset's classes must be among those the adapter was trained for (when it records them)."""
-    trained = set(adapter.config.classes)
+def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str, unknown: Sequence[str] = ()) -> None:
+    """The dataset's classes must be among those the adapter was trained for (when it records them), but for the
+    `unknown` ones (an OOD test's held-out classes, which an open-set adapter must not have seen)."""
+    trained = set(adapter.config.classes) | set(unknown)
     missing = [c for c in dataset.classes if c not in trained]
     if trained and missing:
         raise ClapError(f"adapter '{name}' was trained for {len(trained)} classes that do not include "
@@ -120,9 +121,10 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
 
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
                 cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
-                progress: bool = True, test: bool = True, precision: str = "auto") -> EvalSetup:
+                progress: bool = True, test: bool = True, precision: str = "auto", unknown: Sequence[str] = ()
+                ) -> EvalSetup:
     """Load everything once: dataset index, backbone (`load_backbone` keywords; its encoders' `precision`),
-    adapters, raw image features.
+    adapters, raw image features. An adapter must have been trained for the dataset's classes but the `unknown`.
     With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
     from clap.backbones.loading import load_backbone
 
@@ -131,7 +133,7 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), 
 
     def check(adapter: Disentangler, spec: AdapterSpec) -> None:
         if not ignore_classes:
-            check_classes(dataset, adapter, spec.name)
+            check_classes(dataset, adapter, spec.name, unknown)
         if test and spec.alpha in (None, "auto"):
             check_not_validated_on(dataset.root, adapter, spec)
 
