@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -86,13 +87,73 @@ def test_same_seed_same_decoder(trained, tmp_path):
 def test_eval_anomaly_with_the_decoder(trained, tmp_path):
     out = tmp_path / "r"
     assert main(["eval", "anomaly", "--dataset", str(trained / "test"), "--decoder", str(trained / "decoder"),
-                 "--ood-prompts", "spiky shape", "--merge", "families", "--out", str(out), "--no-progress",
+                 "--ood-prompts", "a spiky shape", "--merge", "families", "--out", str(out), "--no-progress",
                  "--n-boot", "100"]) == 0
     report = json.loads((out / "anomaly.json").read_text())
     mean = report["results"]["anomaly"]["CLIP"]["mean"]
-    assert {"Decoder", "DecoderEnsemble", "DecoderOODPrompts", "MaxLogit"} <= set(mean)
+    assert {"Decoder", "DecoderMerged", "DecoderOODPrompts", "MaxLogit"} <= set(mean)
     assert all(0 <= mean[s]["AUROC"] <= 1 for s in mean)
-    assert report["anomaly"]["decoder"]["config"]["queries"] == 16
+    assert report["anomaly"]["decoders"]["CLIP"][0]["config"]["queries"] == 16
+    miou = report["results"]["anomaly_miou"]["CLIP"]
+    assert len(miou) == 1 and 0 < miou[0] <= 1
+    assert "Protocol: VL4AD pixel-wise anomaly segmentation" in (out / "anomaly.md").read_text()
+
+
+def test_class_logits_with_concepts_take_each_class_its_best_concept():
+    from clap.adapter.mask_decoder import MaskDecoder, decoder_config
+    from clap.evaluation.anomaly import mean_iou
+
+    torch.manual_seed(0)
+    decoder = MaskDecoder(decoder_config(8, ["a", "b"], concepts={"a": ["x", "y"], "b": ["z"]}))
+    v, text = torch.randn(5, 8), torch.randn(3, 8)
+    logits = decoder.class_logits(v, text, torch.tensor([0, 0, 1]))
+    cos = torch.nn.functional.normalize(v, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    expected = torch.stack([cos[:, :2].max(1).values, cos[:, 2]], 1) / decoder.temperature
+    assert torch.allclose(logits[:, :2], expected, atol=1e-6) and logits.shape == (5, 3)
+    assert torch.allclose(decoder.class_logits(v, text[:2])[:, :2], cos[:, :2] / decoder.temperature, atol=1e-6)
+    # mIoU by hand (rows the truth): class 0: TP 3, FN 1 + 1, FP 2: 3/7; class 1: TP 4, FN 2, FP 1: 4/7; class 2 is
+    # absent from the truth (though predicted once) and not averaged
+    confusion = np.array([[3, 1, 1], [2, 4, 0], [0, 0, 0]])
+    assert mean_iou(confusion) == pytest.approx((3 / 7 + 4 / 7) / 2)
+
+
+def test_a_decoder_trained_behind_an_adapter_serves_that_adapter_alone(trained, tmp_path, embedded, capsys):
+    """A decoder trained on an adapter's features and a concept ensemble records both; scoring pairs it with the model
+    of that adapter at that alpha, CLIP keeps its own decoders (two seeds: the row is their mean), and a decoder whose
+    adapter is not given is one line."""
+    from clap.adapter.config import AdapterConfig
+    from clap.adapter.disentangler import Disentangler
+
+    torch.manual_seed(1)
+    adapter = Disentangler(AdapterConfig(in_dim=embedded.embed_dim, alpha=0.5, backbone=embedded.identity.to_dict()))
+    with torch.no_grad():
+        adapter.projection.weight.normal_(0, 0.05)
+    adapter.save_pretrained(tmp_path / "clap")
+    train = ["train", "--config", "experiments/configs/world_vl4ad.yaml", "--data.root", str(trained / "train"),
+             "--data.window", "10", "--trainer.max_steps", "10", "--trainer.enable_progress_bar", "false"]
+    assert main([*train, "--data.adapter", str(tmp_path / "clap"), "--data.concepts", "world",
+                 "--trainer.default_root_dir", str(tmp_path / "runs"), "--out", str(tmp_path / "behind")]) == 0
+    config = json.loads((tmp_path / "behind" / "adapter_config.json").read_text())["decoder"]
+    assert config["feature_adapter"] == {"path": str((tmp_path / "clap").resolve()), "alpha": 0.5}
+    assert config["concepts"]["circle"] == ["a circle", "circles", "a round disc"]
+    assert main([*train, "--seed_everything", "7", "--trainer.default_root_dir", str(tmp_path / "runs2"),
+                 "--out", str(tmp_path / "second")]) == 0
+    argv = ["eval", "anomaly", "--dataset", str(trained / "test"), "--no-progress", "--n-boot", "100",
+            "--decoder", str(trained / "decoder"), "--decoder", str(tmp_path / "second"),
+            "--decoder", str(tmp_path / "behind")]
+    assert main([*argv, "--adapter", f"CLAP={tmp_path / 'clap'}@0.5", "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "anomaly.json").read_text())
+    assert [len(report["anomaly"]["decoders"][m]) for m in ("CLIP", "CLAP")] == [2, 1]
+    rows = report["results"]["anomaly"]
+    assert "Decoder" in rows["CLAP"]["mean"] and "Decoder" in rows["CLIP"]["mean"]
+    per_domain = [rows["CLIP"][d]["Decoder"]["AUROC"] for d in ("sketch", "photograph")]
+    assert rows["CLIP"]["mean"]["Decoder"]["AUROC"] == pytest.approx(np.mean(per_domain), abs=2e-3)
+    assert len(report["results"]["anomaly_miou"]["CLIP"]) == 2
+    assert report["statistics"]["differences"]["anomaly"]["CLAP"]["Decoder AUROC"]["decoder seeds"] == 2
+    capsys.readouterr()
+    assert main([*argv, "--adapter", f"CLAP={tmp_path / 'clap'}@0.3", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "trained behind the adapter" in err and err.count("\n") == 1
 
 
 def test_decoder_misuse_is_one_line(trained, tmp_path, capsys):
@@ -117,7 +178,12 @@ def test_decoder_misuse_is_one_line(trained, tmp_path, capsys):
 
 
 def test_world_vl4ad_reproduction_runs_shrunk(tmp_path, experiment_script):
-    """Scenes, the decoder and 2 CLAP seeds, alpha on validation, the evaluation; the summary rebuilds alike."""
+    """Scenes, 2 CLAP seeds on the ID classes, each route's decoders of both kinds (2 seeds), alpha on validation,
+    the evaluation; the summary rebuilds alike."""
+    from pathlib import Path
+
+    from clap.prompts.classes import world_held_out
+
     script = experiment_script("experiments/world_vl4ad/reproduce.py")
     results = tmp_path / "results"
     assert script.run(["--out", str(tmp_path / "run"), "--results", str(results), "--train-scenes", "8",
@@ -125,9 +191,15 @@ def test_world_vl4ad_reproduction_runs_shrunk(tmp_path, experiment_script):
                        "--n-boot", "100", "--image-types", "sketch", "photograph"]) == 0
     report = json.loads((results / "anomaly.json").read_text())
     assert set(report["results"]["anomaly"]) == {"CLIP", "CLAP#1", "CLAP#2"}
+    assert {m: len(d) for m, d in report["anomaly"]["decoders"].items()} == {"CLIP": 4, "CLAP#1": 2, "CLAP#2": 2}
+    for member in ("CLAP#1", "CLAP#2"):  # each CLAP seed's decoders were trained behind that seed's adapter
+        paths = {d["config"]["feature_adapter"]["path"] for d in report["anomaly"]["decoders"][member]}
+        assert paths == {str(Path(report["models"][member]["adapter"]).resolve())}
+        assert not set(report["models"][member]["training_data"]["source"].split()) & set(world_held_out())
     assert report["anomaly"]["ood_prompts"] == list(script.OOD_PROMPTS) and report["anomaly"]["merge"]
     text = (results / "summary.md").read_text()
     assert "| CLAP | Decoder |" in text and "| anomaly | CLAP | Decoder AUROC |" in text
+    assert "| CLIP | DecoderConcepts |" in text and "| CLIP | DecoderMerged |" in text
     (results / "summary.md").unlink()
     assert script.run(["--results", str(results), "--summary-only"]) == 0
     assert (results / "summary.md").read_text() == text

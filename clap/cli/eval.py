@@ -83,9 +83,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_openworld_arguments(p)
     anomaly = p.add_argument_group("anomaly (pixel-wise, on scenes)")
-    anomaly.add_argument("--decoder", type=PATH, default=None, metavar="DIR",
+    anomaly.add_argument("--decoder", type=PATH, action="append", default=None, metavar="DIR",
                          help="a trained mask decoder (clap train --config experiments/configs/world_vl4ad.yaml): "
-                              "adds VL4AD's decoder scores")
+                              "adds VL4AD's decoder scores to the model whose features it was trained on (the "
+                              "frozen model's: CLIP; --data.adapter's: that adapter); repeat it for decoder seeds")
     anomaly.add_argument("--dense-scale", type=POSITIVE, default=1.0,
                          help="enlarge each scene this many times before its dense (MaskCLIP) features: a finer grid")
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")

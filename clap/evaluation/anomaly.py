@@ -32,7 +32,6 @@ from clap.evaluation.evaluate import Report
 from clap.adapter.mask_decoder import MaskDecoder, pixel_class_scores
 from clap.evaluation import ood_scores
 from clap.evaluation.ood import OODOptions, Scorer
-from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
 from clap.evaluation.pixel_metrics import SceneScores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
@@ -59,13 +58,17 @@ class AnomalyOptions:
 
 @dataclass
 class SceneInputs:
-    """What every model's scores of one scene start from: the dense features (flattened [h * w, D], and their
-    grid), the decoder's outputs (mask logits [N, S, S], query embeddings [N, D]) when there is one, the label size."""
+    """What every model's scores of one scene start from: the dense features (flattened [h * w, D] at the
+    training-free scale, and their grid), the frozen dense features [D, h, w] at each decoder's scale, the label map."""
 
     raw: torch.Tensor
     grid: tuple[int, int]
-    decoded: tuple[torch.Tensor, torch.Tensor] | None
-    size: tuple[int, int]
+    dense: dict[float, torch.Tensor]
+    label: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.label.shape
 
 
 def upsampled(anomaly: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -85,74 +88,116 @@ class DenseScores:
 
 
 class DecoderScores:
-    """VL4AD's scores of the mask decoder's outputs for one model (its adapter applied to the query embeddings,
-    the class text features and the no-object embedding): u = -max_k sum_i s_i c_ik with c from the decoder's
-    own class prompt (Decoder), from the max-logit prompt ensemble over merged classes (DecoderEnsemble), and with
-    the outlier concepts in the softmax (DecoderOODPrompts)."""
+    """VL4AD's scores through a model's own mask decoders (trained on its feature space: its adapted dense features
+    and class text), one set of maps per decoder seed: u = -max_k sum_i s_i c_ik with c against the decoder's own
+    class features (Decoder: one prompt; DecoderConcepts: a decoder trained and scored on its concept ensemble),
+    with the classes merged into groups at test time (...Merged) and with the outlier concepts in the softmax
+    (...OODPrompts); and each decoder's in-distribution segmentation (argmax_k sum_i s_i c_ik) as a confusion
+    matrix for its mIoU."""
 
-    def __init__(self, model, decoder: MaskDecoder, classes: Sequence[str], options: AnomalyOptions) -> None:
-        template = decoder.config.decoder["template"]
-        with torch.no_grad():  # everything on the CPU, where the decoder's outputs are
-            self.text = model.prompt_features(classes, [template])[:, 0].cpu()
-            prompts = model.prompt_features(classes, ENSEMBLE_TEMPLATES).cpu()
-            self.no_object = model.adapted(decoder.no_object[None].detach())
-            self.concepts = (model.prompt_features(options.ood_prompts, [template])[:, 0].cpu()
-                             if options.ood_prompts else None)
-        self.prompts = prompts.reshape(-1, prompts.shape[-1])
-        self.owners, self.n_merged = ood_scores.ensemble_owners(classes, options.merge, len(ENSEMBLE_TEMPLATES))
-        self.model, self.temperature = model, decoder.temperature
+    def __init__(self, model, decoders: Sequence[MaskDecoder], classes: Sequence[str], options: AnomalyOptions,
+                 anomaly: int, void: int) -> None:
+        from clap.training.segmentation import concept_features
 
-    def _anomaly(self, masks: torch.Tensor, logits: torch.Tensor, kept: int, size: tuple[int, int]) -> np.ndarray:
-        probs = torch.softmax(logits / self.temperature, dim=-1)[:, :kept]
-        return upsampled(-pixel_class_scores(masks[None], probs[None])[0].max(dim=0).values, size)
+        self.model, self.decoders, self.anomaly, self.void = model, list(decoders), anomaly, void
+        self.classes = len(classes)
+        with torch.no_grad():  # everything on the CPU, where the decoders' outputs are
+            self.text = [concept_features(model, list(classes), d.config.decoder["template"], d.concepts)
+                         for d in self.decoders]
+            self.concepts = [outlier_features(model, options.ood_prompts, d.config.decoder["template"])
+                             for d in self.decoders] if options.ood_prompts else None
+        merged, self.n_merged = ood_scores.ensemble_owners(classes, options.merge, 1)
+        self.merged = torch.tensor(merged) if options.merge else None
+        self.confusion = [np.zeros((self.classes, self.classes), np.int64) for _ in self.decoders]
 
+    @torch.no_grad()
     def __call__(self, inputs: SceneInputs) -> dict[str, np.ndarray]:
-        masks, embeddings = inputs.decoded
-        v = self.model.adapted(embeddings)
-        no = v @ self.no_object.T
-        cos = v @ self.text.T
-        ensemble = ood_scores.ensemble_cosines(v, self.prompts, self.owners, self.n_merged)
-        out = {"Decoder": self._anomaly(masks, torch.cat([cos, no], 1), cos.shape[1], inputs.size),
-               "DecoderEnsemble": self._anomaly(masks, torch.cat([ensemble, no], 1), ensemble.shape[1], inputs.size)}
-        if self.concepts is not None:
-            out["DecoderOODPrompts"] = self._anomaly(masks, torch.cat([cos, v @ self.concepts.T, no], 1),
-                                                     cos.shape[1], inputs.size)
+        from clap.adapter.mask_decoder import concept_max
+        from clap.training.segmentation import adapted_dense
+
+        out = {}
+        for j, decoder in enumerate(self.decoders):
+            features = adapted_dense(self.model, inputs.dense[decoder.config.decoder["dense_scale"]])
+            masks, embeddings = (x[0] for x in decoder(features[None]))
+            text, owners = self.text[j]
+            logits = decoder.class_logits(embeddings, text, owners)  # [N, K + 1], no-object last
+            cos, no = logits[:, :-1], logits[:, -1:]
+            kind = "DecoderConcepts" if decoder.concepts else "Decoder"
+            out[f"{kind}@{j}"] = self._anomaly(masks, torch.cat([cos, no], 1), cos.shape[1], inputs.size, j, inputs)
+            if self.merged is not None:
+                merged = concept_max(cos, self.merged)
+                out[f"{kind}Merged@{j}"] = self._anomaly(masks, torch.cat([merged, no], 1), merged.shape[1],
+                                                         inputs.size)
+            if self.concepts is not None:
+                extra = decoder.class_logits(embeddings, self.concepts[j])[:, :-1]
+                out[f"{kind}OODPrompts@{j}"] = self._anomaly(masks, torch.cat([cos, extra, no], 1), cos.shape[1],
+                                                             inputs.size)
         return out
 
+    def _anomaly(self, masks: torch.Tensor, logits: torch.Tensor, kept: int, size: tuple[int, int],
+                 decoder: int | None = None, inputs: SceneInputs | None = None) -> np.ndarray:
+        """The anomaly map -max_k sum_i s_i c_ik (c: softmax over every column, the first `kept` kept); with a
+        decoder index, its ID segmentation is also counted into that decoder's confusion matrix."""
+        probs = torch.softmax(logits, dim=-1)[:, :kept]
+        per_class = pixel_class_scores(masks[None], probs[None])[0]  # [kept, S, S]
+        if decoder is not None:
+            self._count(per_class, inputs.label, decoder)
+        return upsampled(-per_class.max(dim=0).values, size)
 
-def scene_inputs(backbone, pixels: torch.Tensor, size: tuple[int, int], scale: float,
-                 decoder: MaskDecoder | None) -> SceneInputs:
-    """One scene's dense features (and the decoder's outputs, at the decoder's recorded scale)."""
+    def _count(self, per_class: torch.Tensor, label: np.ndarray, decoder: int) -> None:
+        """Add a scene's ID segmentation (argmax class, at the label map's size) on its ID pixels to the confusion."""
+        scores = F.interpolate(per_class[None].float(), size=label.shape, mode="bilinear", align_corners=False)[0]
+        predicted = scores.argmax(dim=0).numpy()
+        keep = (label != self.void) & (label != self.anomaly) & (label < self.classes)
+        pairs = label[keep].astype(np.int64) * self.classes + predicted[keep]
+        self.confusion[decoder] += np.bincount(pairs, minlength=self.classes ** 2).reshape(self.classes, -1)
+
+    def miou(self) -> list[float]:
+        """Each decoder's mean IoU over the ID classes present in the labels."""
+        return [mean_iou(c) for c in self.confusion]
+
+
+def mean_iou(confusion: np.ndarray) -> float:
+    """Mean over the classes present (a row with pixels) of TP / (TP + FP + FN), rows the truth."""
+    tp = np.diag(confusion).astype(float)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = confusion.sum(1) > 0
+    return float(np.mean(tp[present] / union[present])) if present.any() else float("nan")
+
+
+def outlier_features(model, phrases: Sequence[str], template: str) -> torch.Tensor:
+    """VL4AD's outlier concepts as text features, each phrase in the template (its own article kept)."""
+    from clap.prompts.templates import fill
+
+    return model.encode_text([fill(template, q) for q in phrases]).cpu()
+
+
+def scene_inputs(backbone, pixels: torch.Tensor, label: np.ndarray, scale: float, scales: set[float]
+                 ) -> SceneInputs:
+    """One scene's dense features at the training-free scale and at every decoder's scale."""
     with torch.no_grad():
-        dense = backbone.encode_image_dense(pixels[None], scale)[0].cpu()
-    decoded = None
-    if decoder is not None:
-        own = decoder.config.decoder["dense_scale"]
-        with torch.no_grad():
-            features = dense if own == scale else backbone.encode_image_dense(pixels[None], own)[0].cpu()
-            masks, embeddings = decoder(features[None])
-        decoded = (masks[0], embeddings[0])
-    return SceneInputs(dense.flatten(1).T, tuple(dense.shape[1:]), decoded, size)
+        dense = {s: backbone.encode_image_dense(pixels[None], s)[0].cpu() for s in {scale, *scales}}
+    return SceneInputs(dense[scale].flatten(1).T, tuple(dense[scale].shape[1:]), dense, label)
 
 
-def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: float, decoder: MaskDecoder | None,
+def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: float, scales: set[float],
                  progress: bool = True, shown: Sequence[int] = ()
                  ) -> tuple[dict[str, dict[str, dict[str, SceneScores]]], dict]:
     """{model: {domain: {score: SceneScores}}} from each model's scorers (SceneInputs -> {score: map}) and, for the
-    scenes `shown`, their images, ground truth and heat maps."""
+    scenes `shown`, their images, ground truth and heat maps (`scales`: the decoders' dense scales)."""
     collected: dict[str, dict[str, dict[str, SceneScores]]] = {m: {} for m in scorers}
     examples: dict = {"scenes": {}, "maps": {m: {} for m in scorers}}
-    heat = "Decoder" if decoder is not None else HEAT_SCORE
+    heat = "Decoder@0" if scales else HEAT_SCORE
     for i in tqdm(range(len(scenes)), desc="anomaly maps", unit="scene", disable=not progress):
         pixels = scenes.image(i)
         label = scenes.label(i, tuple(pixels.shape[1:]))
         domain = scenes.domains[i]
-        inputs = scene_inputs(backbone, pixels, label.shape, scale, decoder)
+        inputs = scene_inputs(backbone, pixels, label, scale, scales)
         for model, makers in scorers.items():
             for name, m in (item for make in makers for item in make(inputs).items()):
                 collected[model].setdefault(domain, {}).setdefault(name, SceneScores([], [])).add(
                     m, label, scenes.anomaly, scenes.void)
-                if i in shown and name == heat:
+                if i in shown and name in (heat, HEAT_SCORE) and (name == heat or i not in examples["maps"][model]):
                     examples["maps"][model][i] = m
         if i in shown:
             truth = np.where(label == scenes.anomaly, 1.0, np.where(label == scenes.void, 0.5, 0.0))
@@ -161,37 +206,69 @@ def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: fl
     return collected, examples
 
 
-def statistic(per_domain: dict[str, dict[str, SceneScores]]):
-    """A model's table mean row, {"SCORE METRIC": [rows]}, as a function of a sample of scenes."""
+def by_decoder(by_score: dict[str, SceneScores]) -> dict[str, list[SceneScores]]:
+    """{score: [its SceneScores per decoder seed]} ("Decoder@0", "Decoder@1" -> "Decoder"; others a list of one)."""
+    out: dict[str, list[SceneScores]] = {}
+    for name, scores in by_score.items():
+        out.setdefault(name.split("@")[0], []).append(scores)
+    return out
+
+
+def statistic(per_domain: dict[str, dict[str, SceneScores]], model: str):
+    """A model's table mean row, {"SCORE METRIC": [rows]}, as a function of a sample of scenes and of the model's
+    decoder seeds (drawn with replacement, the same draw in every domain: a decoder serves them all)."""
     def one(domain: str, by_score: dict[str, SceneScores], sample: Sample) -> dict[str, np.ndarray]:
-        return {f"{score} {metric}": v for score, s in by_score.items()
-                for metric, v in s.statistic(f"{TASK}:{domain}", sample).items()}
+        out = {}
+        for score, seeds in by_decoder(by_score).items():
+            values = [s.statistic(f"{TASK}:{domain}", sample) for s in seeds]
+            picks = sample.picks(f"decoders:{model}", len(seeds))  # [rows, seeds]
+            for metric in values[0]:
+                stacked = np.stack([v[metric] for v in values])  # [seeds, rows]
+                out[f"{score} {metric}"] = stacked[picks, np.arange(len(picks))[:, None]].mean(axis=1)
+        return out
 
     return lambda sample: domain_mean(one(d, by_score, sample) for d, by_score in per_domain.items())
 
 
-def rows(per_domain: dict[str, dict[str, SceneScores]]) -> dict:
-    """{domain|mean: {score: {metric: value}}} on the data."""
-    out = {d: {score: s.metrics() for score, s in by_score.items()} for d, by_score in per_domain.items()}
+def rows(per_domain: dict[str, dict[str, SceneScores]], model: str) -> dict:
+    """{domain|mean: {score: {metric: value}}} on the data (decoder scores: the mean over decoder seeds)."""
+    out = {d: {score: {m: float(np.mean([s.metrics()[m] for s in seeds])) for m in seeds[0].metrics()}
+               for score, seeds in by_decoder(by_score).items()} for d, by_score in per_domain.items()}
     nested: dict = {}
-    for key, value in as_row(statistic(per_domain)(OBSERVED)).items():
+    for key, value in as_row(statistic(per_domain, model)(OBSERVED)).items():
         score, _, metric = key.rpartition(" ")
         nested.setdefault(score, {})[metric] = value
-    return {**out, "mean": nested}
+    return {**out, "mean": nested, "decoder_seeds": decoder_seeds(per_domain)}
+
+
+def decoder_seeds(per_domain: dict[str, dict[str, SceneScores]]) -> dict:
+    """{score: {metric: [mean over domains, per decoder seed]}} for the scores of several decoders (their spread)."""
+    grouped = {d: by_decoder(by_score) for d, by_score in per_domain.items()}
+    first = next(iter(grouped.values()))
+    return {score: {m: [float(np.mean([grouped[d][score][j].metrics()[m] for d in grouped]))
+                        for j in range(len(seeds))] for m in seeds[0].metrics()}
+            for score, seeds in first.items() if len(seeds) > 1}
 
 
 def run_anomaly(scenes: SceneSet, backbone, models: dict, options: AnomalyOptions = AnomalyOptions(),
-                decoder: MaskDecoder | None = None, progress: bool = True) -> tuple[dict, TaskMeasure, dict]:
-    """Results {model: rows}, the statistics' measure and the figure's examples."""
+                decoders: dict[str, list[MaskDecoder]] | None = None, progress: bool = True
+                ) -> tuple[dict, dict, TaskMeasure, dict]:
+    """Results {model: rows}, each model's decoders' ID mIoU {model: [per decoder]}, the statistics' measure and
+    the figure's examples; `decoders` gives each model its own decoders ({model: [decoder per seed]})."""
     check_groups_known(options.merge, scenes.classes)
     shown = anomalous_scenes(scenes)[:SHOWN_SCENES]
+    decoders = {name: found for name, found in (decoders or {}).items() if found}
+    owned = {name: DecoderScores(models[name], found, scenes.classes, options, scenes.anomaly, scenes.void)
+             for name, found in decoders.items()}
     scorers = {name: [DenseScores(Scorer(model, scenes.classes, options.ood_options()))]
-               + ([DecoderScores(model, decoder, scenes.classes, options)] if decoder is not None else [])
-               for name, model in models.items()}
-    collected, examples = score_scenes(scenes, backbone, scorers, options.dense_scale, decoder, progress, shown)
-    results = {model: rows(per_domain) for model, per_domain in collected.items()}
-    measure = TaskMeasure({model: statistic(per_domain) for model, per_domain in collected.items()}, len(scenes))
-    return results, measure, examples
+               + ([owned[name]] if name in owned else []) for name, model in models.items()}
+    scales = {d.config.decoder["dense_scale"] for found in decoders.values() for d in found}
+    collected, examples = score_scenes(scenes, backbone, scorers, options.dense_scale, scales, progress, shown)
+    results = {model: rows(per_domain, model) for model, per_domain in collected.items()}
+    seeds = {"decoder seeds": max(len(d) for d in decoders.values())} if decoders else {}
+    measure = TaskMeasure({model: statistic(per_domain, model) for model, per_domain in collected.items()},
+                          len(scenes), seeds)
+    return results, {name: scores.miou() for name, scores in owned.items()}, measure, examples
 
 
 def anomalous_scenes(scenes: SceneSet) -> list[int]:
@@ -262,13 +339,14 @@ LEVELS = ("training seeds of a seed group, with replacement",
 
 
 def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None, adapters=None,
-                     options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | None = None,
+                     options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | Sequence | None = None,
                      n_boot: int = N_BOOT, seed: int = 0, device: str = "cpu", precision: str = "auto",
                      progress: bool = True) -> Report:
     """Score every pixel of a scene folder (or a `SceneSet` already read) with CLIP and each adapter
-    (`clap.evaluate`'s NAME=PATH specs), densely
-    and, given a trained mask `decoder` folder (`clap train` with SegmentationModule), through it; bad input raises
-    `ClapError` (one line)."""
+    (`clap.evaluate`'s NAME=PATH specs), densely and, given trained mask decoder folders (`clap train` with
+    SegmentationModule; one or a list), through each model's own decoders: a decoder trained on the frozen features
+    serves CLIP, one trained behind an adapter serves the model of that adapter file at that alpha (several: decoder
+    seeds). Bad input raises `ClapError` (one line)."""
     from clap.backbones.loading import load_backbone
     from clap.evaluation.evaluate import adapter_specs, statistics
     from clap.evaluation.runner import adapter_file_info, describe_models, load_models
@@ -279,20 +357,48 @@ def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None
     if negation:
         raise ClapError(f"{', '.join(negation)}: CLIPN (negation) adapters score whole images (`clap eval ood`); "
                         "pixel-wise anomaly segmentation compares CLIP-space adapters")
-    mask_decoder = load_decoder(decoder, model, scene_set) if decoder is not None else None
-    results, measure, examples = run_anomaly(scene_set, model, models, options, mask_decoder, progress)
+    folders = [] if decoder is None else [decoder] if isinstance(decoder, (str, Path)) else list(decoder)
+    loaded = {str(folder): load_decoder(folder, model, scene_set) for folder in folders}
+    owners = decoder_owners(loaded, models, files)
+    results, miou, measure, examples = run_anomaly(
+        scene_set, model, models, options, {name: [loaded[f] for f in found] for name, found in owners.items()},
+        progress)
     stats = statistics([*models], n_boot, seed, {TASK: results}, {TASK: measure}, LEVELS)
-    decoder_info = (adapter_file_info(str(decoder)) | {"config": mask_decoder.config.decoder}
-                    if mask_decoder is not None else None)
+    decoder_info = {name: [adapter_file_info(f) | {"config": loaded[f].config.decoder} for f in found]
+                    for name, found in owners.items()}
     grid = model.encode_image_dense(scene_set.image(0)[None], options.dense_scale).shape[2:]
     setup = {"dataset": {"root": str(scene_set.root), "domains": list(scene_set.by_domain()),
                          "classes": scene_set.classes, "scenes": {d: len(i) for d, i in scene_set.by_domain().items()}},
              **describe_models(model, models, files, negation)}
-    run = {"seed": seed, "anomaly": {"dense_scale": options.dense_scale, "dense_grid": list(grid),
-                                     "merge": options.merge, "ood_prompts": options.ood_prompts,
-                                     "pc_templates": options.pc_templates, "decoder": decoder_info}}
-    return Report(TASK, setup, run, {TASK: results, "anomaly_plot": FIGURE}, stats,
+    run = {"seed": seed, "protocol": {"name": "VL4AD pixel-wise anomaly segmentation (anomaly pixels positive, void "
+                                              "ignored)"},
+           "anomaly": {"dense_scale": options.dense_scale, "dense_grid": list(grid), "merge": options.merge,
+                       "ood_prompts": options.ood_prompts, "pc_templates": options.pc_templates,
+                       "decoders": decoder_info}}
+    return Report(TASK, setup, run, {TASK: results, "anomaly_miou": miou, "anomaly_plot": FIGURE}, stats,
                   {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)})
+
+
+def decoder_owners(decoders: dict[str, MaskDecoder], models: dict, files: dict[str, dict]) -> dict[str, list[str]]:
+    """{model: [decoder folders]}: each decoder to the model whose features it was trained on (the frozen model's:
+    CLIP; an adapter's: the model of that adapter file at that alpha); one ClapError line for a decoder no model
+    given has."""
+    owners: dict[str, list[str]] = {}
+    for folder, found in decoders.items():
+        wanted = found.feature_adapter
+        matches = [name for name, m in models.items()
+                   if (m.adapter is None if wanted is None else
+                       m.adapter is not None and _same_file(files.get(name, {}).get("adapter"), wanted["path"])
+                       and abs(m.alpha - wanted["alpha"]) < 1e-9)]
+        if not matches:
+            raise ClapError(f"--decoder {folder} was trained behind the adapter {wanted['path']} at alpha "
+                            f"{wanted['alpha']:g}; give that adapter (--adapter NAME=PATH@ALPHA) to score it")
+        owners.setdefault(matches[0], []).append(folder)
+    return owners
+
+
+def _same_file(path: str | None, other: str) -> bool:
+    return path is not None and Path(path).expanduser().resolve() == Path(other).expanduser().resolve()
 
 
 def load_decoder(folder: str | Path, backbone, scenes: SceneSet) -> MaskDecoder:

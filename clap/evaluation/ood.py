@@ -25,7 +25,7 @@ from clap.errors import ClapError
 from clap.evaluation import ood_scores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
-from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers
+from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
 
@@ -74,8 +74,7 @@ class Scorer:
         self.owners, self.n_merged = ood_scores.ensemble_owners(classnames, options.groups, len(ENSEMBLE_TEMPLATES))
         self.concepts = None  # the outlier concepts' features, in the classes' prompt form and enhancement
         if options.ood_prompts:
-            self.concepts = classifiers(model, options.ood_prompts, ("PC",), repe,
-                                        pc_templates=options.pc_templates)["PC"]
+            self.concepts = phrase_classifier(model, options.ood_prompts, options.pc_templates, repe)
 
     def __call__(self, raw: torch.Tensor) -> dict[str, np.ndarray]:
         """Every OOD score of raw image features (higher = more ID)."""

@@ -302,5 +302,7 @@ def finite(value):
 def protocol_line(run: dict) -> str:
     """What was measured how, in one sentence for the Markdown report."""
     protocol = run.get("protocol", {})
-    return (f"Protocol: {protocol.get('name', '?')} (few-shot probes scored on {protocol.get('fewshot_scoring', '?')} "
-            f"images; attacks perturb {protocol.get('attack_inputs', '?')}); seed {run.get('seed')}.")
+    said = [text.format(protocol[key]) for key, text in (("fewshot_scoring", "few-shot probes scored on {} images"),
+                                                          ("attack_inputs", "attacks perturb {}")) if key in protocol]
+    details = f" ({'; '.join(said)})" if said else ""
+    return f"Protocol: {protocol.get('name', 'not recorded')}{details}; seed {run.get('seed')}."

@@ -122,6 +122,21 @@ def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FOR
     return out
 
 
+@torch.no_grad()
+def phrase_classifier(model, phrases: Sequence[str], pc_templates: Sequence[str] | None = None, repe=None
+                      ) -> torch.Tensor:
+    """Weights [D, Q] of free phrases (VL4AD's outlier concepts) in the PC prompt form: each template filled by
+    `fill`, which keeps a phrase's own article ("an unknown shape" -> "a photo of an unknown shape"), the renormalised
+    mean of the normalised features per phrase, as `CLAPModel.zero_shot_classifier` does for class names."""
+    from clap.prompts.templates import fill
+
+    templates = [t.replace("{c}", "{}") for t in form_templates(pc_templates)["PC"]]
+    weights = torch.stack([model.encode_text([fill(t, q) for t in templates], normalize=True).mean(dim=0)
+                           for q in phrases], dim=1)
+    weights = F.normalize(weights.cpu(), dim=0)
+    return weights if repe is None else _enhanced(weights, repe, phrases)
+
+
 def _enhanced(weights: torch.Tensor, repe, classnames: Sequence[str]) -> torch.Tensor:
     if weights.dim() == 3:
         return torch.stack([_enhanced(w, repe, classnames) for w in weights])

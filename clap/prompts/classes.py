@@ -29,6 +29,14 @@ def preset_groups(name: str = "world") -> dict[str, list[str]]:
     return json.loads(text)
 
 
+def preset_concepts(name: str = "world") -> dict[str, list[str]]:
+    """A preset's concepts per class (presets/<name>_concepts.json): each class's name with its article, its
+    plural and a synonym or sub-concept, as VL4AD's max-logit prompt ensembles are built (the world's 32 shapes and
+    the scenes' background). Written from the class names alone, before any result."""
+    text = (resources.files("clap.prompts") / "presets" / f"{name}_concepts.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
 def world_held_out() -> list[str]:
     """The world's default OOD classes: the last shape of each family (8 of 32, each near its family)."""
     return [members[-1] for members in preset_groups("world").values()]

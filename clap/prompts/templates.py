@@ -127,3 +127,18 @@ def class_prompts(class_name: str, vocab: AttributeVocab | None = None) -> list[
     """The len(vocab) (480 by default) attribute prompts of one class, in the fixed order."""
     vocab = vocab or AttributeVocab.default()
     return [PromptParts(class_name, **combo) for combo in vocab.combinations()]
+
+
+ARTICLES = ("a", "an", "the")
+
+
+def fill(template: str, phrase: str) -> str:
+    """The template with `phrase` in its slot; a phrase that brings its own article ("an oval", "the background")
+    takes the place of the template's "a {}" or "an {}", and a plural ("circles") too, so that no "a an oval" or
+    "a circles" is written."""
+    import re
+
+    bare = re.sub(r"\b(a|an) \{\}", "{}", template, count=1)
+    own_article = phrase.split(" ", 1)[0].lower() in ARTICLES
+    return (bare if own_article or phrase.endswith("s") and not phrase.endswith("ss") else template).format(phrase)
+
