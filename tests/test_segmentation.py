@@ -94,7 +94,7 @@ def test_eval_anomaly_with_the_decoder(trained, tmp_path):
     assert {"Decoder", "DecoderMerged", "DecoderOODPrompts", "MaxLogit"} <= set(mean)
     assert all(0 <= mean[s]["AUROC"] <= 1 for s in mean)
     assert report["anomaly"]["decoders"]["CLIP"][0]["config"]["queries"] == 16
-    miou = report["results"]["anomaly_miou"]["CLIP"]
+    miou = report["results"]["anomaly_decoders"]["CLIP"]["miou"]
     assert len(miou) == 1 and 0 < miou[0] <= 1
     assert "Protocol: VL4AD pixel-wise anomaly segmentation" in (out / "anomaly.md").read_text()
 
@@ -145,11 +145,15 @@ def test_a_decoder_trained_behind_an_adapter_serves_that_adapter_alone(trained, 
     report = json.loads((tmp_path / "r" / "anomaly.json").read_text())
     assert [len(report["anomaly"]["decoders"][m]) for m in ("CLIP", "CLAP")] == [2, 1]
     rows = report["results"]["anomaly"]
-    assert "Decoder" in rows["CLAP"]["mean"] and "Decoder" in rows["CLIP"]["mean"]
+    assert "DecoderConcepts" in rows["CLAP"]["mean"] and "Decoder" not in rows["CLAP"]["mean"]  # its kind: concepts
+    assert "Decoder" in rows["CLIP"]["mean"]
     per_domain = [rows["CLIP"][d]["Decoder"]["AUROC"] for d in ("sketch", "photograph")]
     assert rows["CLIP"]["mean"]["Decoder"]["AUROC"] == pytest.approx(np.mean(per_domain), abs=2e-3)
-    assert len(report["results"]["anomaly_miou"]["CLIP"]) == 2
-    assert report["statistics"]["differences"]["anomaly"]["CLAP"]["Decoder AUROC"]["decoder seeds"] == 2
+    clip = report["results"]["anomaly_decoders"]["CLIP"]
+    assert len(clip["miou"]) == 2
+    assert rows["CLIP"]["mean"]["Decoder"]["AUROC"] == pytest.approx(np.mean(clip["scores"]["Decoder"]["AUROC"]),
+                                                                     abs=2e-3)
+    assert report["statistics"]["differences"]["anomaly"]["CLAP"]["MaxLogit AUROC"]["decoder seeds"] == 2
     capsys.readouterr()
     assert main([*argv, "--adapter", f"CLAP={tmp_path / 'clap'}@0.3", "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err

@@ -238,7 +238,7 @@ def rows(per_domain: dict[str, dict[str, SceneScores]], model: str) -> dict:
     for key, value in as_row(statistic(per_domain, model)(OBSERVED)).items():
         score, _, metric = key.rpartition(" ")
         nested.setdefault(score, {})[metric] = value
-    return {**out, "mean": nested, "decoder_seeds": decoder_seeds(per_domain)}
+    return {**out, "mean": nested}
 
 
 def decoder_seeds(per_domain: dict[str, dict[str, SceneScores]]) -> dict:
@@ -253,8 +253,9 @@ def decoder_seeds(per_domain: dict[str, dict[str, SceneScores]]) -> dict:
 def run_anomaly(scenes: SceneSet, backbone, models: dict, options: AnomalyOptions = AnomalyOptions(),
                 decoders: dict[str, list[MaskDecoder]] | None = None, progress: bool = True
                 ) -> tuple[dict, dict, TaskMeasure, dict]:
-    """Results {model: rows}, each model's decoders' ID mIoU {model: [per decoder]}, the statistics' measure and
-    the figure's examples; `decoders` gives each model its own decoders ({model: [decoder per seed]})."""
+    """Results {model: rows}, each model's decoders' ID mIoU and their scores' metrics one by one ({model: {"miou":
+    [per decoder], "scores": {score: {metric: [per decoder]}}}}), the statistics' measure and the figure's examples;
+    `decoders` gives each model its own decoders ({model: [decoder per seed]})."""
     check_groups_known(options.merge, scenes.classes)
     shown = anomalous_scenes(scenes)[:SHOWN_SCENES]
     decoders = {name: found for name, found in (decoders or {}).items() if found}
@@ -268,7 +269,9 @@ def run_anomaly(scenes: SceneSet, backbone, models: dict, options: AnomalyOption
     seeds = {"decoder seeds": max(len(d) for d in decoders.values())} if decoders else {}
     measure = TaskMeasure({model: statistic(per_domain, model) for model, per_domain in collected.items()},
                           len(scenes), seeds)
-    return results, {name: scores.miou() for name, scores in owned.items()}, measure, examples
+    per_decoder = {name: {"miou": scores.miou(), "scores": decoder_seeds(collected[name])}
+                   for name, scores in owned.items()}
+    return results, per_decoder, measure, examples
 
 
 def anomalous_scenes(scenes: SceneSet) -> list[int]:
@@ -360,7 +363,7 @@ def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None
     folders = [] if decoder is None else [decoder] if isinstance(decoder, (str, Path)) else list(decoder)
     loaded = {str(folder): load_decoder(folder, model, scene_set) for folder in folders}
     owners = decoder_owners(loaded, models, files)
-    results, miou, measure, examples = run_anomaly(
+    results, per_decoder, measure, examples = run_anomaly(
         scene_set, model, models, options, {name: [loaded[f] for f in found] for name, found in owners.items()},
         progress)
     stats = statistics([*models], n_boot, seed, {TASK: results}, {TASK: measure}, LEVELS)
@@ -375,7 +378,7 @@ def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None
            "anomaly": {"dense_scale": options.dense_scale, "dense_grid": list(grid), "merge": options.merge,
                        "ood_prompts": options.ood_prompts, "pc_templates": options.pc_templates,
                        "decoders": decoder_info}}
-    return Report(TASK, setup, run, {TASK: results, "anomaly_miou": miou, "anomaly_plot": FIGURE}, stats,
+    return Report(TASK, setup, run, {TASK: results, "anomaly_decoders": per_decoder, "anomaly_plot": FIGURE}, stats,
                   {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)})
 
 

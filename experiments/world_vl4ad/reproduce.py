@@ -115,7 +115,8 @@ def metric_rows(report: dict) -> list[str]:
             if model in seeds:
                 mean, std = seeds[model]["mean"]["mean"], seeds[model]["std"]["mean"]
             else:
-                mean, spread = results[model]["mean"], results[model]["decoder_seeds"].get(score)
+                mean = results[model]["mean"]
+                spread = report["results"]["anomaly_decoders"].get(model, {}).get("scores", {}).get(score)
                 std = {score: {m: sample_std(v) for m, v in spread.items()}} if spread else None
             if score not in mean:
                 continue
@@ -129,8 +130,8 @@ def metric_rows(report: dict) -> list[str]:
 def miou_by_kind(report: dict) -> dict[str, dict[str, list[float]]]:
     """{model or seed group: {decoder kind: [ID mIoU per decoder]}}."""
     out: dict = {}
-    for model, values in report["results"]["anomaly_miou"].items():
-        for value, info in zip(values, report["anomaly"]["decoders"][model]):
+    for model, found in report["results"]["anomaly_decoders"].items():
+        for value, info in zip(found["miou"], report["anomaly"]["decoders"][model]):
             kind = "DecoderConcepts" if info["config"].get("concepts") else "Decoder"
             out.setdefault(model.split("#")[0], {}).setdefault(kind, []).append(value)
     return out
