@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import tempfile
@@ -22,14 +23,28 @@ def default_file_mode() -> int:
 def atomic_file(path: str | Path, binary: bool = False, suffix: str = "") -> Iterator[IO]:
     """An open temporary file beside `path` that replaces `path` when the block ends without error."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    with naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+                yield f
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An OS error inside that names no file (a full disk's, on write) names `path`: the message says where."""
     try:
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
-            yield f
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
@@ -72,6 +87,9 @@ def claim_output_folder(root: str | Path, marker: str, request: dict, what: str)
     from clap.errors import ClapError
 
     root = Path(root)
+    if root.is_symlink() and not root.exists():
+        raise ClapError(f"output folder {root} is a link to {os.readlink(root)}, which does not exist; create that "
+                        "folder or choose another --out")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:

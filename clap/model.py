@@ -49,17 +49,42 @@ def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
         differences = trained_on.architecture_differences(backbone.identity)
         if trained_on.checksum != backbone.identity.checksum:
             differences.append(f"weights sha256 {trained_on.checksum} vs {backbone.identity.checksum}")
-        detail = f" (adapter vs backbone: {'; '.join(differences)})" if differences else ""
-        raise ClapError(f"adapter was trained on {trained_on.describe()}, not on {backbone.identity.describe()}"
-                        f"{detail}; load that backbone with the same quick_gelu/preprocess (or retrain the adapter)")
+        what = "mask decoder" if adapter.config.route == "segmentation" else "adapter"
+        detail = f" ({what} vs backbone: {'; '.join(differences)})" if differences else ""
+        mine, theirs = trained_on.describe(), backbone.identity.describe()
+        where = f"another build of {mine}" if mine == theirs else f"{mine}, not on {theirs}"
+        raise ClapError(f"{what} was trained on {where}{detail}; load that backbone with the same "
+                        f"quick_gelu/preprocess (or retrain the {what})")
 
 
 def check_templates(templates: Sequence[str], option: str = "") -> None:
-    """Each prompt template needs '{}' or '{c}' where the class name goes (and there is at least one)."""
-    bad = [t for t in templates if "{}" not in t and "{c}" not in t]
-    if not templates or bad:
-        raise ClapError(f"{option}each template needs a '{{}}' or '{{c}}' where the class name goes, got "
-                        f"{(bad or ['nothing'])[0]!r}")
+    """Each prompt template needs exactly one slot, '{}' or '{c}', where the class name goes (and there is at least
+    one template); any other brace is doubled ('{{', '}}') as in Python's str.format."""
+    if isinstance(templates, str) or not templates:
+        raise ClapError(f"{option}give a list of templates, got {templates!r}")
+    for template in templates:
+        problem = template_problem(template)
+        if problem:
+            raise ClapError(f"{option}template {template!r} {problem}; each template holds one '{{}}' or '{{c}}' "
+                            "where the class name goes (write a literal brace as '{{' or '}}')")
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with one prompt template's slots, or None."""
+    import string
+
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        return f"does not parse ({e})"
+    if not fields:
+        return "has no slot"
+    if len(fields) > 1:
+        return f"has {len(fields)} slots"
+    name, spec, conversion = fields[0]
+    if name not in ("", "c") or spec or conversion:
+        return f"has the slot {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+    return None
 
 
 class CLAPModel(nn.Module):
@@ -73,6 +98,8 @@ class CLAPModel(nn.Module):
     def __init__(self, backbone: Backbone, adapter: Disentangler | None = None, alpha: float | None = None) -> None:
         super().__init__()
         if adapter is not None:
+            if not isinstance(adapter, Disentangler):
+                raise ClapError(f"CLAPModel needs a Disentangler adapter, not a {type(adapter).__name__}")
             check_compatible(backbone, adapter)
             adapter = adapter.to(backbone.device).eval()
         self.backbone = backbone

@@ -11,6 +11,7 @@ import abc
 import argparse
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -98,6 +99,7 @@ SEED = Number(integer=True, low=0, high=SEED_MAX)
 PROBABILITY = Number(low=0, high=1)
 POSITIVE = Number(low=0, open_low=True)
 NON_NEGATIVE = Number(low=0)
+SCALE = Number(low=0.25, high=4)  # a scene's enlargement before its dense features (a larger one: a finer grid)
 ALPHA = NON_NEGATIVE  # the residual weight: 0 is plain CLIP, 1 the trained setting; negative has no meaning
 
 
@@ -107,10 +109,13 @@ class Text(Kind):
 
     empty_ok: bool = False
     what: str = "a non-empty value"
+    one_line: bool = False  # no line break or other control character (a name written one a line)
 
     def convert(self, value: Any) -> str:
         if not isinstance(value, str) or (not value.strip() and not self.empty_ok):
             raise ValueError(f"expected {self.what}")
+        if self.one_line and any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError(f"expected {self.what} on one line, without control characters")
         return value
 
 
@@ -124,10 +129,28 @@ class Device(Kind):
         if not isinstance(value, str) or not re.fullmatch(r"[a-z]+(:\d+)?", value.strip()):
             raise ValueError("expected a device such as cpu, cuda or cuda:1")
         try:
-            torch.device(value)
+            device = torch.device(value)
         except RuntimeError:
             raise ValueError("expected a device such as cpu, cuda or cuda:1") from None
+        missing = _missing_device(device)
+        if missing:
+            raise ValueError(f"{missing}; use cpu (or a device this machine has)")
         return value
+
+
+def _missing_device(device) -> str | None:
+    """Why this machine cannot run on `device` (a torch.device), or None."""
+    import torch
+
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return f"this machine has no CUDA device (torch {torch.__version__}, CUDA build {torch.version.cuda})"
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device{'s' * (count > 1)}: cuda:0 to cuda:{count - 1}"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "this machine has no MPS device"
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,7 +166,7 @@ class Choice(Kind):
 
 
 PATH = Text(what="a path")
-NAME = Text(what="a non-empty name")
+NAME = Text(what="a non-empty name", one_line=True)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # the frozen encoders' numerics (`load_backbone`)
 PRECISION = Choice(PRECISIONS)
 

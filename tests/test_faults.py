@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import os
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
     """Exit 2, exactly one stderr line, a `clap: error:` without traceback, holding `words`."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert len(lines) == 1 and lines[0].startswith("clap: error: "), result.stderr[-3000:]
+    assert len(lines) == 1 and re.match(r"clap( [\w-]+)*: error: ", lines[0]), result.stderr[-3000:]
     assert all(w in lines[0] for w in words), lines[0]
     return lines[0]
 
@@ -290,3 +291,151 @@ def test_an_existing_report_is_kept_without_overwrite(world, report):
     one_line_error(clap("eval", "fewshot", "--dataset", world, "--out", report.parent, "--no-progress"),
                    "exists from an earlier run", "--overwrite")
     assert report.read_bytes() == before
+
+
+# The new surfaces' faults: a decoder where an adapter goes, templates, options a task ignores, label maps ...
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory, embedded) -> Path:
+    from clap.adapter.mask_decoder import MaskDecoder, decoder_config
+
+    folder = tmp_path_factory.mktemp("decoder") / "d"
+    config = decoder_config(embedded.embed_dim, ["background", "star"], queries=2, width=16, layers=1, heads=2)
+    config.backbone = embedded.identity.to_dict()
+    MaskDecoder(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    from clap.data_gen.world.scenes import render_scenes
+
+    root = tmp_path_factory.mktemp("scenes") / "s"
+    render_scenes(root, 3, seed=2, spec=WorldSpec(image_types=("sketch",)), progress=False)
+    return root
+
+
+def test_a_mask_decoder_where_an_adapter_goes(world, scenes, decoder, tmp_path, embedded):
+    from clap.errors import ClapError
+    from clap.model import CLAPModel
+
+    for task, data in (("zeroshot", world), ("anomaly", scenes)):
+        one_line_error(clap("eval", task, "--dataset", data, "--adapter", f"X={decoder}", "--out", tmp_path / task,
+                            "--no-progress"), "segmentation-route MaskDecoder", "where a Disentangler is needed")
+    one_line_error(clap("select-alpha", decoder, "--val", world), "MaskDecoder")
+    with pytest.raises(ClapError, match="where a Disentangler is needed"):
+        Disentangler.from_pretrained(decoder)
+    from clap.adapter.mask_decoder import MaskDecoder
+
+    with pytest.raises(ClapError, match="needs a Disentangler adapter, not a MaskDecoder"):
+        CLAPModel(embedded, MaskDecoder.from_pretrained(decoder))
+
+
+@pytest.mark.parametrize("template, words", [
+    ("a {} beside a {}", ["has 2 slots"]), ("a {c} next to a {}", ["has 2 slots"]),
+    ("a {x} photo of a {}", ["has 2 slots"]), ("a photo of a {} }", ["does not parse"]),
+    ("a {x} photo", ["has the slot {x}"]), ("missing/templates.txt", ["does not exist"]),
+])
+def test_a_template_with_other_slots_is_refused_before_any_work(world, tmp_path, template, words):
+    one_line_error(clap("eval", "zeroshot", "--dataset", world, "--templates", template, "--out", tmp_path / "r",
+                        "--no-progress"), "--templates", *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_library_checks_what_the_cli_checks(world, tmp_path):
+    import clap as library
+    from clap.errors import ClapError
+    from clap.evaluation.anomaly import AnomalyOptions
+    from clap.training.segmentation import SceneDataModule
+
+    cases = [(lambda: library.evaluate(world, tasks=5), "tasks must be a task name"),
+             (lambda: AnomalyOptions(dense_scale=0), "dense_scale = 0"),
+             (lambda: AnomalyOptions(dense_scale=1e6), "<= 4"),
+             (lambda: AnomalyOptions(pc_templates=("a {} {}",)), "has 2 slots"),
+             (lambda: SceneDataModule(root=str(tmp_path), template="a {} and a {}"), "has 2 slots"),
+             (lambda: library.load_backbone(device="cuda:7"), "device = 'cuda:7'")]
+    for call, words in cases:
+        with pytest.raises(ClapError, match=words.replace("{", r"\{").replace("}", r"\}")):
+            call()
+    report = library.evaluate(world, options={"n_boot": 100})
+    assert report.statistics  # a mapping of options is taken as the options
+    with pytest.raises(ClapError, match="is a file"):
+        report.save(world / "world.json")
+    with pytest.raises(ClapError, match="inside"):
+        report.save(world / "reports")
+
+
+def test_options_the_task_would_ignore_and_counts_out_of_reach(world, scenes, tmp_path):
+    one_line_error(clap("eval", "zeroshot", "--dataset", world, "--autoattack", "--out", tmp_path / "a"),
+                   "--autoattack does nothing for `clap eval zeroshot`")
+    one_line_error(clap("eval", "anomaly", "--dataset", scenes, "--cache", tmp_path / "c", "--out", tmp_path / "b"),
+                   "--cache does nothing for `clap eval anomaly`")
+    for scale in ("0.01", "1000000"):
+        one_line_error(clap("eval", "anomaly", "--dataset", scenes, "--dense-scale", scale, "--out", tmp_path / "d"),
+                       "--dense-scale")
+    one_line_error(clap("world", "render", "--layout", "scenes", "--scenes", "2000000000", "--out", tmp_path / "w"),
+                   "--scenes")
+    one_line_error(clap("prompts", "--names", "star\nring", "--out", tmp_path / "p"), "one line")
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c", "d", "w", "p"))
+
+
+def test_label_values_outside_the_label_set_are_refused(scenes, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    copy = tmp_path / "s"
+    shutil.copytree(scenes, copy)
+    label = sorted((copy / "labels").glob("*.png"))[0]
+    values = np.array(Image.open(label))
+    values[0, :3] = (200, 201, 202)  # e.g. Cityscapes labelIds given where trainIds are meant
+    Image.fromarray(values).save(label)
+    line = one_line_error(clap("eval", "anomaly", "--dataset", copy, "--out", tmp_path / "r", "--no-progress"),
+                          "[200, 201, 202]", "neither a class id")
+    assert "254" not in line.split("holds the values")[1].split("]")[0]
+
+
+def test_an_identical_second_render_is_refused_while_the_first_runs(tmp_path):
+    out = tmp_path / "w"
+    (tmp_path / ".w.clap.lock").write_text(str(os.getpid()))  # the first render: a live process holds the folder
+    one_line_error(clap("world", "render", "--layout", "domains", "--images-per-class", "1", "--out", out,
+                        "--no-progress"), "another clap command", "a world render")
+
+
+def test_misleading_messages_now_say_what_is_wrong(world, tmp_path, adapter):
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    one_line_error(clap("train", "--config", tmp_path / "empty.yaml", "--out", tmp_path / "a"), "holds no settings")
+    one_line_error(clap("convert-reference", tmp_path, tmp_path / "c"), "is a folder")
+    (tmp_path / "file").write_text("x")
+    one_line_error(clap("splits", "--dataset", world, "--out", tmp_path / "file"), "is a file")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    one_line_error(clap("world", "render", "--layout", "domains", "--out", tmp_path / "link", "--no-progress"),
+                   "is a link to", "does not exist")
+    one_line_error(clap("eval", "anomaly", "--dataset", world, "--out", tmp_path / "r"),
+                   "domains layout, not of scenes")
+    one_line_error(clap("eval", "anomaly", "--dataset", tmp_path / "none", "--out", tmp_path / "r"), "does not exist")
+    one_line_error(clap("eval", "openness", "--dataset", world, "--group-size", "10", "--out", tmp_path / "o",
+                        "--no-progress"),
+                   "group_size 10")
+
+
+def test_a_clipn_checkpoint_resumed_with_another_variant(tmp_path):
+    from clap.training.cli import _changed_settings
+
+    assert _changed_settings({"no_encoder": "copy", "lr": 1e-3, "_class_path": "x"},
+                             {"no_encoder": "frozen", "lr": 1e-3, "_class_path": "y"}) == [
+        "--model.no_encoder 'copy' -> 'frozen'"]
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(world, tmp_path):
+    """SIGINT at its default disposition while `python -m clap` imports its subcommands: exit 130, one line."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "clap", "eval", "zeroshot", "--dataset", str(world), "--out",
+                             str(tmp_path / "r")], env=ENV, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # inside the imports of clap.cli.main (torch, the subcommands)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "clap: interrupted; the command had not started: nothing was written, rerun it"]

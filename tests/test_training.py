@@ -265,19 +265,30 @@ def quick_run(run: tuple[str, dict]) -> tuple[str, float]:
 
 
 def test_side_by_side_runs_end_without_waiting_on_a_worker_twenty_times_in_a_row(monkeypatch):
-    """The normal end closes and joins the pool (no signal to a worker that has done its work), so it never
+    """The normal end shuts the workers down (no signal to a worker that has done its work), so it never
     hangs; a worker that would not exit is killed and reported instead (JOIN_SECONDS)."""
     import multiprocessing
-    import multiprocessing.pool
 
     from clap.training import parallel
 
-    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: pytest.fail("terminate, normal path"))
-    monkeypatch.setattr(parallel, "JOIN_SECONDS", 30.0)  # a worker still there after that fails the run
+    monkeypatch.setattr(parallel, "_stop", lambda executor: pytest.fail("workers stopped on the normal path"))
+    monkeypatch.setattr(parallel, "JOIN_SECONDS", 120.0)  # a worker still there after that (start-up included) fails
+    before = set(multiprocessing.active_children())
     for _ in range(20):
         done = parallel.train_runs([("a", {}), ("b", {}), ("c", {})], jobs=2, progress=False, work=quick_run)
-        workers = [p for p in multiprocessing.active_children() if "PoolWorker" in p.name]
-        assert set(done) == {"a", "b", "c"} and not workers
+        assert set(done) == {"a", "b", "c"} and not set(multiprocessing.active_children()) - before
+
+
+def test_side_by_side_runs_from_standard_input_end_with_one_error():
+    """Workers spawned from `python - < script` cannot import their parent's script: the call ends with one
+    ClapError saying so, instead of replacing dead workers forever."""
+    script = ("from clap.training.parallel import train_runs\n"
+              "try:\n    train_runs([('a', {}), ('b', {})], jobs=2, progress=False)\n"
+              "except Exception as e:\n    print(type(e).__name__, e)\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0 and done.stdout.startswith("ClapError a training worker process stopped"), done
+    assert "if __name__" in done.stdout and done.stderr.count("FileNotFoundError") <= 2
 
 
 def test_bad_training_input_is_one_line(tmp_path, capsys):

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from clap.adapter.config import AdapterConfig
 from clap.errors import ClapError
-from clap.fileio import default_file_mode
+from clap.fileio import default_file_mode, naming
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 SUMMARY_NAME = "training_summary.json"  # written beside them by a training run (`clap.training.callbacks`)
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 TRAINING_ALPHA = 1.0
+_ROLE_HINTS = {"segmentation": " (a mask decoder scores road scenes: give it as the anomaly task's decoder, not as "
+                               "an adapter)"}
 
 
 class SavedAdapter(nn.Module):
@@ -57,7 +59,7 @@ class SavedAdapter(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.package_version = __version__
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
+        with naming(directory), tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
             save_file(state, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
             os.chmod(os.path.join(tmp, WEIGHTS_NAME), default_file_mode())  # safetensors writes it owner-only
             Path(tmp, CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
@@ -71,7 +73,11 @@ class SavedAdapter(nn.Module):
         """Load from a local folder, or else from a Hugging Face hub repo id; strictly."""
         folder = _resolve(str(name), revision, cache_dir)
         config = _read_config(folder / CONFIG_NAME)
-        adapter = _class_for(config)(config)
+        adapter_class = _class_for(config)
+        if not issubclass(adapter_class, cls):
+            raise ClapError(f"{name} holds a {config.route}-route {adapter_class.__name__}, where a {cls.__name__} "
+                            f"is needed{_ROLE_HINTS.get(config.route, '')}")
+        adapter = adapter_class(config)
         try:
             state = load_file(str(folder / WEIGHTS_NAME))
         except (SafetensorError, OSError) as e:
@@ -176,6 +182,9 @@ def _resolve(name: str, revision: str | None, cache_dir: str | None) -> Path:
 
 def _class_for(config: AdapterConfig) -> type:
     """The module class a saved adapter's route (and variant) needs (the package registers every route on import)."""
+    if config.route not in SavedAdapter.ROUTE_CLASSES:
+        raise ClapError(f"adapter route {config.route!r} is not one this package knows "
+                        f"({', '.join(sorted(SavedAdapter.ROUTE_CLASSES))}); was it written by a newer clap?")
     return SavedAdapter.ROUTE_CLASSES[config.route].variant(config)
 
 

@@ -34,6 +34,8 @@ def read_torch_file(path: str | Path) -> object:
     so every exception of the read is a file that is not a torch checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ClapError(f"checkpoint {path} is a folder; give the checkpoint file (e.g. a .pth inside it)")
     if not path.is_file():
         raise ClapError(f"checkpoint {path} does not exist")
     try:
@@ -88,6 +90,10 @@ def pick_route(state: dict[str, torch.Tensor], path: Path, route: str | None) ->
         if route not in present:
             raise ClapError(f"{path} has no '{route}' route weights; it has {', '.join(present)}")
         return route
+    broken = [r for r in present if not bool(torch.isfinite(state[PREFIXES[r] + "projection.weight"]).all())]
+    if broken:
+        raise ClapError(f"{path}: the {broken[0]} sub-network's projection holds NaN or infinite weights; "
+                        "the checkpoint is damaged (its training diverged?)")
     trained = [r for r in present if bool(state[PREFIXES[r] + "projection.weight"].abs().sum() > 0)]
     if len(trained) == 1:
         return trained[0]

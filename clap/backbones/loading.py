@@ -30,6 +30,7 @@ from clap.backbones.base import Backbone, BackboneIdentity
 from clap.errors import ClapError, first_line
 from clap.extras import require
 from clap.hub import HUB_HOST, require_network
+from clap.options import Device
 from clap.options import PRECISIONS
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def load_backbone(model: str | None = None, pretrained: str | None = None, devic
     if arch and (model is None or model.startswith("hf:") or (Path(model).expanduser() / "config.json").is_file()):
         raise ClapError("quick_gelu and preprocess apply to open_clip models built from a weights file; the embedded "
                         "model and transformers folders carry their own")
+    Device().check("device", str(device))
     dtype = autocast_dtype(precision, torch.device(device))
     backbone = _build(model, pretrained, cache_dir, arch)
     backbone = backbone.to(device)
@@ -152,6 +154,9 @@ def _open_clip_config_file(config: Path, weights: str | None, arch: dict) -> Bac
         spec = json.loads(config.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ClapError(f"model config {config} is not valid JSON: {e}") from None
+    if isinstance(spec, dict) and isinstance(spec.get("model_cfg"), dict):
+        raise ClapError(f"model config {config} is an open_clip hub config (model_cfg, preprocess_cfg): give the "
+                        f"folder that holds it and its weights as the model ({config.parent}), not the file")
     if not (isinstance(spec, dict) and isinstance(spec.get("embed_dim"), int)
             and all(isinstance(spec.get(k), dict) for k in ("vision_cfg", "text_cfg"))):
         raise ClapError(f"model config {config} is not an open_clip model config: it needs an integer 'embed_dim' "

@@ -18,7 +18,7 @@ from clap.cli.openworld_args import add_openworld_arguments, world_captions
 from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, PROTOCOLS
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EPSILON, EvalOptions
-from clap.options import ALPHA, NAME, PATH, POSITIVE, PRECISIONS, SEED, Count, Device, Kind
+from clap.options import ALPHA, NAME, PATH, PRECISIONS, SCALE, SEED, Count, Device, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -87,9 +87,10 @@ def add_parser(sub) -> None:
                          help="a trained mask decoder (clap train --config experiments/configs/world_vl4ad.yaml): "
                               "adds VL4AD's decoder scores to the model whose features it was trained on (the "
                               "frozen model's: CLIP; --data.adapter's: that adapter); repeat it for decoder seeds")
-    anomaly.add_argument("--dense-scale", type=POSITIVE, default=1.0,
+    anomaly.add_argument("--dense-scale", type=SCALE, default=1.0,
                          help="enlarge each scene this many times before its dense (MaskCLIP) features: a finer grid")
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
+    p.set_defaults(task_option_defaults={name: p.get_default(name) for name in TASK_OPTIONS})
 
 
 def eval_options(args: argparse.Namespace) -> EvalOptions:
@@ -97,17 +98,34 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
     from clap.evaluation.zeroshot import read_templates
 
     values = {name: getattr(args, name) for name in EvalOptions.names() if hasattr(args, name)}
-    values["templates"] = read_templates(args.templates) if args.templates else None
+    values["templates"] = read_templates(args.templates, "--templates: ") if args.templates else None
     values["progress"] = not args.no_progress
     if args.repe and args.captions is None:
         values["captions"] = world_captions(args.dataset)
     return EvalOptions(**values)
 
 
+TASK_OPTIONS = {"autoattack": ("adversarial", "all"), "decoder": ("anomaly",), "dense_scale": ("anomaly",),
+                "cache": tuple(t for t in TASKS if t != "anomaly")}
+"""Options that only some tasks read: given to another task, they are refused rather than ignored."""
+
+
+def check_task_options(args: argparse.Namespace) -> None:
+    """One line for an option the task would ignore (e.g. --autoattack on zeroshot, --cache on anomaly)."""
+    for name, tasks in TASK_OPTIONS.items():
+        if args.task not in tasks and getattr(args, name) != args.task_option_defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            raise ClapError(f"{flag} does nothing for `clap eval {args.task}` (it applies to {', '.join(tasks)}); "
+                            "drop it")
+
+
 def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import claim_report
     from clap.fileio import folder_lock, writable_folder
 
+    check_task_options(args)
+    if args.task == "anomaly":
+        args.on_interrupt = "no report was written; rerun the same command"
     options = eval_options(args)
     out = writable_folder(args.out, outside=args.dataset)
     claim_report(out, args.task, args.overwrite)

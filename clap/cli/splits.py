@@ -20,6 +20,9 @@ def run(args: argparse.Namespace) -> int:
     from clap.data.domains import scan_domain_dataset
     from clap.data.fewshot import write_fewshot_splits
 
+    from clap.fileio import writable_folder
+
+    writable_folder(args.out, outside=args.dataset)
     dataset = scan_domain_dataset(args.dataset)
     index = write_fewshot_splits(dataset, args.out, args.shots, args.seeds)
     print(f"wrote {len(dataset.domains) * len(args.shots) * len(args.seeds)} split files, index {index}")

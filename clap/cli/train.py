@@ -8,7 +8,7 @@ import argparse
 def add_parser(sub) -> None:
     p = sub.add_parser("train", add_help=False, help="train an adapter (LightningCLI; `clap train --help`)",
                        description=__doc__.splitlines()[0])
-    p.set_defaults(run=run, on_interrupt="no adapter was exported; resume with --ckpt_path (the run's checkpoints/)")
+    p.set_defaults(run=run, on_interrupt="stopped before training began: nothing to resume; rerun the same command")
 
 
 def run(args: argparse.Namespace) -> int:

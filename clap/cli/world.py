@@ -8,6 +8,10 @@ from pathlib import Path
 from clap.options import NAME, PATH, SEED, Count
 
 
+MAX_PER_CLASS = 100_000  # 25.6 million images of the domains layout: a typo's count is refused, not started
+MAX_SCENES = 1_000_000
+
+
 def add_parser(sub) -> None:
     from clap.data_gen.world.export import LAYOUTS
     from clap.data_gen.world.render import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
@@ -16,12 +20,13 @@ def add_parser(sub) -> None:
     wsub = p.add_subparsers(dest="world_command", metavar="ACTION", required=True)
     r = wsub.add_parser("render", help="render images with their attribute records")
     r.add_argument("--out", required=True, type=PATH, help="output folder (resumable; a different render is refused)")
-    r.add_argument("--images-per-class", type=Count(), default=20, help="per class (and per domain for 'domains')")
+    r.add_argument("--images-per-class", type=Count(1, MAX_PER_CLASS), default=20,
+                   help="per class (and per domain for 'domains')")
     r.add_argument("--seed", type=SEED, default=0, help="render seed (same seed, same images)")
     r.add_argument("--layout", default="all", choices=("all", *LAYOUTS, "scenes"),
                    help="'all' writes each image layout into a sub-folder of --out; 'scenes': canvases of several "
                         "objects with pixel label maps (anomaly segmentation), not part of 'all'")
-    r.add_argument("--scenes", type=Count(), default=None, help="scenes to render (--layout scenes)")
+    r.add_argument("--scenes", type=Count(1, MAX_SCENES), default=None, help="scenes to render (--layout scenes)")
     r.add_argument("--no-ood", action="store_true", help="scenes without anomalies (a decoder's training scenes)")
     r.add_argument("--classes", nargs="+", type=NAME, default=None, help="subset of the world's classes")
     r.add_argument("--open-set", action="store_true",

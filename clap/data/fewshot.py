@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -36,10 +36,6 @@ def pick_per_class(labels: Sequence[int], shots: int, seed: int, salt: str = "")
     for label, pool in sorted(by_class.items()):
         order = random.Random(f"{seed}:{salt}:{label}").sample(pool, len(pool))
         chosen.extend(order[:shots])
-    short = [label for label, pool in by_class.items() if len(pool) <= shots]
-    if short:
-        logger.warning("%d classes of %s have no more than %d items for %d shots: nothing of theirs is left to "
-                       "score", len(short), salt or "the set", min(len(by_class[c]) for c in short), shots)
     return sorted(chosen)
 
 
@@ -61,6 +57,7 @@ def write_fewshot_splits(dataset: DomainDataset, out: str | Path, shots: Sequenc
     for domain in dataset.domains:
         (out / domain).mkdir(parents=True, exist_ok=True)
         for k in shots:
+            _warn_short(dataset, domain, k)
             for seed in seeds:
                 rows = [dataset.samples[i] for i in fewshot_indices(dataset, domain, k, seed)]
                 lines = "".join(f"{p.relative_to(dataset.root).as_posix()}\t{dataset.classes[c]}\n" for p, _, c in rows)
@@ -69,6 +66,16 @@ def write_fewshot_splits(dataset: DomainDataset, out: str | Path, shots: Sequenc
                 index["splits"].append({"domain": domain, "shots": k, "seed": seed, "file": name, "size": len(rows)})
     write_text_atomic(out / "splits.json", json.dumps(index, indent=2) + "\n")
     return out / "splits.json"
+
+
+def _warn_short(dataset: DomainDataset, domain: str, shots: int) -> None:
+    """Once per domain and shot count (not per seed): classes whose every image is a shot."""
+    d = dataset.domains.index(domain)
+    sizes = Counter(c for _, dom, c in dataset.samples if dom == d)
+    short = [size for size in sizes.values() if size <= shots]
+    if short:
+        logger.warning("%d classes of %s have no more than %d images for %d shots: a probe scored on the images "
+                       "it was not fit on has none of theirs left", len(short), domain, min(short), shots)
 
 
 def read_split(path: str | Path, root: str | Path) -> list[tuple[Path, str]]:

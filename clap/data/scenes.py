@@ -69,7 +69,17 @@ class SceneSet:
         if size is not None and labels.shape != tuple(size):
             raise ClapError(f"label map {self.labels[i]} is {labels.shape[1]}x{labels.shape[0]}, its image "
                             f"{self.images[i].name} {size[1]}x{size[0]}; give label maps of the images' size")
+        self._check_values(labels, i)
         return labels
+
+    def _check_values(self, labels: np.ndarray, i: int) -> None:
+        """Every value is a class id, the anomaly id or void (e.g. Cityscapes labelIds given for trainIds are not)."""
+        n = len(self.classes)
+        strange = np.unique(labels[(labels >= n) & (labels != self.anomaly) & (labels != self.void)])
+        if strange.size:
+            raise ClapError(f"label map {self.labels[i]} holds the values {strange[:8].tolist()}, neither a class id "
+                            f"(0-{n - 1}), the anomaly id {self.anomaly} nor void {self.void}; give label maps of "
+                            "these ids (Cityscapes: the labelTrainIds maps, not labelIds)")
 
     def by_domain(self) -> dict[str, list[int]]:
         """Scene indices of each domain, domains in first-seen order."""
@@ -82,6 +92,11 @@ class SceneSet:
 def read_scenes(root: str | Path) -> SceneSet:
     """The scenes of a folder in one of the layouts above; anything else is one ClapError line."""
     root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ClapError(f"scenes folder {root} does not exist")
+    if (root / "world.json").is_file() and _layout(root / "world.json") not in ("scenes", None):
+        raise ClapError(f"{root} is a world render of the {_layout(root / 'world.json')} layout, not of scenes; "
+                        "render scenes with `clap world render --layout scenes --scenes N --out DIR`")
     if (root / "scenes.jsonl").is_file() or (root / "world.json").is_file():
         return _world(root)
     for marker, reader in ((root / "leftImg8bit" / "train", _cityscapes), (root / "frames", _road_anomaly),
@@ -91,6 +106,15 @@ def read_scenes(root: str | Path) -> SceneSet:
     raise ClapError(f"{root} holds no scenes with label maps (no scenes.jsonl and world.json, nor a Cityscapes, "
                     "RoadAnomaly or SegmentMeIfYouCan layout); render some with "
                     "`clap world render --layout scenes --scenes N --out DIR`")
+
+
+def _layout(world: Path) -> str | None:
+    """The layout a world render records (None: unreadable, left to the reader's own message)."""
+    try:
+        layout = json.loads(world.read_text(encoding="utf-8")).get("layout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return layout if isinstance(layout, str) else None
 
 
 def _world(root: Path) -> SceneSet:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from clap.data.scenes import SceneSet, read_scenes
 from clap.defaults import N_BOOT
 from clap.errors import ClapError
+from clap.options import SCALE
 from clap.evaluation.evaluate import Report
 from clap.adapter.mask_decoder import MaskDecoder, pixel_class_scores
 from clap.evaluation import ood_scores
@@ -51,6 +52,13 @@ class AnomalyOptions:
     merge: tuple[tuple[str, ...], ...] | None = None
     ood_prompts: tuple[str, ...] | None = None
     pc_templates: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        SCALE.check("dense_scale", self.dense_scale)
+        if self.pc_templates is not None:
+            from clap.evaluation.zeroshot import read_templates
+
+            object.__setattr__(self, "pc_templates", tuple(read_templates(self.pc_templates, "pc_templates: ")))
 
     def ood_options(self) -> OODOptions:
         return OODOptions(groups=self.merge, ood_prompts=self.ood_prompts, pc_templates=self.pc_templates)
@@ -409,9 +417,6 @@ def load_decoder(folder: str | Path, backbone, scenes: SceneSet) -> MaskDecoder:
     from clap.model import check_compatible
 
     decoder = MaskDecoder.from_pretrained(folder)
-    if not isinstance(decoder, MaskDecoder):
-        raise ClapError(f"--decoder {folder} is a {decoder.config.route} adapter, not a mask decoder; train one with "
-                        "`clap train --config experiments/configs/world_vl4ad.yaml`")
     check_compatible(backbone, decoder)
     if decoder.config.classes != scenes.classes:
         raise ClapError(f"--decoder {folder} was trained on the labels {decoder.config.classes[:4]}..., the scenes "

@@ -50,9 +50,10 @@ class Report:
         """Draw the figures into `folder` and write <task>.json and <task>.md there; an earlier report of the same
         task is replaced only with `overwrite`. Returns the JSON and Markdown paths."""
         from clap.evaluation.report import claim_report, write_report
-        from clap.fileio import folder_lock
+        from clap.fileio import folder_lock, writable_folder
 
-        folder = Path(folder)
+        dataset = (self.setup.get("dataset") or {}).get("root")
+        folder = writable_folder(folder, "report folder", outside=dataset)
         claim_report(folder, self.task, overwrite)
         with folder_lock(folder, "a report"):
             folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,12 @@ def unknown_classes(tasks: Sequence[str], options: EvalOptions) -> tuple[str, ..
     return tuple(world_held_out())
 
 
-def _options(options: EvalOptions | None, overrides: dict) -> EvalOptions:
+def _options(options: EvalOptions | Mapping | None, overrides: dict) -> EvalOptions:
+    """`options` (EvalOptions or a mapping of its fields) with `overrides` on top."""
+    if isinstance(options, Mapping):
+        options, overrides = None, {**options, **overrides}
+    elif options is not None and not isinstance(options, EvalOptions):
+        raise ClapError(f"options must be EvalOptions or a mapping of its fields, got {type(options).__name__}")
     unknown = sorted(set(overrides) - set(EvalOptions.names()))
     if unknown:
         raise ClapError(f"unknown evaluation option '{unknown[0]}'; the options are {', '.join(EvalOptions.names())}")
@@ -116,7 +122,10 @@ def _options(options: EvalOptions | None, overrides: dict) -> EvalOptions:
 
 
 def _task_names(tasks: Sequence[str] | str) -> tuple[str, ...]:
-    names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    names = (tasks,) if isinstance(tasks, str) else tuple(tasks) if isinstance(tasks, (list, tuple)) else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise ClapError(f"tasks must be a task name or a list of them (e.g. 'zeroshot' or ['zeroshot', 'ood']), "
+                        f"got {tasks!r}")
     names = tuple(t for n in names for t in (CLOSED_SET if n == "all" else (n,)))
     check_tasks(names)
     return names

@@ -83,6 +83,9 @@ def openness_groups(setup: EvalSetup, options: EvalOptions) -> list[list[int]]:
         return check_groups(read_groups(options.groups), classes)
     if is_world(classes):
         return check_groups(list(preset_groups("world").values()), classes)
+    if options.group_size >= len(classes):
+        raise ClapError(f"group_size {options.group_size} puts all {len(classes)} classes in one vocabulary; openness "
+                        f"grows the vocabulary group by group: give a group_size below {len(classes)}")
     return random_groups(len(classes), options.group_size, options.seed)
 
 

@@ -78,10 +78,9 @@ class EvalOptions:
         for name, kind in (("shots", Count()), ("seeds", SEED), ("alphas", ALPHA), ("eps", EPSILON)):
             setattr(self, name, [kind.check(name, v) for v in getattr(self, name)])
         if self.templates is not None:
-            from clap.model import check_templates
+            from clap.evaluation.zeroshot import read_templates
 
-            self.templates = list(self.templates)
-            check_templates(self.templates, "templates: ")
+            self.templates = read_templates(self.templates)
         if self.ood_prompts is not None:
             concepts = [self.ood_prompts] if isinstance(self.ood_prompts, str) else list(self.ood_prompts)
             self.ood_prompts = [NAME.check("ood_prompts", v) for v in concepts]

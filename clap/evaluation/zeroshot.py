@@ -19,6 +19,8 @@ scored by its best template, as in VL4AD). With REPE every class feature is enha
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -27,8 +29,9 @@ from torch.nn import functional as F
 
 from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
 from clap.evaluation.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
+from clap.errors import ClapError
 from clap.evaluation.stats import TaskMeasure
-from clap.model import check_templates
+from clap.model import check_templates, template_problem
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -159,19 +162,25 @@ def robustness(accs: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | fl
     return out if values.ndim > 1 else {k: float(v) for k, v in out.items()}
 
 
-def read_templates(values: Sequence[str]) -> list[str]:
-    """Prompt templates given inline or as one file (one per line); each must hold '{}' or '{c}'."""
-    from pathlib import Path
-
-    from clap.errors import ClapError
-
+def read_templates(values: str | Path | Sequence[str | Path], option: str = "templates: ") -> list[str]:
+    """Prompt templates: one template string, a list of them, or one file (a Path, or the list's only value
+    naming a file) with one template a line; each holds one '{}' or '{c}' slot."""
+    if isinstance(values, (str, Path)):
+        values = [values]
+    values = [str(v) for v in values]
     if len(values) == 1 and Path(values[0]).is_file():
         try:
             values = [line.strip() for line in Path(values[0]).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as e:
-            raise ClapError(f"--templates: cannot read {values[0]}: {e}") from None
-    check_templates(values, "--templates: ")
-    return list(values)
+            raise ClapError(f"{option}cannot read {values[0]}: {e}") from None
+    elif len(values) == 1 and template_problem(values[0]) == "has no slot" and _looks_like_path(values[0]):
+        raise ClapError(f"{option}{values[0]} does not exist (a file of templates) and is not a template (no '{{}}')")
+    check_templates(values, option)
+    return values
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or "/" in value or Path(value).suffix.lower() in (".txt", ".lst", ".csv")
 
 
 def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED) -> float:

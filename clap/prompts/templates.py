@@ -138,6 +138,7 @@ def fill(template: str, phrase: str) -> str:
     "a circles" is written."""
     import re
 
+    template = template.replace("{c}", "{}")
     bare = re.sub(r"\b(a|an) \{\}", "{}", template, count=1)
     own_article = phrase.split(" ", 1)[0].lower() in ARTICLES
     return (bare if own_article or phrase.endswith("s") and not phrase.endswith("ss") else template).format(phrase)

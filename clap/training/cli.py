@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -94,6 +94,7 @@ def _user_error(error: BaseException) -> ClapError | None:
 
 def build_cli(args: Sequence[str] | None) -> ClapTrainCLI:
     """Parse and instantiate; a bad option or config becomes one ClapError line."""
+    check_config_files(list(sys.argv[1:] if args is None else args))
     try:
         cli = ClapTrainCLI(AdapterModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                            trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0, run=False,
@@ -119,6 +120,26 @@ def build_cli(args: Sequence[str] | None) -> ClapTrainCLI:
     return cli
 
 
+def check_config_files(args: list[str]) -> None:
+    """A --config file that holds no settings (empty, or comments only) is one line, not a parser's puzzle."""
+    for path in map(Path, _config_paths(args)):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # the parser's own message says what is wrong with it
+        if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+            raise ClapError(f"--config {path} holds no settings (it is empty); give a YAML mapping, e.g. "
+                            f"experiments/configs/world_clap.yaml {HINT}")
+
+
+def _config_paths(args: list[str]) -> Iterator[str]:
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            yield arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(args):
+            yield args[i + 1]
+
+
 def check_checkpoint(path: str, model: AdapterModule) -> None:
     """A checkpoint to resume must be a Lightning checkpoint (read as tensors only) of this route's module."""
     from clap.adapter.reference import read_torch_file
@@ -137,6 +158,16 @@ def check_checkpoint(path: str, model: AdapterModule) -> None:
     if isinstance(saved, str) and saved != current:
         raise ClapError(f"--ckpt_path {path} was saved by {saved.rsplit('.', 1)[-1]}, not {type(model).__name__}; "
                         f"resume it with --model {saved.rsplit('.', 1)[-1]} (and its --data)")
+    changed = _changed_settings(state.get("hyper_parameters") or {}, dict(model.hparams))
+    if changed:
+        raise ClapError(f"--ckpt_path {path} was trained with other model settings ({'; '.join(changed[:3])}); "
+                        "resume it with the settings it was trained with")
+
+
+def _changed_settings(saved: dict, current: dict) -> list[str]:
+    """The module settings a checkpoint was saved with that this run sets otherwise ("name: saved -> now")."""
+    return [f"--model.{k} {saved[k]!r} -> {current[k]!r}" for k in sorted(set(saved) & set(current))
+            if not k.startswith("_") and saved[k] != current[k]]
 
 
 def main(args: Sequence[str] | None = None) -> int:

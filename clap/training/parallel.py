@@ -13,7 +13,9 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -31,35 +33,53 @@ def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True,
                work: Callable[[Run], tuple[str, float]] | None = None) -> dict[str, float]:
     """Train every run, `jobs` at a time, in the order given (put the longest first); {name: seconds}.
 
-    A failing run's error is raised here; Ctrl-C stops every worker. `work` (a module-level function, for
-    the worker processes to import) replaces `clap.train_adapter` for each run.
+    A failing run's error is raised here, and a worker that cannot start ends the call with one ClapError
+    (spawned workers import the calling script again: call this from a file, under `if __name__ == "__main__":`).
+    Ctrl-C stops every worker. `work` (a module-level function, for the worker processes to import) replaces
+    `clap.train_adapter` for each run.
     """
     seconds: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    pool = context.Pool(max(1, min(jobs, len(runs))), initializer=_worker_setup)
+    executor = ProcessPoolExecutor(max(1, min(jobs, len(runs))), mp_context=context, initializer=_worker_setup)
     try:
-        finished: Iterable = pool.imap_unordered(work or _train_one, runs)
-        for name, spent in tqdm(finished, total=len(runs), desc="training runs", unit="run", disable=not progress):
+        futures = [executor.submit(work or _train_one, run) for run in runs]
+        workers = list(executor._processes.values())  # all started by the first submit (spawn context)
+        for future in tqdm(as_completed(futures), total=len(runs), desc="training runs", unit="run",
+                           disable=not progress):
+            name, spent = future.result()
             seconds[name] = spent
             _report_run(name, spent, progress)
+    except BrokenProcessPool:
+        _stop(executor)
+        raise ClapError(WORKER_FAILED) from None
     except BaseException:
-        pool.terminate()  # Ctrl-C or a run's error: stop the others now
+        _stop(executor)  # Ctrl-C or a run's error: stop the others now
         raise
-    pool.close()  # the normal end sends no signal: idle workers exit on the pool's sentinel
-    _join(pool)
+    _shut_down(executor, workers)  # the normal end sends no signal: idle workers exit on the executor's sentinel
     return seconds
 
 
+WORKER_FAILED = ("a training worker process stopped before its run ended (a worker imports the calling script "
+                 "again: run it from a file, with the call under `if __name__ == \"__main__\":`; not from standard "
+                 "input or a notebook cell)")
 JOIN_SECONDS = 60.0
 
 
-def _join(pool) -> None:
-    """Wait for the pool's workers to exit; one that does not within JOIN_SECONDS is killed and reported."""
-    joiner = threading.Thread(target=pool.join, daemon=True)
-    joiner.start()
-    joiner.join(JOIN_SECONDS)
-    if joiner.is_alive():
-        stuck = [p for p in pool._pool if p.is_alive()]  # the pool's own workers (not, e.g., joblib's)
+def _stop(executor: ProcessPoolExecutor) -> None:
+    """Stop every worker now (SIGTERM: each exits at once, see `_exit_now`) and cancel the runs not started."""
+    for process in list((executor._processes or {}).values()):
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _shut_down(executor: ProcessPoolExecutor, workers: list) -> None:
+    """Shut the executor down, waiting for its workers; one that does not exit within JOIN_SECONDS is killed and
+    reported (the executor's own thread reaps them: this one only waits for it)."""
+    closing = threading.Thread(target=executor.shutdown, daemon=True)
+    closing.start()
+    closing.join(JOIN_SECONDS)
+    if closing.is_alive():
+        stuck = [p for p in workers if p.exitcode is None]
         for process in stuck:
             process.kill()
         raise ClapError(f"every training run finished, but {len(stuck)} worker process(es) did not exit within "

@@ -10,9 +10,11 @@ gives the same adapter, bit for bit, as the command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from clap.errors import ClapError
 
@@ -44,11 +46,25 @@ def train_adapter(route: str = "text", out: str | Path = "adapter", *, data: Map
                   model: Mapping[str, Any] | None = None, trainer: Mapping[str, Any] | None = None, seed: int = 0,
                   config: str | Path | None = None, overwrite: bool = False):
     """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN, "segmentation": VL4AD's mask
-    decoder) into `out`; returns the trained adapter and its training summary. Bad options raise `ClapError`."""
-    from clap.adapter.disentangler import Disentangler
-    from clap.adapter.disentangler import SUMMARY_NAME
+    decoder) into `out`; returns the trained adapter and its training summary. Bad options raise `ClapError`
+    (Lightning's notes on the machine, e.g. "GPU available", are not printed)."""
+    from clap.adapter.disentangler import SUMMARY_NAME, SavedAdapter
     from clap.training.cli import main
 
-    main(train_arguments(route, out, data, model, trainer, seed, config, overwrite))
+    with _quiet("lightning.pytorch", "lightning.fabric"):
+        main(train_arguments(route, out, data, model, trainer, seed, config, overwrite))
     summary = json.loads((Path(out) / SUMMARY_NAME).read_text(encoding="utf-8"))
-    return Disentangler.from_pretrained(out), summary
+    return SavedAdapter.from_pretrained(out), summary
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Only warnings and errors from these loggers inside the block."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(max(logging.WARNING, levels[name]))
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

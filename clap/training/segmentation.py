@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from clap.adapter.mask_decoder import DECODER_DEFAULTS, MaskDecoder, decoder_config
 from clap.data.scenes import read_scenes
 from clap.errors import ClapError
-from clap.options import PATH, POSITIVE, Count, Text, check_options
+from clap.model import check_templates
+from clap.options import PATH, POSITIVE, SCALE, Count, Text, check_options
 from clap.training.mask_losses import set_loss
 from clap.training.modules import AdapterModule
 from clap.training.steps import FrozenFeatureDataModule
@@ -59,15 +60,14 @@ class SceneDataModule(FrozenFeatureDataModule):
         shared: `FrozenFeatureDataModule`'s (model, pretrained, seed, device, precision, ...).
     """
 
-    LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "dense_scale": POSITIVE, "mask_size": Count(4, 512),
+    LIMITS = {**FrozenFeatureDataModule.LIMITS, "root": PATH, "dense_scale": SCALE, "mask_size": Count(4, 512),
               "template": Text(what="a template with '{}'"), "concepts": PATH, "adapter": PATH}
 
     def __init__(self, root: str, batch_size: int = 8, window: int = 100, dense_scale: float = 2.0,
                  mask_size: int = 32, template: str = DECODER_DEFAULTS["template"], concepts: str | None = None,
                  adapter: str | None = None, chunk_samples: int = 2048, **shared: Any) -> None:
         check_options(self.LIMITS, locals())
-        if "{}" not in template:
-            raise ClapError(f"SceneDataModule.template needs '{{}}' where the class name goes, got {template!r}")
+        check_templates([template], "SceneDataModule.template: ")
         super().__init__(**shared)
         self.save_hyperparameters()
 
@@ -160,7 +160,7 @@ def concept_features(model, classes: list[str], template: str, concepts: dict[st
     from clap.prompts.templates import fill
 
     if concepts is None:
-        return model.encode_text([template.format(c) for c in classes]).cpu(), None
+        return model.encode_text([template.replace("{c}", "{}").format(c) for c in classes]).cpu(), None
     phrases = [(k, fill(template, phrase)) for k, c in enumerate(classes) for phrase in concepts[c]]
     return model.encode_text([text for _, text in phrases]).cpu(), torch.tensor([k for k, _ in phrases])
 

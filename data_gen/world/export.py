@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from clap.errors import ClapError
-from clap.fileio import claim_output_folder, folder_name, save_image_atomic, write_text_atomic
+from clap.fileio import claim_output_folder, folder_lock, folder_name, save_image_atomic, write_text_atomic
 from clap.data_gen.world.captions import caption
 from clap.data_gen.world.priors import StylePriors
 from clap.data_gen.world.render import WorldAttributes, WorldSpec, image_rng, render_image
@@ -97,10 +97,11 @@ def render_world(out: str | Path, layout: str, images_per_class: int, seed: int,
                "style_priors": dataclasses.asdict(priors) if priors else None}
     items, record, relpath = _LAYOUT_PARTS[layout]
     planned = list(items(spec, images_per_class))  # a request the layout cannot meet fails before any write
-    claim_output_folder(root, WORLD_FILE, request, "world render")
-    rows = _render_items(root, spec, seed, planned, record, relpath, priors, progress)
-    manifest = root / MANIFESTS[layout]
-    write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    with folder_lock(root, "a world render"):  # a second writer of the same render is refused, not interleaved
+        claim_output_folder(root, WORLD_FILE, request, "world render")
+        rows = _render_items(root, spec, seed, planned, record, relpath, priors, progress)
+        manifest = root / MANIFESTS[layout]
+        write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     return manifest
 
 

@@ -29,7 +29,7 @@ from clap.data_gen.world.render import MAX_IMAGE_SIZE, WorldSpec, image_rng
 from clap.data_gen.world.shapes import shape_mask
 from clap.data_gen.world.styles import ART_STYLES, COLOURS, IMAGE_TYPES, MULTICOLORED, Layout, colour_field
 from clap.errors import ClapError
-from clap.fileio import claim_output_folder, save_image_atomic, write_text_atomic
+from clap.fileio import claim_output_folder, folder_lock, save_image_atomic, write_text_atomic
 
 SCENE_SIZE = 128
 MIN_SCENE_SIZE = 64
@@ -143,17 +143,18 @@ def render_scenes(out: str | Path, scenes: int, seed: int, ood: bool = True, spe
     request = {"layout": "scenes", "scenes": scenes, "seed": seed, "ood": ood, "size": size,
                "image_types": list(spec.image_types), "art_styles": list(spec.art_styles),
                "labels": label_values(id_classes), "ood_classes": held}
-    claim_output_folder(root, WORLD_FILE, request, "scene render")
-    rows = []
-    for n in tqdm(range(scenes), desc=f"rendering {root.name}", unit="scene", disable=not progress):
-        rng = image_rng(seed, n)
-        scene = plan_scene(rng, spec, id_classes, held, size, ood and rng.random() < OOD_SHARE)
-        row = {"image": f"images/{n:06d}.png", "label": f"labels/{n:06d}.png", "index": n, **scene.to_dict()}
-        if not ((root / row["image"]).is_file() and (root / row["label"]).is_file()):
-            image, label = render_scene(scene, rng, size, id_classes)
-            save_image_atomic(Image.fromarray(label), root / row["label"])
-            save_image_atomic(Image.fromarray(image), root / row["image"])
-        rows.append(row)
-    manifest = root / MANIFEST
-    write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    with folder_lock(root, "a scene render"):  # a second writer of the same render is refused
+        claim_output_folder(root, WORLD_FILE, request, "scene render")
+        rows = []
+        for n in tqdm(range(scenes), desc=f"rendering {root.name}", unit="scene", disable=not progress):
+            rng = image_rng(seed, n)
+            scene = plan_scene(rng, spec, id_classes, held, size, ood and rng.random() < OOD_SHARE)
+            row = {"image": f"images/{n:06d}.png", "label": f"labels/{n:06d}.png", "index": n, **scene.to_dict()}
+            if not ((root / row["image"]).is_file() and (root / row["label"]).is_file()):
+                image, label = render_scene(scene, rng, size, id_classes)
+                save_image_atomic(Image.fromarray(label), root / row["label"])
+                save_image_atomic(Image.fromarray(image), root / row["image"])
+            rows.append(row)
+        manifest = root / MANIFEST
+        write_text_atomic(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     return manifest
