@@ -274,9 +274,9 @@ def small_tmpfs(folder: Path, options: str):
 def test_a_full_disk(world, tmp_path):
     with small_tmpfs(tmp_path / "full", "size=200k") as full:
         one_line_error(clap("world", "render", "--out", full / "w", "--layout", "domains", "--images-per-class", "3",
-                            "--no-progress"), "No space left on device")
+                            "--no-progress"), "No space left on device", str(full / "w"))
         one_line_error(clap("eval", "zeroshot", "--dataset", world, "--out", full / "r", "--no-progress"),
-                       "No space left on device")
+                       "No space left on device", str(full / "r"))
 
 
 def test_a_read_only_folder(world, tmp_path):
@@ -376,7 +376,10 @@ def test_options_the_task_would_ignore_and_counts_out_of_reach(world, scenes, tm
     one_line_error(clap("world", "render", "--layout", "scenes", "--scenes", "2000000000", "--out", tmp_path / "w"),
                    "--scenes")
     one_line_error(clap("prompts", "--names", "star\nring", "--out", tmp_path / "p"), "one line")
-    assert not any((tmp_path / name).exists() for name in ("a", "b", "c", "d", "w", "p"))
+    if not torch.cuda.is_available():
+        one_line_error(clap("eval", "zeroshot", "--dataset", world, "--device", "cuda", "--precision", "fp16",
+                            "--out", tmp_path / "e"), "no CUDA device")
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c", "d", "e", "w", "p"))
 
 
 def test_label_values_outside_the_label_set_are_refused(scenes, tmp_path):
