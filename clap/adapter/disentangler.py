@@ -68,13 +68,18 @@ class SavedAdapter(nn.Module):
         return directory
 
     @classmethod
+    def loads(cls, config: AdapterConfig) -> bool:
+        """Whether `from_pretrained` of this class returns an adapter of this config (else one ClapError)."""
+        return issubclass(_class_for(config), cls)
+
+    @classmethod
     def from_pretrained(cls, name: str | Path, revision: str | None = None,
                         cache_dir: str | None = None) -> "SavedAdapter":
         """Load from a local folder, or else from a Hugging Face hub repo id; strictly."""
         folder = _resolve(str(name), revision, cache_dir)
         config = _read_config(folder / CONFIG_NAME)
         adapter_class = _class_for(config)
-        if not issubclass(adapter_class, cls):
+        if not cls.loads(config):
             raise ClapError(f"{name} holds a {config.route}-route {adapter_class.__name__}, where a {cls.__name__} "
                             f"is needed{_ROLE_HINTS.get(config.route, '')}")
         adapter = adapter_class(config)
@@ -122,6 +127,11 @@ class Disentangler(SavedAdapter):
     alpha (`config.alpha`, the default of `forward` everywhere) and `TRAINING_ALPHA` (1, which the
     training routes pass explicitly).
     """
+
+    @classmethod
+    def loads(cls, config: AdapterConfig) -> bool:
+        """Every adapter of image and text features (CLAP, Im.Aug, CLIPN's variants); not a mask decoder."""
+        return config.route != "segmentation"
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
