@@ -42,3 +42,32 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     assert clap == {"route": "text", "classes": 32, "prompts": 32 * 480, "source": "world"}
     assert all((out / "report" / plot).is_file() for plot in ("adversarial_eps.png", "alpha_sweep.png",
                                                                "ood_scores.png", "openness_curves.png"))
+
+
+def _demo_sections() -> str:
+    """The README's demo and claims sections (up to the world_paper section), minus signs as the reports write them."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index("## What the demo shows"), readme.index("## The paper's comparisons at power")
+    return readme[start:end].replace("−", "-")
+
+
+def test_readme_quotes_the_committed_demo_run():
+    """Every interval and every mean ± std the README's demo sections quote is in the committed run's reports,
+    and the claims table is the committed one, verbatim."""
+    import re
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parent.parent / "experiments" / "demo" / "results"
+    reports = "\n".join((results / name).read_text(encoding="utf-8")
+                        for name in ("demo.md", "demo_ood.md", "claims.md"))
+    flat = re.sub(r" \| \[", " [", reports)  # a table's "| +7.5 | [+5.5, +9.5] |" reads "+7.5 [+5.5, +9.5]"
+    text = _demo_sections()
+    intervals = re.findall(r"[+-]\d+\.\d+(?: pt²)? \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", text)
+    spreads = re.findall(r"\d+\.\d+ ± \d+\.\d+", text)
+    assert len(intervals) > 30 and len(spreads) > 30
+    assert [i for i in intervals if i not in flat] == []
+    assert [s for s in spreads if s not in reports] == []
+    claims = (results / "claims.md").read_text(encoding="utf-8")
+    assert claims[claims.index("| paper"):].strip() in text
