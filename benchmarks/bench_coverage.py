@@ -82,7 +82,7 @@ def simulate(rng: np.random.Generator, scenario: Scenario) -> dict[str, dict]:
     models = {"CLIP": (scenario.base, shared)}
     for k in range(SEEDS):
         own = [np.where(rng.random((n, 1)) < scenario.own_draws, rng.random((n, len(PROMPT_FORMS))), draws)
-               for n, draws in zip(SIZES, shared)]
+               for n, draws in zip(SIZES, shared)] if scenario.own_draws else shared  # the others: the same stream
         models[f"A#{k + 1}"] = (adapter + rng.normal(0, scenario.seed_sd), own)
     return {name: {f"d{d}": {f: (draws[d][:, j] < rates[d, j]).astype(float) for j, f in enumerate(PROMPT_FORMS)}
                    for d in range(len(SIZES))} for name, (rates, draws) in models.items()}

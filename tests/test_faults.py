@@ -442,3 +442,26 @@ def test_ctrl_c_while_the_command_starts_is_one_line(world, tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert [line for line in err.splitlines() if line.strip()] == [
         "clap: interrupted; the command had not started: nothing was written, rerun it"]
+
+
+def test_quieter_and_clearer_library_messages(world, tmp_path, caplog):
+    """Splits warn once per domain and shot count (not once per seed); a report file onto a folder names the
+    folder; an open_clip hub config given as a model config says to give its folder."""
+    import logging
+
+    import clap as library
+    from clap.data.domains import scan_domain_dataset
+    from clap.data.fewshot import write_fewshot_splits
+    from clap.errors import ClapError
+    from clap.fileio import write_text_atomic
+
+    with caplog.at_level(logging.WARNING, logger="clap.data.fewshot"):
+        write_fewshot_splits(scan_domain_dataset(world), tmp_path / "splits", shots=[3], seeds=[0, 1, 2])
+    assert len([r for r in caplog.records if "for 3 shots" in r.getMessage()]) == 2  # the world's 2 image types
+    (tmp_path / "merged.csv").mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        write_text_atomic(tmp_path / "merged.csv", "x")
+    assert error.value.filename == str(tmp_path / "merged.csv")
+    (tmp_path / "hub.json").write_text(json.dumps({"model_cfg": {"embed_dim": 8}, "preprocess_cfg": {}}))
+    with pytest.raises(ClapError, match="open_clip hub config"):
+        library.load_backbone(str(tmp_path / "hub.json"), pretrained="random")
