@@ -465,3 +465,17 @@ def test_quieter_and_clearer_library_messages(world, tmp_path, caplog):
     (tmp_path / "hub.json").write_text(json.dumps({"model_cfg": {"embed_dim": 8}, "preprocess_cfg": {}}))
     with pytest.raises(ClapError, match="open_clip hub config"):
         library.load_backbone(str(tmp_path / "hub.json"), pretrained="random")
+
+
+def test_a_decoder_of_another_build_of_the_backbone_is_named_once(decoder, embedded):
+    from clap.adapter.mask_decoder import MaskDecoder
+    from clap.errors import ClapError
+    from clap.model import check_compatible
+
+    other = MaskDecoder.from_pretrained(decoder)
+    other.config.backbone = {**embedded.identity.to_dict(), "quick_gelu": not embedded.identity.quick_gelu}
+    with pytest.raises(ClapError) as error:
+        check_compatible(embedded, other)
+    message = str(error.value)
+    assert message.startswith("mask decoder was trained on another build of ") and "mask decoder vs backbone" in message
+    assert message.count(embedded.identity.describe()) == 1

@@ -57,6 +57,11 @@ def test_ambiguous_routes_need_a_choice(tmp_path):
     torch.save(reference_state(trained=()), tmp_path / "none.pth")
     with pytest.raises(ClapError, match="no sub-network is trained"):
         convert_reference(tmp_path / "none.pth")
+    damaged = reference_state()
+    damaged["network_psi.projection.weight"][0, 0] = float("nan")
+    torch.save(damaged, tmp_path / "nan.pth")
+    with pytest.raises(ClapError, match="image sub-network's projection holds NaN"):
+        convert_reference(tmp_path / "nan.pth")
 
 
 def test_dims_are_read_from_shapes(tmp_path):
