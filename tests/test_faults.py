@@ -424,8 +424,8 @@ def test_misleading_messages_now_say_what_is_wrong(world, tmp_path, adapter):
 def test_a_clipn_checkpoint_resumed_with_another_variant(tmp_path):
     from clap.training.cli import _changed_settings
 
-    assert _changed_settings({"no_encoder": "copy", "lr": 1e-3, "_class_path": "x"},
-                             {"no_encoder": "frozen", "lr": 1e-3, "_class_path": "y"}) == [
+    assert _changed_settings({"no_encoder": "copy", "lr": 1e-3, "_class_path": "x", "in_dim": 128},
+                             {"no_encoder": "frozen", "lr": 1e-3, "_class_path": "y", "in_dim": None}) == [
         "--model.no_encoder 'copy' -> 'frozen'"]
 
 

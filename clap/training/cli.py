@@ -165,9 +165,10 @@ def check_checkpoint(path: str, model: AdapterModule) -> None:
 
 
 def _changed_settings(saved: dict, current: dict) -> list[str]:
-    """The module settings a checkpoint was saved with that this run sets otherwise ("name: saved -> now")."""
+    """The module settings a checkpoint was saved with that this run sets otherwise ("name: saved -> now"); a
+    setting this run leaves to the data (None now, e.g. in_dim from the backbone) is not compared."""
     return [f"--model.{k} {saved[k]!r} -> {current[k]!r}" for k in sorted(set(saved) & set(current))
-            if not k.startswith("_") and saved[k] != current[k]]
+            if not k.startswith("_") and current[k] is not None and saved[k] != current[k]]
 
 
 def main(args: Sequence[str] | None = None) -> int:
