@@ -59,7 +59,7 @@ def test_mismatched_adapters_are_refused(tiny_open_clip, tiny_hf_clip):
         CLAPModel(tiny_open_clip, Disentangler.create(24))
     other = trained_adapter(tiny_open_clip)
     other.config.backbone = {**tiny_open_clip.identity.to_dict(), "checksum": "0" * 16}
-    with pytest.raises(ClapError, match="adapter was trained on open_clip tiny-test-vit"):
+    with pytest.raises(ClapError, match="adapter was trained on another build of open_clip tiny-test-vit"):
         CLAPModel(tiny_open_clip, other)
 
 
@@ -76,7 +76,7 @@ def test_zero_shot_classifier(tiny_open_clip):
     with torch.no_grad():
         single = model.zero_shot_classifier(["star"], ["{}"])[:, 0]
         assert torch.allclose(single, model.encode_text(["star"], normalize=True)[0], atol=1e-6)
-    with pytest.raises(ClapError, match="needs a"):
+    with pytest.raises(ClapError, match="has no slot"):
         model.zero_shot_classifier(["star"], ["no slot"])
     with pytest.raises(ClapError, match="at least one class"):
         model.zero_shot_classifier([], ["{}"])

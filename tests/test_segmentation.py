@@ -177,7 +177,7 @@ def test_decoder_misuse_is_one_line(trained, tmp_path, capsys):
     config = json.loads((other / "adapter_config.json").read_text())
     config["backbone"]["checksum"] = "0000000000000000"
     (other / "adapter_config.json").write_text(json.dumps(config))
-    assert "adapter was trained on" in error("eval", "anomaly", "--dataset", str(trained / "test"), "--decoder",
+    assert "mask decoder was trained on" in error("eval", "anomaly", "--dataset", str(trained / "test"), "--decoder",
                                              str(other), "--out", str(tmp_path / "r"), "--no-progress")
 
 
