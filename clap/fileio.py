@@ -154,7 +154,10 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     from clap.errors import ClapError
 
     folder = Path(folder).absolute()
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClapError(f"cannot create output folder {folder}: {e.strerror or e}") from None
     lock = folder.parent / f".{folder.name}{LOCK_SUFFIX}"
     if _lock_owner(lock) == os.getpid():
         yield
