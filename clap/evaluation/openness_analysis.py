@@ -1,4 +1,4 @@
-"""Why openness fails, per model (Ren et al., "Delving into the Openness of CLIP"; `../shared/OPEN_WORLD.md`).
+"""Why openness fails, per model (Ren et al., "Delving into the Openness of CLIP").
 
 - margin: an image's cosine to its class's text feature minus its largest cosine to another class's
   (the paper's median for CLIP: 0.005); reported as the median per domain, and plotted.

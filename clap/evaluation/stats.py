@@ -1,5 +1,5 @@
 """Statistics of a comparison: adapters over training seeds, and differences to CLIP with intervals that
-measure the number the table prints (`../shared/STATISTICS.md`).
+measure the number the table prints.
 
 - Seeds: an adapter name given several times (`--adapter CLAP=run0 --adapter CLAP=run1 ...`) is one
   model trained with several seeds; its members are evaluated one by one and reported as mean and
