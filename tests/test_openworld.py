@@ -161,15 +161,41 @@ def test_openness_differences_pair_models_on_the_same_resamples(features, embedd
               "OTHER": CLAPModel(embedded, adapter)}
     setup = SimpleNamespace(models=models, raw=raw, dataset=dataset)
     groups = openness.check_groups(list(preset_groups("world").values()), dataset.classes)
-    results, measure = openness.run_openness(setup, groups, orders=2)
+    results, measures = openness.run_openness(setup, groups, orders=2)
     n = sum(len(d.labels) for d in raw.values())
-    diff = differences("CLIP", {"openness": measure}, Resamples(300))["differences"]["openness"]
+    diff = differences("CLIP", measures, Resamples(300))["differences"]["openness"]
     assert set(diff) == {"SAME", "OTHER"} and set(diff["OTHER"]) == set(openness.SCALARS)
     assert all(d["difference"] == d["low"] == d["high"] == 0.0 and d["contains_zero"] for d in diff["SAME"].values())
     other = diff["OTHER"]["Acc-E"]
     rows = results["openness"]
     assert other["difference"] == pytest.approx(rows["OTHER"]["mean"]["Acc-E"] - rows["CLIP"]["mean"]["Acc-E"])
     assert other["low"] < other["high"] and other["n"] == n
+
+
+def test_repe_effect_has_an_interval_inside_every_model_clip_included(features, embedded):
+    """REPE on minus off, per model on the same resamples: the point is the two tables' difference; a weight of 0
+    (REPE changes nothing) gives exactly 0; the models are not compared with each other there."""
+    from types import SimpleNamespace
+
+    from clap.evaluation.resample import Resamples
+    from clap.evaluation.stats import REPE, differences
+
+    dataset, raw = features
+    model = CLAPModel(embedded)
+    captions = caption_corpus(2, 11)
+    groups = openness.check_groups(list(preset_groups("world").values()), dataset.classes)
+    repe = {"CLIP": Repe.encode(model, captions, weight=0.5), "NONE": Repe.encode(model, captions, weight=0.0)}
+    setup = SimpleNamespace(models={"CLIP": model, "NONE": CLAPModel(embedded)}, raw=raw, dataset=dataset)
+    scored = openness.scored_models(setup, repe)
+    results, measures = openness.run_openness(setup, groups, orders=2, scored=scored)
+    effect = differences("CLIP", measures, Resamples(300))["differences"]["openness_repe"]
+    assert set(effect) == {"CLIP", "NONE"}
+    assert set(effect["CLIP"]) == {f"{k}{REPE} (vs {k}, same model)" for k in openness.SCALARS}
+    acc_e = effect["CLIP"][f"Acc-E{REPE} (vs Acc-E, same model)"]
+    plain, enhanced = results["openness"]["CLIP"]["mean"]["Acc-E"], results["openness_repe"]["CLIP"]["mean"]["Acc-E"]
+    assert acc_e["difference"] == pytest.approx(enhanced - plain) and acc_e["difference"] != 0
+    assert acc_e["low"] < acc_e["high"]
+    assert all(d["difference"] == d["low"] == d["high"] == 0.0 for d in effect["NONE"].values())
 
 
 def test_openness_start_and_end_are_plain_zero_shot_accuracies(features, embedded):

@@ -24,7 +24,7 @@ from clap.adapter import negation
 from clap.errors import ClapError
 from clap.evaluation import ood_scores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
-from clap.evaluation.stats import TaskMeasure
+from clap.evaluation.stats import TaskMeasure, with_treatment
 from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
@@ -190,10 +190,11 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
 
 
 def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
-            repe: dict | None = None) -> tuple[dict, TaskMeasure, dict[str, Scores]]:
+            repe: dict | None = None) -> tuple[dict, dict[str, TaskMeasure], dict[str, Scores]]:
     """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD (and its same-logit baselines) for each
     negation adapter (and, given `repe`, {model: `Repe`}, the models' rows with REPE); the task's statistics for
-    intervals (CLIPN's rules compared with CLIP's MCM and with its own baselines); and every model's per-domain
+    intervals ("ood": CLIPN's rules compared with CLIP's MCM and with its own baselines; "ood_repe": REPE's effect
+    inside each model); and every model's per-domain
     scores of the plain run, for the plots."""
     results, per_domain = {"ood": {}}, {}
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
@@ -202,17 +203,23 @@ def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], opt
                 for name, adapter in setup.negation.items()}
     for name, scorer in scorers.items():
         results["ood"][name], per_domain[name] = evaluate_ood(scorer, id_sets, ood_sets)
+    enhanced = {}
     if repe is not None:
-        results["ood_repe"] = {name: evaluate_ood(Scorer(model, id_classes, options, repe[name]), id_sets, ood_sets)[0]
-                               for name, model in setup.models.items()}
+        results["ood_repe"] = {}
+        for name, model in setup.models.items():
+            results["ood_repe"][name], enhanced[name] = evaluate_ood(Scorer(model, id_classes, options, repe[name]),
+                                                                     id_sets, ood_sets)
     shared = len(ood_sets) == 1
     images = sum(len(x) for x in id_sets.values()) + sum(len(x) for x in ood_sets.values())
     metrics = ood_scores.METRICS
     against = {f"{rule} {m}": f"MCM {m}" for rule in CLIPN_RULES for m in metrics}
     within = tuple((f"{rule} {m}", f"{base} {m}") for rule in CLIPN_RULES for base in CLIPN_BASELINES for m in metrics)
-    measure = TaskMeasure({name: ood_statistic(scores, shared) for name, scores in per_domain.items()}, images,
-                          against=against, within=within)
-    return results, measure, per_domain
+    measures = {"ood": TaskMeasure({name: ood_statistic(scores, shared) for name, scores in per_domain.items()},
+                                   images, against=against, within=within)}
+    if enhanced:
+        treated = TaskMeasure({name: ood_statistic(scores, shared) for name, scores in enhanced.items()}, images)
+        measures["ood_repe"] = with_treatment(measures["ood"], treated)
+    return results, measures, per_domain
 
 
 def named_in_training(setup, held_out: Sequence[str]) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ import torch
 from clap.defaults import OPENNESS_ORDERS
 from clap.errors import ClapError
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
-from clap.evaluation.stats import TaskMeasure
+from clap.evaluation.stats import TaskMeasure, with_treatment
 from clap.evaluation.zeroshot import class_scores
 
 
@@ -173,12 +173,13 @@ def scored_models(setup, repe: dict | None = None, pc_templates: Sequence[str] |
 
 def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_ORDERS, seed: int = 0,
                  repe: dict | None = None, pc_templates: Sequence[str] | None = None,
-                 scored: dict[str, ScoredModel] | None = None) -> tuple[dict, TaskMeasure]:
+                 scored: dict[str, ScoredModel] | None = None) -> tuple[dict, dict[str, TaskMeasure]]:
     """{"openness": {model: {domain|mean: row}}} for every model of an `EvalSetup` (zero-shot "a photo of a
     [class]" weights), plus "openness_repe" with REPE-enhanced weights given `repe`, {model: `Repe`}; and the
-    plain run's statistics for intervals. `scored` (`scored_models`) saves computing the features and weights."""
+    statistics for intervals ({"openness": ..., and "openness_repe": REPE's effect inside each model}).
+    `scored` (`scored_models`) saves computing the features and weights."""
     results: dict = {"openness": {}}
-    statistics = {}
+    statistics: dict[str, dict] = {}
     protocols = {d: Protocol.build(data.labels, groups, orders, seed) for d, data in setup.raw.items()}
     scored = scored if scored is not None else scored_models(setup, repe, pc_templates)
     for name, (feats, weights) in scored.items():
@@ -190,10 +191,12 @@ def run_openness(setup, groups: Sequence[Sequence[int]], orders: int = OPENNESS_
                     for d, (labels, share) in shares.items()}
             rows["mean"] = as_row(openness_statistic(protocols, shares)(OBSERVED))
             results.setdefault("openness" if run == "plain" else "openness_repe", {})[name] = rows
-            if run == "plain":
-                statistics[name] = openness_statistic(protocols, shares)
+            statistics.setdefault(run, {})[name] = openness_statistic(protocols, shares)
     images = sum(len(data.labels) for data in setup.raw.values())
-    return results, TaskMeasure(statistics, images)
+    measures = {"openness": TaskMeasure(statistics["plain"], images)}
+    if "repe" in statistics:
+        measures["openness_repe"] = with_treatment(measures["openness"], TaskMeasure(statistics["repe"], images))
+    return results, measures
 
 
 def _as_row(measures: dict[str, np.ndarray]) -> dict:

@@ -205,9 +205,11 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
                      + "; ".join(f"{m}: {', '.join(c)}" for m, c in named.items()) + "\n")
     if any(statistics.get("differences", {}).values()):
         attacks = f"; attacks at eps {SHOWN_EPS}" if "adversarial" in statistics["differences"] else ""
+        inside = ("; a metric 'A (vs B, same model)' is A - B inside that model, CLIP's own included"
+                  if "same model)" in json.dumps(statistics["differences"]) else "")
         parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images (scenes) within "
                      f"each domain (within each class for openness), paired; noise draws for ZS(NC), shot draws for "
-                     f"few-shot{attacks})"
+                     f"few-shot{attacks}{inside})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}

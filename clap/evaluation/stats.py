@@ -44,6 +44,22 @@ class TaskMeasure:
     levels: dict[str, int] = field(default_factory=dict)
     against: dict[str, str] = field(default_factory=dict)
     within: tuple[tuple[str, str], ...] = ()  # (metric, metric) pairs compared inside each model that has both
+    treatment: str | None = None  # a suffix: each metric "K" + suffix is compared with "K" inside every model
+
+
+REPE = " with REPE"
+
+
+def with_treatment(plain: TaskMeasure, treated: TaskMeasure, suffix: str = REPE) -> TaskMeasure:
+    """A treatment's effect inside each model (REPE on vs off): every model that has both runs gets the plain
+    run's metrics and the treated run's as "K" + suffix, on the same resamples; its differences compare the two
+    inside each model, the baseline included, and not models with each other (the plain task does that)."""
+    def joined(a: Statistic, b: Statistic) -> Statistic:
+        return lambda sample: {**a(sample), **{f"{k}{suffix}": v for k, v in b(sample).items()}}
+
+    statistics = {name: joined(stat, treated.statistics[name]) for name, stat in plain.statistics.items()
+                  if name in treated.statistics}
+    return TaskMeasure(statistics, plain.images, plain.levels, treatment=suffix)
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,8 @@ def seed_groups(models: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def compared_entries(models: Sequence[str], baseline: str) -> dict[str, list[str]]:
-    """{model or seed group: member names}, baseline excluded, in order of appearance."""
+def compared_entries(models: Sequence[str], baseline: str | None) -> dict[str, list[str]]:
+    """{model or seed group: member names}, the baseline (if any) excluded, in order of appearance."""
     groups = seed_groups(models)
     members = {m for ms in groups.values() for m in ms}
     entries: dict[str, list[str]] = {}
@@ -159,6 +175,9 @@ def differences(baseline: str, tasks: dict[str, TaskMeasure], resamples: Resampl
     "pairs": {"A - B": {task: {metric: interval}}} (every two compared entries)}."""
     out: dict = {"differences": {}, "pairs": {}}
     for task, measure in tasks.items():
+        if measure.treatment is not None:
+            out["differences"][task] = treatment_effects(measure, resamples)
+            continue
         if baseline not in measure.statistics:
             continue
         entries = compared_entries(list(measure.statistics), baseline)
@@ -174,6 +193,18 @@ def differences(baseline: str, tasks: dict[str, TaskMeasure], resamples: Resampl
             for b in names[i + 1:]:
                 out["pairs"].setdefault(f"{a} - {b}", {})[task] = _compare(
                     values[a], values[b], {}, sizes | {"seeds": len(entries[a]), "base_seeds": len(entries[b])})
+    return out
+
+
+def treatment_effects(measure: TaskMeasure, resamples: Resamples) -> dict[str, dict]:
+    """{model or seed group: {"K + suffix (vs K, same model)": interval}} for a `with_treatment` measure."""
+    entries = compared_entries(list(measure.statistics), None)
+    sizes = {"n": measure.images, **measure.levels}
+    out = {}
+    for name, members in entries.items():
+        values = seed_level(name, [measured(measure.statistics[m], resamples) for m in members], resamples)
+        pairs = tuple((f"{k}{measure.treatment}", k) for k in values if f"{k}{measure.treatment}" in values)
+        out[name] = _within(values, pairs, sizes | {"seeds": len(members)})
     return out
 
 

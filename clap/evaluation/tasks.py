@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
+from clap.evaluation.stats import with_treatment
 from clap.options import ALPHA, NAME, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
 
 if TYPE_CHECKING:
@@ -132,9 +133,11 @@ def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> 
     rows, measure = run_zeroshot(setup, noise_form=options.noise_form, pc_templates=options.templates)
     results = {"zeroshot": rows, "zeroshot_noise": {"form": options.noise_form, **noise_info()},
                "prompt_templates": prompt_templates(options)}
+    measures = {"zeroshot": measure}
     if repe is not None:
-        results["zeroshot_repe"] = run_zeroshot(setup, repe, options.noise_form, options.templates)[0]
-    return TaskOutput(results, {"zeroshot": measure})
+        results["zeroshot_repe"], enhanced = run_zeroshot(setup, repe, options.noise_form, options.templates)
+        measures["zeroshot_repe"] = with_treatment(measure, enhanced)
+    return TaskOutput(results, measures)
 
 
 def fewshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
@@ -196,7 +199,7 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
                           tuple(options.templates) if options.templates else None,
                           tuple(options.ood_prompts) if options.ood_prompts else None,
                           tuple(clipn[options.clipn_templates]))
-    results, measure, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
+    results, measures, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
     name = "ood_scores.png"
     results["ood_plot"] = name
     held_out = [options.ood] if options.ood else [c for c in setup.dataset.classes if c not in id_classes]
@@ -208,7 +211,7 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
                             "clipn_templates": options.clipn_templates,
                             "clipn_temperature": {name: clipn_temperature(setup.backbone, adapter)
                                                   for name, adapter in setup.negation.items()}}
-    return TaskOutput(results, {"ood": measure}, {name: lambda folder: plot_ood(scores, folder / name)})
+    return TaskOutput(results, measures, {name: lambda folder: plot_ood(scores, folder / name)})
 
 
 def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
@@ -219,14 +222,14 @@ def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> 
 
     groups = openness_groups(setup, options)
     scored = scored_models(setup, repe, options.templates)
-    results, measure = run_openness(setup, groups, options.orders, options.seed, scored=scored)
+    results, measures = run_openness(setup, groups, options.orders, options.seed, scored=scored)
     analysis, analysis_measure, margins = run_analysis(setup, groups, rule=options.adversarial_rule, scored=scored)
     curves, margin_plot = "openness_curves.png", "openness_margins.png"
     results |= analysis | {"openness_templates": pc_templates(options), "openness_plot": curves,
                            "openness_margins_plot": margin_plot, "openness_adversarial_rule": options.adversarial_rule,
                            "openness_groups": [[setup.dataset.classes[c] for c in g] for g in groups]}
     rows = results["openness"]
-    return TaskOutput(results, {"openness": measure, "openness_analysis": analysis_measure},
+    return TaskOutput(results, {**measures, "openness_analysis": analysis_measure},
                       {curves: lambda folder: plot_openness(rows, folder / curves),
                        margin_plot: lambda folder: plot_margins(margins, folder / margin_plot)})
 
