@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,15 +19,32 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def load_script(relative: str):
+    """An experiment script (a path under the repository root) as a module, to call its `run`."""
+    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def experiment_script():
-    """Loads an experiment script (a path under the repository root) as a module, to call its `run`."""
-    def load(relative: str):
-        spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return load
+    return load_script
+
+
+@pytest.fixture(scope="session")
+def shrunk_reproduction(tmp_path_factory):
+    """experiments/world_paper/reproduce.py on the shrunk demo (eps 1/255 and 8/255), run once for the tests of
+    the demo and of the reproduction: its exit code, --out (the demo's folder), --results and what it printed."""
+    from tests.shrunk import SMALL
+
+    folder = tmp_path_factory.mktemp("world_paper")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = load_script("experiments/world_paper/reproduce.py").run(
+            ["--out", str(folder / "run"), "--results", str(folder / "results"), "--autoattack-images", "1",
+             "--autoattack-eps", "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
+    return SimpleNamespace(code=code, out=folder / "run", results=folder / "results", printed=printed.getvalue())
 
 
 TINY_OPEN_CLIP = {

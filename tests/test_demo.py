@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 
 from clap.adapter.disentangler import Disentangler
-from clap.cli.main import main
-
-SMALL = ["--adapter-seeds", "1", "--clap-steps", "30", "--imaug-steps", "20", "--clipn-steps", "20",
-         "--images-per-class", "2", "--val-images-per-class", "1", "--imaug-prompts-per-class", "2",
-         "--caption-images-per-class", "2", "--attack-images", "1", "--eps", "8/255", "--jobs", "2", "--no-progress"]
 
 
-def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), *SMALL]) == 0
-    printed = capsys.readouterr().out
+def test_demo_runs_every_stage_and_writes_the_report(shrunk_reproduction):
+    """The shrunk demo, as experiments/world_paper/reproduce.py runs it (`clap demo` with its options)."""
+    out, printed = shrunk_reproduction.out, shrunk_reproduction.printed
+    assert shrunk_reproduction.code == 0
     assert "## The paper's claims in this run" in printed and "clap_seed2024: " in printed
     report = json.loads((out / "report" / "demo.json").read_text())
     assert list(report["models"]) == ["CLIP", "CLAP", "Im.Aug"]

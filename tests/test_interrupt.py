@@ -133,7 +133,7 @@ def _gone(variable: str, seconds: float = 10.0) -> list[str]:
 
 
 def test_demo_interrupted_while_training_side_by_side_stops_every_worker(tmp_path):
-    from test_demo import SMALL
+    from tests.shrunk import SMALL
 
     mark = f"CLAP_TEST_RUN={tmp_path.name}"
     env = {**ENV, "CLAP_TEST_RUN": tmp_path.name}

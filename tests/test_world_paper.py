@@ -7,19 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_demo import SMALL
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_reproduction_runs_end_to_end_shrunk(tmp_path, experiment_script):
+def test_reproduction_runs_end_to_end_shrunk(shrunk_reproduction, experiment_script):
     """Demo at power (shrunk by its options), then AutoAttack against PGD-20 on the same images; the results
     folder holds both reports and a summary read off them. eps 64/255 leaves APGD nothing for Square to do."""
-    results = tmp_path / "results"
-    code = experiment_script("experiments/world_paper/reproduce.py").run(
-        ["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-images", "1", "--autoattack-eps",
-         "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
-    assert code == 0
+    results, out = shrunk_reproduction.results, shrunk_reproduction.out
+    assert shrunk_reproduction.code == 0
     demo = json.loads((results / "world_paper.json").read_text())
     assert demo["results"]["attacked_images"] == 8 and demo["models"]["Im.Aug"]["training_data"]["images"] == 64
     auto = json.loads((results / "autoattack.json").read_text())
@@ -38,7 +33,7 @@ def test_reproduction_runs_end_to_end_shrunk(tmp_path, experiment_script):
     assert (results / "summary.md").read_text() == text
     demo_seconds = json.loads((results / "seconds.json").read_text())["demo"]
     assert experiment_script("experiments/world_paper/reproduce.py").run(
-        ["--out", str(tmp_path / "run"), "--results", str(results), "--autoattack-only", "--autoattack-images", "1",
+        ["--out", str(out), "--results", str(results), "--autoattack-only", "--autoattack-images", "1",
          "--autoattack-eps", "32/255", "--no-progress"]) == 0
     assert json.loads((results / "world_paper.json").read_text()) == demo
     assert json.loads((results / "seconds.json").read_text())["demo"] == demo_seconds
