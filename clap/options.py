@@ -119,19 +119,33 @@ class Text(Kind):
         return value
 
 
+AUTO_DEVICE = "auto"
+
+
+def resolve_device(value: str) -> str:
+    """The device "auto" stands for: CUDA when this machine has it, else the CPU; any other device as given."""
+    if str(value) != AUTO_DEVICE:
+        return str(value)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @dataclass(frozen=True)
 class Device(Kind):
-    """A torch device string: cpu, cuda, cuda:1, mps."""
+    """A torch device string: auto (CUDA when there is one, else the CPU), cpu, cuda, cuda:1, mps."""
 
     def convert(self, value: Any) -> str:
         import torch
 
+        if value == AUTO_DEVICE:
+            return value
         if not isinstance(value, str) or not re.fullmatch(r"[a-z]+(:\d+)?", value.strip()):
-            raise ValueError("expected a device such as cpu, cuda or cuda:1")
+            raise ValueError("expected a device such as auto, cpu, cuda or cuda:1")
         try:
             device = torch.device(value)
         except RuntimeError:
-            raise ValueError("expected a device such as cpu, cuda or cuda:1") from None
+            raise ValueError("expected a device such as auto, cpu, cuda or cuda:1") from None
         missing = _missing_device(device)
         if missing:
             raise ValueError(f"{missing}; use cpu (or a device this machine has)")

@@ -70,6 +70,44 @@ def test_report_saves_what_to_dict_holds_with_its_figures(world, adapter, tmp_pa
     report.save(tmp_path, overwrite=True)
 
 
+def test_evaluate_takes_the_objects_a_user_holds(world, adapter):
+    """A Backbone object, an adapter object, (path, alpha) pairs, "PATH@ALPHA" in a mapping, one template string and
+    one shot count give the same numbers as the string forms the CLI passes."""
+    by_strings = clap.evaluate(world, adapters=[f"CLAP={adapter}@0.5"], tasks=("zeroshot", "fewshot"), shots=[1],
+                               seeds=[0], templates=["a sketch of a {}."], n_boot=100, progress=False)
+    held = clap.Disentangler.from_pretrained(adapter)
+    forms = [{"CLAP": (held, 0.5)}, {"CLAP": (str(adapter), 0.5)}, {"CLAP": f"{adapter}@0.5"}, f"CLAP={adapter}@0.5"]
+    for adapters in forms:
+        report = clap.evaluate(world, backbone=clap.load_backbone(), adapters=adapters, tasks=("zeroshot", "fewshot"),
+                               shots=1, seeds=0, templates="a sketch of a {}.", n_boot=100, progress=False)
+        assert report.results["zeroshot"] == by_strings.results["zeroshot"], adapters
+        assert report.results["fewshot"] == by_strings.results["fewshot"], adapters
+        assert report.statistics["differences"] == by_strings.statistics["differences"], adapters
+    assert report.to_dict()["device_option"] == "auto" and report.to_dict()["backbone"]["device"] == "cpu"
+    assert "## Zero-shot accuracy (%)\n\nPC template: 'a sketch of a {}.'\n" in report.markdown()
+    in_memory = clap.evaluate(world, adapters={"CLAP": (held, 0.5)}, tasks="zeroshot", n_boot=100, progress=False)
+    assert in_memory.to_dict()["models"]["CLAP"]["adapter"] == "(in memory)"
+
+
+@pytest.mark.parametrize("adapters, message", [
+    ([object()], "adapters: a object in a list has no name; give a mapping such as {'CLAP': adapter}"),
+    ("adapters/clap", "adapter 'adapters/clap' must look like NAME=PATH"),
+    ({"CLAP": 3}, "adapter 'CLAP' must be an adapter \\(Disentangler\\), a path"),
+    ({"CLAP": ("a", 0.5, 1)}, "a tuple must be \\(adapter or path, alpha\\), got 3 items"),
+    ({"CLAP": ("a", -1.0)}, "adapter 'CLAP' alpha = -1.0: expected a finite number >= 0"),
+    ({"CL#AP": "a"}, "without '#'"),
+])
+def test_adapters_in_a_form_that_names_nothing_are_one_line(world, adapters, message):
+    with pytest.raises(ClapError, match=message) as error:
+        clap.evaluate(world, adapters=adapters)
+    assert "\n" not in str(error.value)
+
+
+def test_backbone_of_the_wrong_kind_is_one_line(world):
+    with pytest.raises(ClapError, match="backbone must be a Backbone \\(clap.load_backbone\\(\\)\\) or a mapping"):
+        clap.evaluate(world, backbone="ViT-B-16")
+
+
 @pytest.mark.parametrize("options, message", [
     ({"shot": [1]}, "unknown evaluation option 'shot'"),
     ({"n_boot": 5}, r"n_boot = 5: expected an integer >= 100"),

@@ -38,3 +38,16 @@ def test_merge_refuses_what_is_not_a_report(tmp_path, capsys):
     assert main(["report", "merge", str(tmp_path / "x.json"), "--out", str(tmp_path / "t")]) == 2
     assert "not a clap evaluation report" in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_merged_rows_name_the_template_of_each_report(tmp_path):
+    """A default-template report and a `--templates` report read alike but for the template column."""
+    rows = {}
+    for name, template in (("default", "a photo of a {}"), ("given", "a sketch of a {}.")):
+        path = write_report(tmp_path / f"{name}.json", "zeroshot", {
+            "zeroshot": {"CLIP": {"mean": {"PC": 0.6}}, "CLAP": {"mean": {"PC": 0.7}}},
+            "prompt_templates": {"PC": [template], "C": ["{}"]}})
+        assert main(["report", "merge", str(path), "--out", str(tmp_path / name)]) == 0
+        rows[name] = list(csv.DictReader((tmp_path / f"{name}.csv").open()))
+    assert [r["templates"] for r in rows["default"]] == ["a photo of a {}"] * 2
+    assert [r["templates"] for r in rows["given"]] == ["a sketch of a {}."] * 2

@@ -30,8 +30,7 @@ from clap.backbones.base import Backbone, BackboneIdentity
 from clap.errors import ClapError, first_line
 from clap.extras import require
 from clap.hub import HUB_HOST, require_network
-from clap.options import Device
-from clap.options import PRECISIONS
+from clap.options import PRECISIONS, Device, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,11 @@ def file_checksum(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "cpu",
+def load_backbone(model: str | None = None, pretrained: str | None = None, device: str | torch.device = "auto",
                   cache_dir: str | None = None, quick_gelu: bool | None = None,
                   preprocess: dict | None = None, precision: str = "auto") -> Backbone:
-    """A frozen backbone on `device`; see the module docstring for the accepted forms.
+    """A frozen backbone on `device` ("auto": CUDA when this machine has it, else the CPU); see the module docstring
+    for the accepted forms.
 
     `precision` of the encoders: "fp32", "bf16" or "fp16" autocast (fp16 on CUDA only), or "auto" (fp16
     autocast on CUDA, fp32 on the CPU). Adversarial attacks run in fp32 whatever it is.
@@ -71,7 +71,7 @@ def load_backbone(model: str | None = None, pretrained: str | None = None, devic
     if arch and (model is None or model.startswith("hf:") or (Path(model).expanduser() / "config.json").is_file()):
         raise ClapError("quick_gelu and preprocess apply to open_clip models built from a weights file; the embedded "
                         "model and transformers folders carry their own")
-    Device().check("device", str(device))
+    device = resolve_device(Device().check("device", str(device)))
     dtype = autocast_dtype(precision, torch.device(device))
     backbone = _build(model, pretrained, cache_dir, arch)
     backbone = backbone.to(device)

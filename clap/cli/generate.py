@@ -35,8 +35,9 @@ def add_parser(sub) -> None:
                    help="appended to every prompt (default: ' in a random environment'; '' for none)")
     p.add_argument("--seed", type=LIMITS["seed"], default=0,
                    help="seed of every image's noise (same seed, same images)")
-    p.add_argument("--device", default="cpu", type=Device(),
-                   help="cpu or cuda (under accelerate launch: each rank's device)")
+    p.add_argument("--device", default="auto", type=Device(),
+                   help="auto (default: CUDA when this machine has it), cpu or cuda (under accelerate launch: each "
+                        "rank's device)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--attention-slicing", action="store_true", help="lower memory use (CUDA)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

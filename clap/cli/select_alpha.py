@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--alphas", type=ALPHA, nargs="+", default=list(ALPHA_GRID), help="the grid")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="cpu", type=Device(), help="torch device: cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", type=Device(),
+                   help="torch device: auto (default: CUDA when this machine has it, else the CPU), cpu, cuda, cuda:1")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA")
     p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")

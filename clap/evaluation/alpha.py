@@ -58,7 +58,7 @@ def record_selection(adapter_dir: str | Path, selection: dict, val: str, n_image
 
 
 def select_alpha(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequence[float] = ALPHA_GRID,
-                  backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "cpu",
+                  backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "auto",
                   progress: bool = True, ignore_classes: bool = False, precision: str = "auto") -> dict[str, dict]:
     """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
     from clap.evaluation.runner import AdapterSpec, build_setup

@@ -351,7 +351,7 @@ LEVELS = ("training seeds of a seed group, with replacement",
 
 def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None, adapters=None,
                      options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | Sequence | None = None,
-                     n_boot: int = N_BOOT, seed: int = 0, device: str = "cpu", precision: str = "auto",
+                     n_boot: int = N_BOOT, seed: int = 0, device: str = "auto", precision: str = "auto",
                      progress: bool = True) -> Report:
     """Score every pixel of a scene folder (or a `SceneSet` already read) with CLIP and each adapter
     (`clap.evaluate`'s NAME=PATH specs), densely and, given trained mask decoder folders (`clap train` with

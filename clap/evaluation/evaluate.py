@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EvalOptions, Figure, check_tasks, run_tasks
+
+if TYPE_CHECKING:
+    from clap.backbones.base import Backbone
 
 BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each domain (within each class "
                     "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)",
@@ -62,25 +65,67 @@ class Report:
             return write_report(folder, self.to_dict(), self.markdown())
 
 
-def adapter_specs(adapters: Sequence | Mapping | None) -> list:
-    """`AdapterSpec`s from "NAME=PATH[@ALPHA|@auto]" strings, specs, or {name: path or [paths, one per seed]}."""
+def adapter_specs(adapters: Sequence | Mapping | str | None) -> list:
+    """`AdapterSpec`s from what a user holds: "NAME=PATH[@ALPHA|@auto]" strings or `AdapterSpec`s (one or a list),
+    or a mapping NAME -> an adapter object (`Disentangler`), a path, "PATH@ALPHA", an (adapter or path, alpha)
+    pair, or a list of these (one per training seed)."""
     from clap.evaluation.runner import AdapterSpec
 
     if adapters is None:
         return []
     if isinstance(adapters, Mapping):
-        adapters = [AdapterSpec(name, str(p)) for name, paths in adapters.items()
-                    for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    return [a if isinstance(a, AdapterSpec) else AdapterSpec.parse(str(a)) for a in adapters]
+        return [_named_spec(str(name), value) for name, values in adapters.items()
+                for value in (values if isinstance(values, list) else [values])]
+    out = []
+    for item in [adapters] if isinstance(adapters, (str, Path, AdapterSpec)) else adapters:
+        if isinstance(item, AdapterSpec):
+            out.append(item)
+        elif isinstance(item, (str, Path)):
+            out.append(AdapterSpec.parse(str(item)))
+        else:
+            raise ClapError(f"adapters: a {type(item).__name__} in a list has no name; give a mapping such as "
+                            "{'CLAP': adapter} or 'NAME=PATH' strings")
+    return out
 
 
-def evaluate(dataset: str | Path, backbone: Mapping | None = None, adapters: Sequence | Mapping | None = None,
+def _named_spec(name: str, value):
+    """One NAME's spec from an adapter object, a path, "PATH@ALPHA" or an (adapter or path, alpha) pair."""
+    from clap.adapter.disentangler import Disentangler
+    from clap.evaluation.runner import IN_MEMORY, AdapterSpec
+    from clap.options import ALPHA
+
+    if "#" in name or not name:
+        raise ClapError(f"adapter name '{name}' must be non-empty and without '#'")
+    alpha = None
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ClapError(f"adapter '{name}': a tuple must be (adapter or path, alpha), got {len(value)} items")
+        value, alpha = value
+        alpha = alpha if alpha == "auto" else ALPHA.check(f"adapter '{name}' alpha", alpha)
+    if isinstance(value, Disentangler):
+        spec = AdapterSpec(name, IN_MEMORY, alpha, adapter=value)
+    elif isinstance(value, (str, Path)):
+        spec = AdapterSpec.parse(f"{name}={value}") if isinstance(value, str) else AdapterSpec(name, str(value))
+        spec = spec if alpha is None else replace(spec, alpha=alpha)
+    else:
+        raise ClapError(f"adapter '{name}' must be an adapter (Disentangler), a path, 'PATH@ALPHA' or an (adapter or "
+                        f"path, alpha) pair, got {type(value).__name__}")
+    return spec
+
+
+def evaluate(dataset: str | Path, backbone: Backbone | Mapping | None = None,
+             adapters: Sequence | Mapping | str | None = None,
              tasks: Sequence[str] | str = ("zeroshot",), options: EvalOptions | None = None, *,
              name: str | None = None, **overrides) -> Report:
     """Evaluate CLIP and `adapters` on a root/domain/class/image `dataset` with the given tasks ("all": the
-    closed-set ones); `backbone` holds `load_backbone`'s keywords (default: the embedded tiny CLIP), the
-    options are `EvalOptions` fields (or `options`). `name` names the report (default: the task, or "all").
-    Bad input raises `ClapError` (one line)."""
+    closed-set ones).
+
+    `backbone`: a `Backbone` (`clap.load_backbone(...)`, used on its own device) or `load_backbone`'s keywords
+    (default: the embedded tiny CLIP on `device`). `adapters`: see `adapter_specs` (e.g. {"CLAP": adapter},
+    {"CLAP": ["run0", "run1"]} for seeds, {"CLAP": ("run0", 0.3)}, or ["CLAP=run0@auto"]). The options are
+    `EvalOptions` fields (or `options`); a single value stands for a list of one (`shots=1`), `templates` takes
+    one template, a list or a file. `name` names the report (default: the task, or "all"). Bad input raises
+    `ClapError` (one line)."""
     from clap.evaluation.runner import build_setup
 
     options = _options(options, overrides)
@@ -134,7 +179,8 @@ def _task_names(tasks: Sequence[str] | str) -> tuple[str, ...]:
 def run_info(options: EvalOptions) -> dict:
     from clap.evaluation.runner import protocol_info
 
-    return {"seed": options.seed, "protocol": protocol_info(options.protocol)}
+    return {"seed": options.seed, "protocol": protocol_info(options.protocol),
+            "device_option": options.device}  # "auto" or as given; the backbone's record says where it ran
 
 
 def statistics(models: list[str], n_boot: int, seed: int, results: dict, measures: dict,

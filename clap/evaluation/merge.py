@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 from clap.errors import ClapError
 
-IDENTITY = ("report", "task", "dataset", "backbone", "protocol", "seed", "model", "alpha", "adapter_sha256")
+IDENTITY = ("report", "task", "dataset", "backbone", "protocol", "templates", "seed", "model", "alpha",
+            "adapter_sha256")
 
 
 def flatten(value, prefix: str) -> dict[str, float]:
@@ -58,7 +59,8 @@ def report_rows(path: Path) -> list[dict]:
     backbone = doc.get("backbone", {})
     base = {"report": str(path), "task": doc.get("task"), "dataset": doc.get("dataset", {}).get("root"),
             "backbone": f"{backbone.get('family')} {backbone.get('model')} ({backbone.get('pretrained')})",
-            "protocol": (doc.get("protocol") or {}).get("name"), "seed": doc.get("seed")}
+            "protocol": (doc.get("protocol") or {}).get("name"), "templates": _templates(doc["results"]),
+            "seed": doc.get("seed")}
     rows = []
     for model, info in doc["models"].items():
         row = {**base, "model": model, "alpha": info.get("alpha"), "adapter_sha256": info.get("adapter_sha256")}
@@ -67,6 +69,14 @@ def report_rows(path: Path) -> list[dict]:
                 row.update(flatten(per_model[model], task))
         rows.append(row)
     return rows
+
+
+def _templates(results: dict) -> str | None:
+    """The PC templates the report's zero-shot scores used, one cell (a `--templates` run's rows differ here)."""
+    from clap.evaluation.report import pc_templates_used
+
+    used = {t for templates in pc_templates_used(results).values() for t in templates}
+    return "; ".join(sorted(used)) or None
 
 
 def merge_reports(paths: Iterable[str | Path]) -> tuple[list[str], list[dict]]:

@@ -185,6 +185,22 @@ PLOTS = {"adversarial_plot": "Robust accuracy against eps", "ood_plot": "OOD sco
 SHOWN_EPS = "8/255"  # the Markdown lists attack differences at the paper's budget; the JSON has every eps
 
 
+def pc_templates_used(results: dict) -> dict[str, list[str]]:
+    """{task: the PC templates its zero-shot classes were scored with}, for the tasks that record them."""
+    found = {"zeroshot": results.get("prompt_templates", {}).get("PC"), "openness": results.get("openness_templates"),
+             "ood": results.get("ood_split", {}).get("templates", {}).get("MCM/MaxLogit/Energy")}
+    return {task: list(t) for task, t in found.items() if t}
+
+
+def template_note(task: str, results: dict) -> str:
+    """The line under a table naming the template its PC prompt used (a `--templates` run reads otherwise alike)."""
+    templates = pc_templates_used(results).get(task.removesuffix("_repe"))
+    if not templates:
+        return ""
+    shown = "; ".join(f"'{t}'" for t in templates)
+    return f"PC template{'s' * (len(templates) > 1)}: {shown}"
+
+
 def markdown(results: dict, statistics: dict | None = None) -> str:
     """All tables of a run's results; seed groups as mean ± std over seeds, then the differences to CLIP."""
     statistics = statistics or {}
@@ -193,7 +209,8 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
     parts = []
     for task, (title, render) in TABLES.items():
         if task in shown and shown[task]:
-            parts.append(f"## {title}\n\n{render(shown[task])}\n")
+            note = template_note(task, results)
+            parts.append(f"## {title}\n\n{note + chr(10) * 2 if note else ''}{render(shown[task])}\n")
     for key, title in PLOTS.items():
         if results.get(key):
             parts.append(f"{title}: {results[key]}\n")

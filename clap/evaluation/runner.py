@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from clap.adapter.disentangler import Disentangler
 from clap.backbones.base import Backbone
@@ -36,6 +36,7 @@ class AdapterSpec:
     name: str
     path: str
     alpha: float | str | None = None
+    adapter: Disentangler | None = field(default=None, compare=False, repr=False)  # an adapter held in memory
 
     @classmethod
     def parse(cls, text: str) -> "AdapterSpec":
@@ -119,17 +120,25 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
                         "NAME=PATH@ALPHA")
 
 
-def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (), backbone_options: dict | None = None,
-                cache_dir: str | None = None, device: str = "cpu", ignore_classes: bool = False,
+def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
+                backbone_options: Mapping | Backbone | None = None,
+                cache_dir: str | None = None, device: str = "auto", ignore_classes: bool = False,
                 progress: bool = True, test: bool = True, precision: str = "auto", unknown: Sequence[str] = ()
                 ) -> EvalSetup:
-    """Load everything once: dataset index, backbone (`load_backbone` keywords; its encoders' `precision`),
-    adapters, raw image features. An adapter must have been trained for the dataset's classes but the `unknown`.
+    """Load everything once: dataset index, backbone (a `Backbone`, used where it is, or `load_backbone` keywords
+    on `device` with its encoders' `precision`), adapters, raw image features. An adapter must have been trained
+    for the dataset's classes but the `unknown`.
     With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
     from clap.backbones.loading import load_backbone
 
     dataset = scan_domain_dataset(dataset_root)
-    backbone = load_backbone(**(backbone_options or {}), device=device, precision=precision)
+    if isinstance(backbone_options, Backbone):
+        backbone = backbone_options
+    elif backbone_options is None or isinstance(backbone_options, Mapping):
+        backbone = load_backbone(**(backbone_options or {}), device=device, precision=precision)
+    else:
+        raise ClapError(f"backbone must be a Backbone (clap.load_backbone()) or a mapping of load_backbone's "
+                        f"keywords, got {type(backbone_options).__name__}")
 
     def check(adapter: Disentangler, spec: AdapterSpec) -> None:
         if not ignore_classes:
@@ -148,8 +157,8 @@ def load_models(backbone: Backbone, adapters: Sequence[AdapterSpec], check=None
     adapters apart (checked against the backbone)."""
     models, files, negation = {BASELINE: CLAPModel(backbone)}, {}, {}
     for name, spec in model_names(adapters):
-        adapter = Disentangler.from_pretrained(spec.path)
-        files[name] = adapter_file_info(spec.path)
+        adapter = spec.adapter if spec.adapter is not None else Disentangler.from_pretrained(spec.path)
+        files[name] = adapter_file_info(spec.path) if spec.adapter is None else IN_MEMORY_FILE
         if adapter.config.route == "negation":
             check_compatible(backbone, adapter)
             negation[name] = adapter
@@ -171,6 +180,10 @@ def model_names(adapters: Sequence[AdapterSpec]) -> list[tuple[str, AdapterSpec]
         seen[spec.name] += 1
         named.append((member_name(spec.name, seen[spec.name]) if counts[spec.name] > 1 else spec.name, spec))
     return named
+
+
+IN_MEMORY = "(in memory)"
+IN_MEMORY_FILE = {"adapter": IN_MEMORY, "adapter_sha256": None, "training_data": None}
 
 
 def adapter_file_info(path: str) -> dict:

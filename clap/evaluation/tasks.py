@@ -64,7 +64,7 @@ class EvalOptions:
     repe_weight: float = REPE_WEIGHT
     repe_k: int = REPE_K
     cache: str | None = None  # folder caching raw image features
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when this machine has it, else the CPU
     precision: str = "auto"  # the frozen encoders: fp32, bf16 or fp16 autocast; auto: fp16 on CUDA, fp32 on CPU
     ignore_classes: bool = False  # allow adapters trained for other classes
     progress: bool = True
@@ -77,7 +77,9 @@ class EvalOptions:
     def __post_init__(self) -> None:
         check_options(self.LIMITS, vars(self))
         for name, kind in (("shots", Count()), ("seeds", SEED), ("alphas", ALPHA), ("eps", EPSILON)):
-            setattr(self, name, [kind.check(name, v) for v in getattr(self, name)])
+            values = getattr(self, name)
+            values = [values] if isinstance(values, (int, float, str)) else values  # one value: a list of one
+            setattr(self, name, [kind.check(name, v) for v in values])
         if self.templates is not None:
             from clap.evaluation.zeroshot import read_templates
 

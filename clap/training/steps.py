@@ -113,7 +113,7 @@ class FrozenFeatureDataModule(L.LightningDataModule, abc.ABC):
         "encode_batch_size": Count(), "seed": SEED, "device": Device(), "precision": PRECISION}
 
     def __init__(self, model: str | None = None, pretrained: str | None = None, dataset_name: str | None = None,
-                 seed: int = 0, device: str = "cpu", precision: str = "auto", quick_gelu: bool | None = None,
+                 seed: int = 0, device: str = "auto", precision: str = "auto", quick_gelu: bool | None = None,
                  preprocess: dict | None = None) -> None:
         check_options(self.LIMITS, locals())
         super().__init__()

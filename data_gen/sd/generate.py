@@ -24,7 +24,7 @@ from clap.data_gen.sd.defaults import DEFAULT_MODEL, REMOVED_PREFIX, SCHEDULERS
 from clap.data_gen.sd.jobs import DEFAULT_SUFFIX, Job, build_jobs
 from clap.data_gen.sd.manifest import append_rows, merge_shards, shard_path
 from clap.fileio import claim_output_folder, save_image_atomic
-from clap.options import NON_NEGATIVE, SEED, Count, Text, check_options
+from clap.options import NON_NEGATIVE, SEED, Count, Text, check_options, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +139,14 @@ def _generate_batch(pipe, jobs: list[Job], config: GenerationConfig):
     return out.images
 
 
-def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, device: str = "cpu",
+def generate(classes: Sequence[str], out: str | Path, config: GenerationConfig, device: str = "auto",
              progress: bool = True) -> Path | None:
-    """Generate every missing image; returns the merged manifest (on the main process)."""
+    """Generate every missing image on `device` ("auto": CUDA when this machine has it); returns the merged
+    manifest (on the main process)."""
     require("sd", "diffusers", "accelerate", what="Stable Diffusion synthesis (clap generate)")
     from accelerate import PartialState
 
+    device = resolve_device(device)
     state = PartialState(cpu=torch.device(device).type == "cpu")
     root = Path(out)
     if state.is_main_process:
