@@ -14,6 +14,7 @@ from clap.adapter.disentangler import Disentangler
 from clap.backbones.base import Backbone, BackboneIdentity, NoisePosition
 from clap.defaults import NOISE_STD, NOISE_TOKENS
 from clap.errors import ClapError
+from clap.prompts.templates import format_template
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +59,16 @@ def check_compatible(backbone: Backbone, adapter: Disentangler) -> None:
 
 
 def check_templates(templates: Sequence[str], option: str = "") -> None:
-    """Each prompt template needs exactly one slot, '{}' or '{c}', where the class name goes (and there is at least
-    one template); any other brace is doubled ('{{', '}}') as in Python's str.format."""
+    """Each prompt template needs slots where the class name goes: one '{}', or '{c}' once or more (filled every
+    time, as CLIP_benchmark does); there is at least one template; any other brace is doubled ('{{', '}}') as in
+    Python's str.format."""
     if isinstance(templates, str) or not templates:
         raise ClapError(f"{option}give a list of templates, got {templates!r}")
     for template in templates:
         problem = template_problem(template)
         if problem:
-            raise ClapError(f"{option}template {template!r} {problem}; each template holds one '{{}}' or '{{c}}' "
-                            "where the class name goes (write a literal brace as '{{' or '}}')")
+            raise ClapError(f"{option}template {template!r} {problem}; each template holds one '{{}}', or '{{c}}' "
+                            "once or more, where the class name goes (write a literal brace as '{{' or '}}')")
 
 
 def template_problem(template: str) -> str | None:
@@ -79,11 +81,14 @@ def template_problem(template: str) -> str | None:
         return f"does not parse ({e})"
     if not fields:
         return "has no slot"
-    if len(fields) > 1:
-        return f"has {len(fields)} slots"
-    name, spec, conversion = fields[0]
-    if name not in ("", "c") or spec or conversion:
-        return f"has the slot {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+    for name, spec, conversion in fields:
+        if name not in ("", "c") or spec or conversion:
+            return f"has the slot {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+    names = {name for name, _, _ in fields}
+    if len(names) > 1:
+        return "mixes '{}' and '{c}'"
+    if names == {""} and len(fields) > 1:
+        return f"has {len(fields)} '{{}}' slots (write '{{c}}' for a class name that appears more than once)"
     return None
 
 
@@ -152,7 +157,7 @@ class CLAPModel(nn.Module):
         if not classnames:
             raise ClapError("zero-shot classifier needs at least one class name")
         check_templates(templates)
-        texts = [t.replace("{c}", "{}").format(c) for c in classnames for t in templates]
+        texts = [format_template(t, c) for c in classnames for t in templates]
         feats = torch.cat([self.encode_text(texts[i:i + batch_size], normalize=True)
                            for i in range(0, len(texts), batch_size)])
         return feats.view(len(classnames), len(templates), -1)

@@ -332,8 +332,9 @@ def test_a_mask_decoder_where_an_adapter_goes(world, scenes, decoder, tmp_path, 
 
 
 @pytest.mark.parametrize("template, words", [
-    ("a {} beside a {}", ["has 2 slots"]), ("a {c} next to a {}", ["has 2 slots"]),
-    ("a {x} photo of a {}", ["has 2 slots"]), ("a photo of a {} }", ["does not parse"]),
+    ("a {} beside a {}", ["has 2 '{}' slots", "write '{c}'"]), ("a {c} next to a {}", ["mixes '{}' and '{c}'"]),
+    ("a {x} photo of a {}", ["has the slot {x}"]), ("a {0} {c}", ["has the slot {0}"]),
+    ("a photo of a {} }", ["does not parse"]), ("a {c}}", ["does not parse"]),
     ("a {x} photo", ["has the slot {x}"]), ("missing/templates.txt", ["does not exist"]),
 ])
 def test_a_template_with_other_slots_is_refused_before_any_work(world, tmp_path, template, words):
@@ -351,8 +352,8 @@ def test_the_library_checks_what_the_cli_checks(world, tmp_path):
     cases = [(lambda: library.evaluate(world, tasks=5), "tasks must be a task name"),
              (lambda: AnomalyOptions(dense_scale=0), "dense_scale = 0"),
              (lambda: AnomalyOptions(dense_scale=1e6), "<= 4"),
-             (lambda: AnomalyOptions(pc_templates=("a {} {}",)), "has 2 slots"),
-             (lambda: SceneDataModule(root=str(tmp_path), template="a {} and a {}"), "has 2 slots"),
+             (lambda: AnomalyOptions(pc_templates=("a {} {}",)), "has 2 '{}' slots"),
+             (lambda: SceneDataModule(root=str(tmp_path), template="a {} and a {}"), "has 2 '{}' slots"),
              (lambda: library.load_backbone(device="cuda:7"), "device = 'cuda:7'")]
     for call, words in cases:
         with pytest.raises(ClapError, match=words.replace("{", r"\{").replace("}", r"\}")):

@@ -76,6 +76,8 @@ def test_zero_shot_classifier(tiny_open_clip):
     with torch.no_grad():
         single = model.zero_shot_classifier(["star"], ["{}"])[:, 0]
         assert torch.allclose(single, model.encode_text(["star"], normalize=True)[0], atol=1e-6)
+        twice = model.zero_shot_classifier(["star"], ["a {c} of {c} {{braces}}"])[:, 0]  # CLIP_benchmark fills both
+        assert torch.allclose(twice, model.encode_text(["a star of star {braces}"], normalize=True)[0], atol=1e-6)
     with pytest.raises(ClapError, match="has no slot"):
         model.zero_shot_classifier(["star"], ["no slot"])
     with pytest.raises(ClapError, match="at least one class"):

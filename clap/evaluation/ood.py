@@ -26,6 +26,7 @@ from clap.evaluation import ood_scores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure, with_treatment
 from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
+from clap.prompts.templates import format_template
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
 
@@ -102,7 +103,7 @@ class CLIPNScorer:
         yes, no = 0.0, 0.0
         with torch.no_grad():
             for template in templates:
-                prompts = [template.format(c) for c in classnames]
+                prompts = [format_template(template, c) for c in classnames]
                 yes = yes + F.normalize(backbone.encode_text(prompts), dim=-1).cpu()
                 no = no + adapter.no_features(backbone, prompts).cpu()
         self.yes, self.no = F.normalize(yes, dim=-1), F.normalize(no, dim=-1)

@@ -132,6 +132,15 @@ def class_prompts(class_name: str, vocab: AttributeVocab | None = None) -> list[
 ARTICLES = ("a", "an", "the")
 
 
+def format_template(template: str, phrase: str) -> str:
+    """The template with `phrase` in every slot ('{}', or '{c}' as often as it appears, as CLIP_benchmark fills
+    its templates); doubled braces become single ones as in str.format."""
+    import string
+
+    return "".join(literal + (phrase if name is not None else "")
+                   for literal, name, _, _ in string.Formatter().parse(template))
+
+
 def fill(template: str, phrase: str) -> str:
     """The template with `phrase` in its slot; a phrase that brings its own article ("an oval", "the background")
     takes the place of the template's "a {}" or "an {}", and a plural ("circles") too, so that no "a an oval" or
@@ -141,5 +150,6 @@ def fill(template: str, phrase: str) -> str:
     template = template.replace("{c}", "{}")
     bare = re.sub(r"\b(a|an) \{\}", "{}", template, count=1)
     own_article = phrase.split(" ", 1)[0].lower() in ARTICLES
-    return (bare if own_article or phrase.endswith("s") and not phrase.endswith("ss") else template).format(phrase)
+    return format_template(bare if own_article or phrase.endswith("s") and not phrase.endswith("ss") else template,
+                           phrase)
 

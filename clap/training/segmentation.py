@@ -157,10 +157,10 @@ def concept_features(model, classes: list[str], template: str, concepts: dict[st
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The class text features a decoder is trained and scored against: one per class in `template`, or, with
     concepts, one per concept (the phrase in the template) with its class index [P]."""
-    from clap.prompts.templates import fill
+    from clap.prompts.templates import fill, format_template
 
     if concepts is None:
-        return model.encode_text([template.replace("{c}", "{}").format(c) for c in classes]).cpu(), None
+        return model.encode_text([format_template(template, c) for c in classes]).cpu(), None
     phrases = [(k, fill(template, phrase)) for k, c in enumerate(classes) for phrase in concepts[c]]
     return model.encode_text([text for _, text in phrases]).cpu(), torch.tensor([k for k, _ in phrases])
 
