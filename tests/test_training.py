@@ -291,6 +291,22 @@ def test_side_by_side_runs_from_standard_input_end_with_one_error():
     assert "if __name__" in done.stdout and done.stderr.count("FileNotFoundError") <= 2
 
 
+def test_train_takes_no_progress_and_checks_the_seed_up_front(tmp_path, capsys):
+    """`--no-progress` (as every clap command takes it) turns Lightning's bar off; a seed numpy cannot take is one
+    line before any work."""
+    from clap.training.cli import build_cli
+
+    config = str(write_config(tmp_path))
+    cli = build_cli(["--config", config, "--trainer.enable_progress_bar", "true", "--no-progress",
+                     "--out", str(tmp_path / "a")])
+    assert cli.trainer.progress_bar_callback is None
+    for seed in ("-1", "4294967296"):
+        assert main(["train", "--config", config, "--seed_everything", seed, "--out", str(tmp_path / "b")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"clap: error: --seed_everything {seed}: expected an integer in [0, 4294967295]")
+        assert err.count("\n") == 1 and not (tmp_path / "b").exists()
+
+
 def test_bad_training_input_is_one_line(tmp_path, capsys):
     config = write_config(tmp_path, classes="imagenet-21k")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "a")]) == 2

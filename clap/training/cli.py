@@ -50,6 +50,8 @@ class ClapTrainCLI(LightningCLI):
         parser.add_argument("--out", default="adapter", help="folder for the trained adapter and its summary")
         parser.add_argument("--overwrite", action="store_true", help="replace an adapter already in --out")
         parser.add_argument("--ckpt_path", default=None, help="Lightning checkpoint to resume from")
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar "
+                            "(--trainer.enable_progress_bar false)")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults({"early_stopping.monitor": WINDOW_METRIC, "early_stopping.patience": 5,
                              "early_stopping.min_delta": 0.01, "early_stopping.mode": "min",
@@ -61,9 +63,20 @@ class ClapTrainCLI(LightningCLI):
                              "data": {"class_path": "clap.training.text_data.PromptDataModule"}})
         parser.link_arguments("data.init_args.window", "model.init_args.window")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, then check what Lightning would only trip over later (the seed's bounds), and apply
+        --no-progress."""
+        super().parse_arguments(parser, args)
+        seed = self.config.get("seed_everything")
+        if not isinstance(seed, bool) and seed is not None and not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+            raise ClapError(f"--seed_everything {seed!r}: expected an integer in [0, {MAX_SEED}] {HINT}")
+        if self.config.get("no_progress"):
+            self.config["trainer"]["enable_progress_bar"] = False
+
 
 HINT = "(see `clap train --help`)"
 MAX_STEPS = 10**9
+MAX_SEED = 2**32 - 1  # numpy's seeds, which Lightning seeds too
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "Expected a <class 'NoneType'>", "Given value",
          "Problem with given class_path")
 
