@@ -405,6 +405,9 @@ def test_train_adapter_from_python_gives_the_cli_adapter_bit_for_bit(tmp_path):
     cli = load_file(str(tmp_path / "cli" / "adapter_model.safetensors"))
     assert all(torch.equal(cli[k], v) for k, v in adapter.state_dict().items())
     assert summary["status"] == "completed" and summary["steps"] == 20 and summary["route"] == "text"
+    held, held_summary = clap.train_adapter("text", None, config=config, seed=3, data={"batch_size": 10})
+    assert all(torch.equal(cli[k], v) for k, v in held.state_dict().items())  # in memory: the same adapter
+    assert held_summary["adapter"] is None and held_summary["steps"] == 20
     assert train_arguments("image", "o", data={"root": "imgs", "classes": ["a", "b"]}, trainer={"max_steps": 5}) == [
         "--seed_everything", "0", "--model", "ImAugModule", "--data", "ImageDataModule", "--trainer.max_steps", "5",
         "--data.root", "imgs", "--data.classes", '["a", "b"]', "--out", "o"]

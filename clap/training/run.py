@@ -3,7 +3,8 @@
     adapter, summary = clap.train_adapter("text", "adapters/world", data={"classes": "world"},
                                           trainer={"max_steps": 3000}, seed=0)
 
-The keywords become `clap train`'s options (`data={"batch_size": 32}` is `--data.batch_size 32`), and
+`out=None` returns the adapter in memory and keeps nothing on disk. The keywords become `clap train`'s
+options (`data={"batch_size": 32}` is `--data.batch_size 32`), and
 the same LightningCLI builds the same Lightning module and data module of the route, so the same seed
 gives the same adapter, bit for bit, as the command line.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -42,12 +44,20 @@ def _option_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def train_adapter(route: str = "text", out: str | Path = "adapter", *, data: Mapping[str, Any] | None = None,
+def train_adapter(route: str = "text", out: str | Path | None = "adapter", *, data: Mapping[str, Any] | None = None,
                   model: Mapping[str, Any] | None = None, trainer: Mapping[str, Any] | None = None, seed: int = 0,
                   config: str | Path | None = None, overwrite: bool = False):
     """Train an adapter of `route` ("text": CLAP, "image": Im.Aug, "negation": CLIPN, "segmentation": VL4AD's mask
-    decoder) into `out`; returns the trained adapter and its training summary. Bad options raise `ClapError`
-    (Lightning's notes on the machine, e.g. "GPU available", are not printed)."""
+    decoder) into `out`; returns the trained adapter and its training summary. With `out=None` nothing is kept on
+    disk: the run (its checkpoints too, unless `trainer` names a default_root_dir) goes to a temporary folder and
+    the adapter comes back in memory. Bad options raise `ClapError` (Lightning's notes on the machine, e.g. "GPU
+    available", are not printed)."""
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="clap-train-") as folder:
+            trainer = {"default_root_dir": str(Path(folder) / "runs"), **(trainer or {})}
+            adapter, summary = train_adapter(route, Path(folder) / "adapter", data=data, model=model, trainer=trainer,
+                                             seed=seed, config=config)
+            return adapter, {**summary, "adapter": None}
     from clap.adapter.disentangler import SUMMARY_NAME, SavedAdapter
     from clap.training.cli import main
 
