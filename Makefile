@@ -10,7 +10,7 @@ CONSTRAINTS ?=
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 SMOKE_VENV ?= .venv-wheel
 
-.PHONY: setup setup-test demo test test-min wheel-smoke bench clean
+.PHONY: setup setup-test demo test test-min wheel-smoke bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(VENV)/.installed-test: pyproject.toml Makefile $(CONSTRAINTS) | $(BIN)/python
 	# resolver into "resolution-too-deep" beside today's hub/transformers, so it goes in without its deps
 	# (numpy, scipy, tqdm and requests are there already).
 	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]" $(PIP_CONSTRAINTS)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -54,8 +58,13 @@ wheel-smoke: setup-test
 	$(SMOKE_VENV)/bin/python -m pip install --quiet dist/*.whl
 	cd /tmp && OMP_NUM_THREADS=2 bash $(CURDIR)/.ci/wheel_smoke.sh $(CURDIR)/$(SMOKE_VENV)/bin/clap
 
+# The documentation site (docs/ + the API reference from the docstrings) into site/; --strict: a broken link or
+# an API entry that names nothing fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: setup-test
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .venv-min $(SMOKE_VENV) dist demo_output
+	rm -rf $(VENV) .venv-min $(SMOKE_VENV) dist demo_output site

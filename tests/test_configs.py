@@ -10,7 +10,7 @@ import yaml
 from clap.cli.main import main
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "experiments" / "configs").glob("*.yaml"))
-METHOD = {  # latent, batch, tau, lambda, IGN length (shared/CLAP_METHOD.md, ViT-B/16)
+METHOD = {  # latent, batch, tau, lambda, IGN length (docs/method.md, ViT-B/16)
     "pacs": (256, 8, 0.5, 1.0, 4), "vlcs": (512, 8, 0.5, 1.0, 4),
     "officehome": (448, 96, 0.3, 0.0001, 0), "domainnet": (512, 384, 0.3, 0.0001, 0),
 }

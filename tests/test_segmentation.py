@@ -210,9 +210,10 @@ def test_world_vl4ad_reproduction_runs_shrunk(tmp_path, experiment_script):
 
 
 def test_readme_quotes_the_committed_anomaly_summary():
+    """experiments/world_vl4ad/README.md holds the committed summary's tables verbatim."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    summary = (root / "experiments" / "world_vl4ad" / "results" / "summary.md").read_text()
+    folder = Path(__file__).resolve().parent.parent / "experiments" / "world_vl4ad"
+    summary = (folder / "results" / "summary.md").read_text()
     tables = [block for block in summary.split("\n\n") if block.startswith("| ")]
-    assert len(tables) == 2 and all(block in (root / "README.md").read_text() for block in tables)
+    assert len(tables) == 2 and all(block in (folder / "README.md").read_text() for block in tables)

@@ -1,4 +1,4 @@
-"""experiments/world_paper/reproduce.py end to end on a shrunk setting, and the README's copy of its tables."""
+"""experiments/world_paper/reproduce.py end to end on a shrunk setting, and its README's copy of its tables."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def test_autoattack_only_needs_a_finished_reproduction(tmp_path, experiment_scri
 
 
 def test_readme_quotes_the_committed_summary():
-    """The README's world-paper section is the committed summary's tables, verbatim."""
+    """experiments/world_paper/README.md holds the committed summary's tables, verbatim."""
     summary = (ROOT / "experiments" / "world_paper" / "results" / "summary.md").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "experiments" / "world_paper" / "README.md").read_text()
     tables = [block for block in summary.split("\n\n") if block.startswith("| ")]
     assert tables and all(block in readme for block in tables)

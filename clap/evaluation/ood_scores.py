@@ -1,6 +1,6 @@
 """Zero-shot OOD scores of image features against class text features, and the detection metrics.
 
-Definitions (`OPEN_WORLD.md`; higher score = more in-distribution): cosines s_k = <f, t_k>;
+Definitions (`docs/open_world.md`; higher score = more in-distribution): cosines s_k = <f, t_k>;
 MCM = max_k softmax_k(s_k / T') (Ming et al. 2022, T' = 1); MaxLogit = max_k s_k / T;
 Energy = T * logsumexp_k(s_k / T) with T = 0.01 (CLIP's logit scale 100). The VL4AD max-logit
 prompt ensemble scores class k by max over its prompts' cosines instead of the cosine to their mean

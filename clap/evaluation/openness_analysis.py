@@ -8,7 +8,7 @@
 - the adversarial vocabulary, the stability lower bound: for each target vocabulary, `ADVERSARIAL_CLASSES`
   non-target classes chosen to hurt its images most, and the target images' accuracy among the target
   classes and those (beside their accuracy among the target classes alone). Rule "greedy" (the default,
-  as OPEN_WORLD.md states it): add one class at a time, each the one whose addition lowers the target
+  as docs/open_world.md states it): add one class at a time, each the one whose addition lowers the target
   images' accuracy most. Rule "ranked" (the authors' `adv_vocab_mining` in lancopku/clip-openness): score
   every candidate by the accuracy with it added alone and take the worst ones. Candidates are the
   dataset's other classes (the authors mine a WordNet noun list); the choice is made on the evaluated
