@@ -89,23 +89,23 @@ def claim_output_folder(root: str | Path, marker: str, request: dict, what: str)
     root = Path(root)
     if root.is_symlink() and not root.exists():
         raise ClapError(f"output folder {root} is a link to {os.readlink(root)}, which does not exist; create that "
-                        "folder or choose another --out")
+                        "folder or choose another `out`")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ClapError(f"cannot create output folder {root}: {e.strerror}") from None
     if not os.access(root, os.W_OK):
-        raise ClapError(f"output folder {root} is not writable; choose another --out")
+        raise ClapError(f"output folder {root} is not writable; choose another `out`")
     path = root / marker
     if path.is_file():
         previous = json.loads(path.read_text())
         if previous != request:
             changed = sorted(k for k in set(previous) | set(request) if previous.get(k) != request.get(k))
             raise ClapError(f"{root} already holds a different {what} (differs in {', '.join(changed)}); "
-                            "choose another --out or repeat the same request to resume it")
+                            "choose another `out` or repeat the same request to resume it")
         return
     if any(p.name != marker for p in root.iterdir()):
-        raise ClapError(f"{root} is not empty and holds no {what}; choose an empty or new --out")
+        raise ClapError(f"{root} is not empty and holds no {what}; choose an empty or new `out`")
     write_text_atomic(path, json.dumps(request, indent=2, sort_keys=True) + "\n")
 
 
@@ -113,7 +113,7 @@ LOCK_SUFFIX = ".clap.lock"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-def writable_folder(path: str | Path, option: str = "--out", outside: str | Path | None = None) -> Path:
+def writable_folder(path: str | Path, option: str = "`out`", outside: str | Path | None = None) -> Path:
     """Check, before any work and without creating anything, that `path` is a folder this process can write
     into (or can be made one) and that it does not lie inside `outside` (e.g. the dataset being read); a
     one-line error otherwise."""
@@ -135,14 +135,14 @@ def writable_folder(path: str | Path, option: str = "--out", outside: str | Path
     return folder
 
 
-def refuse_existing_adapter(folder: str | Path, overwrite: bool, option: str = "--out") -> None:
+def refuse_existing_adapter(folder: str | Path, overwrite: bool, option: str = "`out`") -> None:
     """An adapter already in `folder` is an earlier result: kept unless the user asks to replace it."""
     from clap.errors import ClapError
 
     found = [name for name in ADAPTER_FILES if (Path(folder) / name).exists()]
     if found and not overwrite:
         raise ClapError(f"{option} {folder} already holds an adapter ({found[0]}) from an earlier run; choose "
-                        "another folder or pass --overwrite")
+                        "another folder or pass `overwrite`")
 
 
 @contextlib.contextmanager
@@ -173,7 +173,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
                 owner = _lock_owner(lock)
                 if owner is not None:
                     raise ClapError(f"another clap command (pid {owner}) is writing {what} in {folder}; wait for "
-                                    "it to finish or choose another --out") from None
+                                    "it to finish or choose another `out`") from None
                 lock.unlink(missing_ok=True)
         else:
             raise ClapError(f"cannot take the lock {lock}; remove it if no clap command is writing there")

@@ -103,6 +103,28 @@ def test_adapters_in_a_form_that_names_nothing_are_one_line(world, adapters, mes
     assert "\n" not in str(error.value)
 
 
+def test_library_errors_name_arguments_and_the_cli_names_its_flags(world, tmp_path, capsys):
+    """The same fault reads `ood_classes` from Python and --ood-classes from the command line."""
+    with pytest.raises(ClapError, match="^`ood_classes`: \\['nope'\\] must be classes of the dataset") as error:
+        clap.evaluate(world, tasks="ood", ood_classes=["nope"], progress=False)
+    assert "--" not in str(error.value)
+    assert main(["eval", "ood", "--dataset", str(world), "--ood-classes", "nope", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("clap: error: --ood-classes: ['nope'] must be classes of the dataset")
+
+
+def test_flags_replace_argument_names_only_where_the_command_has_them():
+    from clap.cli.main import as_flags, build_parser, command_parser
+
+    parser = build_parser()
+    evaluate, train = command_parser(parser, "eval"), command_parser(parser, "train")
+    text = "choose another `out` or pass `overwrite`; `adapters` NAME=PATH; `nothing` here; `clap info`"
+    assert as_flags(text, evaluate) == (
+        "choose another --out or pass --overwrite; --adapter NAME=PATH; `nothing` here; `clap info`")
+    assert as_flags("use `data` SceneDataModule", train) == "use --data SceneDataModule"
+    assert as_flags(text, None) == text
+
+
 def test_backbone_of_the_wrong_kind_is_one_line(world):
     with pytest.raises(ClapError, match="backbone must be a Backbone \\(clap.load_backbone\\(\\)\\) or a mapping"):
         clap.evaluate(world, backbone="ViT-B-16")

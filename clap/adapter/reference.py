@@ -98,7 +98,7 @@ def pick_route(state: dict[str, torch.Tensor], path: Path, route: str | None) ->
     if len(trained) == 1:
         return trained[0]
     what = "both sub-networks are trained" if trained else "no sub-network is trained (all-zero projections)"
-    raise ClapError(f"{path}: {what}; choose one with --route text|image")
+    raise ClapError(f"{path}: {what}; choose one with `route` (text or image)")
 
 
 def convert_reference(path: str | Path, route: str | None = None, alpha: float = 1.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import re
 import sys
 from typing import Sequence
 
@@ -75,11 +76,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         if args.debug:
             raise
-        print(f"clap: error: {one_line(e)}", file=sys.stderr)
+        print(f"clap: error: {as_flags(one_line(e), command_parser(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"clap: interrupted; {str(e) or args.on_interrupt}", file=sys.stderr)
         return 130
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
+    """The subcommand's own parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command)
+    return None
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """A library message speaks of arguments (`out`, `ood_classes`); the command line's user reads their flags
+    (--out, --ood-classes). A command whose options another parser reads (`clap train`) writes `data.root`
+    as --data.root."""
+    flags = {}
+    for action in parser._actions if parser is not None else ():
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long:
+            flags[action.dest] = long[0]
+    passthrough = parser is not None and parser.prog.split()[-1] in PASSTHROUGH
+    return ARGUMENT.sub(lambda m: flags.get(ALIASES.get(m[1], m[1])) or (f"--{m[1]}" if passthrough else m[0]),
+                        message)
+
+
+ARGUMENT = re.compile(r"`([a-z][a-z0-9_.]*)`")
+ALIASES = {"adapters": "adapter"}  # the library's argument -> the flag's dest, where they differ
 
 
 def one_line(error: BaseException) -> str:

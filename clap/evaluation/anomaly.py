@@ -297,7 +297,7 @@ def anomalous_scenes(scenes: SceneSet) -> list[int]:
         if not anomalous & set(indices) or domain not in normal:
             lacking = "anomaly pixels" if not anomalous & set(indices) else "in-distribution pixels"
             raise ClapError(f"{scenes.root}: the {len(indices)} scenes of image type '{domain}' hold no {lacking}, "
-                            "so its metrics do not exist; render more scenes (--scenes) or drop that type")
+                            "so its metrics do not exist; render more scenes or drop that type")
     return sorted(anomalous)
 
 
@@ -318,7 +318,7 @@ def merge_groups(merge: str | None, classes: Sequence[str]) -> tuple[tuple[str, 
     if merge == "families":
         groups = [[c for c in members if c in classes] for members in preset_groups("world").values()]
         if not any(groups):
-            raise ClapError("--merge families: the scenes hold none of the world's classes; give a JSON of groups")
+            raise ClapError("`merge` families: the scenes hold none of the world's classes; give a JSON of groups")
     else:
         groups = read_groups(merge)
     groups = [g for g in groups if g]
@@ -402,8 +402,9 @@ def decoder_owners(decoders: dict[str, MaskDecoder], models: dict, files: dict[s
                        m.adapter is not None and _same_file(files.get(name, {}).get("adapter"), wanted["path"])
                        and abs(m.alpha - wanted["alpha"]) < 1e-9)]
         if not matches:
-            raise ClapError(f"--decoder {folder} was trained behind the adapter {wanted['path']} at alpha "
-                            f"{wanted['alpha']:g}; give that adapter (--adapter NAME=PATH@ALPHA) to score it")
+            raise ClapError(f"`decoder` {folder} was trained behind the adapter {wanted['path']} at alpha "
+                            f"{wanted['alpha']:g}; give that adapter at that alpha (`adapters`: NAME=PATH@ALPHA) to "
+                            "score it")
         owners.setdefault(matches[0], []).append(folder)
     return owners
 
@@ -419,6 +420,6 @@ def load_decoder(folder: str | Path, backbone, scenes: SceneSet) -> MaskDecoder:
     decoder = MaskDecoder.from_pretrained(folder)
     check_compatible(backbone, decoder)
     if decoder.config.classes != scenes.classes:
-        raise ClapError(f"--decoder {folder} was trained on the labels {decoder.config.classes[:4]}..., the scenes "
+        raise ClapError(f"`decoder` {folder} was trained on the labels {decoder.config.classes[:4]}..., the scenes "
                         f"have {scenes.classes[:4]}...; train it on scenes of the same label set")
     return decoder.eval()

@@ -112,7 +112,7 @@ def usable_shots(raw_by_domain: dict, shots: Sequence[int], scoring: str) -> lis
     usable = [k for k in shots if k + spare <= fewest]
     if not usable:
         raise ClapError(f"few-shot: a class of domain '{domain}' has only {fewest} images, too few for any of "
-                        f"--shots {' '.join(map(str, shots))} ({scoring} scoring needs shots + {spare})")
+                        f"`shots` {' '.join(map(str, shots))} ({scoring} scoring needs shots + {spare})")
     if len(usable) < len(shots):
         skipped = [k for k in shots if k not in usable]
         logger.warning("few-shot: skipping shots %s: a class of domain '%s' has only %d images (%s scoring needs "

@@ -32,13 +32,13 @@ def ood_sets(setup: EvalSetup, options: EvalOptions) -> tuple[dict, dict, list[s
     held = options.ood_classes
     if held is None:
         if not is_world(classes):
-            raise ClapError("give OOD images with --ood ROOT or hold out classes with --ood-classes C1 C2 ...")
+            raise ClapError("give OOD images (`ood`: a folder) or classes of the dataset to hold out (`ood_classes`)")
         from clap.prompts.classes import world_held_out
 
         held = world_held_out()
     unknown = [c for c in held if c not in classes]
     if unknown or len(set(held)) >= len(classes):
-        raise ClapError(f"--ood-classes: {unknown[:5] or held} must be classes of --dataset, leaving some ID classes")
+        raise ClapError(f"`ood_classes`: {unknown[:5] or held} must be classes of the dataset, leaving some ID classes")
     return held_out_split(setup.raw, classes, list(held))
 
 
@@ -48,10 +48,10 @@ def check_ood_folder(setup: EvalSetup, folder: str) -> None:
 
     ood, root = Path(folder).resolve(), Path(setup.dataset.root).resolve()
     if ood == root or root in ood.parents or ood in root.parents:
-        raise ClapError(f"--ood {folder} overlaps --dataset {setup.dataset.root}; give a separate folder")
+        raise ClapError(f"`ood` {folder} overlaps the dataset {setup.dataset.root}; give a separate folder")
     named = {class_name_from_folder(p.name) for p in ood.rglob("*") if p.is_dir()} & set(setup.dataset.classes)
     if named:
-        raise ClapError(f"--ood {folder} has folders named like ID classes ({sorted(named)[:3]}); OOD images must "
+        raise ClapError(f"`ood` {folder} has folders named like ID classes ({sorted(named)[:3]}); OOD images must "
                         "come from other classes")
 
 
@@ -95,7 +95,8 @@ def repe_captions(options: EvalOptions) -> list[str] | None:
     if not options.repe:
         return None
     if options.captions is None:
-        raise ClapError("--repe needs a caption corpus: --captions FILE (one caption per line, or a captions.jsonl)")
+        raise ClapError("`repe` needs a caption corpus: `captions` (a file with one caption per line, or a "
+                        "captions.jsonl)")
     if isinstance(options.captions, (str, Path)):
         from clap.evaluation.repe import read_captions
 

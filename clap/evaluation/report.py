@@ -287,7 +287,7 @@ def claim_report(out_dir: str | Path, task: str, overwrite: bool = False) -> Non
     """Refuse, before any work, to replace an earlier run's report unless asked to."""
     existing = [p for p in report_paths(out_dir, task) if p.exists()]
     if existing and not overwrite:
-        raise ClapError(f"{existing[0]} exists from an earlier run; choose another --out or pass --overwrite")
+        raise ClapError(f"{existing[0]} exists from an earlier run; choose another `out` or pass `overwrite`")
 
 
 def report_document(task: str, setup_info: dict, results: dict, run: dict, statistics: dict | None = None,

@@ -58,8 +58,8 @@ class AdapterSpec:
         if self.alpha != "auto":
             return self.alpha
         if not adapter.config.alpha_selection:
-            raise ClapError(f"adapter {self.path} has no alpha chosen on validation data; run "
-                            f"`clap select-alpha {self.path} --val VALIDATION_DATA` first")
+            raise ClapError(f"adapter {self.path} has no alpha chosen on validation data; choose it first "
+                            f"(clap.select_alpha, or `clap select-alpha {self.path} --val VALIDATION_DATA`)")
         return float(adapter.config.alpha_selection["alpha"])
 
 
@@ -108,7 +108,7 @@ def check_classes(dataset: DomainDataset, adapter: Disentangler, name: str, unkn
     missing = [c for c in dataset.classes if c not in trained]
     if trained and missing:
         raise ClapError(f"adapter '{name}' was trained for {len(trained)} classes that do not include "
-                        f"{missing[:5]}; evaluate it on its own dataset (or pass --ignore-classes)")
+                        f"{missing[:5]}; evaluate it on its own dataset (or pass `ignore_classes`)")
 
 
 def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec) -> None:
@@ -116,8 +116,8 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
     validation = (adapter.config.alpha_selection or {}).get("validation")
     if validation and Path(validation).expanduser().resolve() == Path(root).expanduser().resolve():
         raise ClapError(f"adapter '{spec.name}' ({spec.path}) chose its alpha on {validation}, the dataset being "
-                        "evaluated; choose it on a validation set (`clap select-alpha --val OTHER`) or give "
-                        "NAME=PATH@ALPHA")
+                        "evaluated; choose it on a validation set (clap.select_alpha, or `clap select-alpha --val "
+                        "OTHER`) or give the adapter an alpha (NAME=PATH@ALPHA)")
 
 
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),

@@ -222,7 +222,7 @@ class CLIPNModule(AdapterModule):
     def configure_model(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if not hasattr(datamodule, "token_width"):
-            raise ClapError("the CLIPN route trains on image-caption pairs: use --data CaptionDataModule")
+            raise ClapError("the CLIPN route trains on image-caption pairs: use `data` CaptionDataModule")
         self._frozen = [datamodule.backbone]
         if self.adapter is None:
             self.adapter = self._new_adapter(datamodule)

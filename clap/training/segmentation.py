@@ -194,7 +194,7 @@ class SegmentationModule(AdapterModule):
     def configure_model(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if not hasattr(datamodule, "text"):
-            raise ClapError("the segmentation route trains on scenes: use --data SceneDataModule")
+            raise ClapError("the segmentation route trains on scenes: use `data` SceneDataModule")
         self._frozen = [datamodule.text, datamodule.owners, datamodule.void]
         if self.adapter is None:
             hp, data = self.hparams, datamodule.hparams

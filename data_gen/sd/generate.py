@@ -77,7 +77,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
     from clap.hub import HUB_HOST, hub_offline, reachable
 
     if config.fp16 and device.type != "cuda":
-        raise ClapError("fp16 needs a CUDA device; drop --fp16 on the CPU")
+        raise ClapError("fp16 needs a CUDA device; drop `fp16` on the CPU")
     # diffusers took `torch_dtype` until 0.40 and `dtype` since (torch_dtype is deprecated there)
     dtype_key = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
     dtype = {dtype_key: torch.float16 if config.fp16 else torch.float32}
@@ -92,7 +92,7 @@ def load_pipeline(config: GenerationConfig, device: torch.device):
             raise ClapError(f"cannot load the pipeline in {local}: {str(e).splitlines()[0]}") from None
         if hub_offline() or not reachable(HUB_HOST):
             raise ClapError(f"pipeline '{config.model}' is not in the local cache and the hub cannot be reached; "
-                            "download it elsewhere and pass its folder with --model /path/to/pipeline") from None
+                            "download it elsewhere and pass its folder as `model`") from None
         try:
             pipe = DiffusionPipeline.from_pretrained(config.model, **dtype)
         except (OSError, ValueError) as e:
@@ -113,7 +113,7 @@ def mirror_hint(model: str) -> str:
     """What to use instead of a hub id that could not be loaded."""
     if model.startswith(REMOVED_PREFIX):
         return (f"stabilityai removed its stable-diffusion-2 repos in November 2025; use the community mirror "
-                f"--model {DEFAULT_MODEL}")
+                f"(`model`) {DEFAULT_MODEL}")
     return f"check the id, or use the default, the community mirror {DEFAULT_MODEL}"
 
 
