@@ -12,7 +12,7 @@ import argparse
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from clap.errors import ClapError
@@ -212,3 +212,26 @@ def check_names(option: str, names: list[str]) -> list[str]:
             raise ClapError(f"{option}: '{seen[key]}' and '{name}' are the same class; give each class once")
         seen[key] = name
     return names
+
+
+def option(default: Any, kind: Kind | None, help: str, *, many: bool = False, group: str | None = None,
+           exclusive: str | None = None, metavar: str | None = None, flag: bool = True) -> Any:
+    """A dataclass field that is also a command-line flag (`--name-with-dashes`): its `kind` (checked by
+    `check_fields`; None: a switch, or checked by its owner), its help, whether it takes several values, and its
+    place in --help (`group`; `exclusive`: flags of which at most one may be given)."""
+    return field(default=default, metadata={"kind": kind, "help": help, "many": many, "group": group,
+                                            "exclusive": exclusive, "metavar": metavar, "flag": flag})
+
+
+def check_fields(instance: Any, skip: tuple[str, ...] = ()) -> None:
+    """Check and convert every `option` field of a dataclass instance that has a kind and a value: one value where
+    several are taken stands for a list of one; a bad value is one ClapError naming the field."""
+    for item in fields(instance):
+        kind, value = item.metadata.get("kind"), getattr(instance, item.name)
+        if kind is None or value is None or item.name in skip:
+            continue
+        if item.metadata.get("many"):
+            values = [value] if isinstance(value, (int, float, str)) else list(value)
+            setattr(instance, item.name, [kind.check(item.name, v) for v in values])
+        else:
+            setattr(instance, item.name, kind.check(item.name, value))

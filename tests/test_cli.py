@@ -67,3 +67,25 @@ def test_every_option_says_what_it_is_and_help_shows_defaults(capsys):
     assert not missing
     assert main(["eval", "--help"]) == 0
     assert "(default: 2000)" in capsys.readouterr().out
+
+
+def test_every_evaluation_option_is_one_flag_with_the_same_default_and_limits():
+    """`clap eval`'s flags are built from `EvalOptions`: one per field (but the progress switch, which is
+    --no-progress), with the field's default, kind (its limits) and help, so they cannot drift apart."""
+    from dataclasses import fields
+
+    from clap.cli.main import build_parser, command_parser
+    from clap.evaluation.tasks import EvalOptions
+
+    flags = {a.dest: a for a in command_parser(build_parser(), "eval")._actions}
+    for item in fields(EvalOptions):
+        if item.name == "progress":
+            assert "progress" not in flags and "no_progress" in flags
+            continue
+        action, meta = flags[item.name], item.metadata
+        assert action.option_strings == ["--" + item.name.replace("_", "-")]
+        default = list(item.default) if meta["many"] and item.default is not None else item.default
+        assert action.default == default and action.help == meta["help"], item.name
+        assert action.type is meta["kind"] if meta["kind"] is not None else action.const is True, item.name
+    defaults = {name: flags[name].default for name in EvalOptions.names() if name != "progress"}
+    assert vars(EvalOptions(**defaults)) == vars(EvalOptions())  # the CLI's defaults are the library's

@@ -10,15 +10,15 @@ The command parses its options into `EvalOptions` and calls `clap.evaluate` (`cl
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
-from clap.cli.openworld_args import add_openworld_arguments, world_captions
-from clap.defaults import ALPHA_SWEEP, EPS_SWEEP, N_BOOT, NOISE_FORMS, PROTOCOLS
+from clap.cli.openworld_args import world_captions
 from clap.errors import ClapError
-from clap.evaluation.tasks import CLOSED_SET, EPSILON, EvalOptions
-from clap.options import ALPHA, NAME, PATH, PRECISIONS, SCALE, SEED, Count, Device, Kind
+from clap.evaluation.tasks import CLOSED_SET, EvalOptions
+from clap.options import PATH, SCALE, Choice, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -48,41 +48,9 @@ def add_parser(sub) -> None:
                         "several times is one adapter trained with several seeds (reported as mean ± std)")
     add_backbone_arguments(p, "backbone (default: the embedded tiny CLIP)")
     p.add_argument("--out", default="eval_report", type=PATH, help="folder for <task>.json, <task>.md and plots")
-    p.add_argument("--shots", type=Count(), nargs="+", default=[1, 4, 8, 16, 32],
-                   help="few-shot probes: images per class (counts a class cannot supply are skipped)")
-    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2],
-                   help="few-shot probes: one draw of shots per seed")
-    p.add_argument("--attack-images", type=Count(0), default=100, help="images per domain attacked (0 = all)")
-    p.add_argument("--autoattack", action="store_true",
-                   help="also attack with AutoAttack (standard L-inf: APGD-CE, APGD-T, FAB-T, Square; needs "
-                        "torchattacks) on the same images and eps: at or below PGD-20's accuracy, or masking")
-    p.add_argument("--eps", nargs="+", type=EPSILON, default=list(EPS_SWEEP),
-                   help="attack budgets in pixel units, as fractions or numbers (8/255 is the paper's)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="pixel",
-                   help="pixel (default): attacks perturb [0,1] pixels and few-shot probes are scored on the images "
-                        "not used to fit them; paper: the authors' protocol (attacks perturb normalised tensors, "
-                        "probes are scored on the whole domain, their own shots included)")
-    p.add_argument("--alphas", type=ALPHA, nargs="+", default=list(ALPHA_SWEEP),
-                   help="the alpha sweep's grid")
-    p.add_argument("--cache", default=None, type=PATH, help="folder caching raw image features across runs")
-    p.add_argument("--device", default="auto", type=Device(),
-                   help="torch device: auto (default: CUDA when this machine has it, else the CPU), cpu, cuda, cuda:1")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); auto = fp16 on CUDA, fp32 "
-                        "on the CPU; attacks and probes always run in fp32")
-    p.add_argument("--seed", type=SEED, default=0, help="seed of probes, attacks, openness orders and the bootstrap")
-    p.add_argument("--noise-form", choices=NOISE_FORMS, default="shared",
-                   help="ZS(NC): one noise context shared by all classes per draw (the authors' form, default) or "
-                        "noise of each class's own (harsher)")
-    p.add_argument("--n-boot", type=Count(100), default=N_BOOT, help="bootstrap resamples of the intervals")
-    p.add_argument("--templates", nargs="+", type=NAME, default=None, metavar="TEMPLATE",
-                   help="replace the PC prompt 'a photo of a {}' (zeroshot, ood, openness) by these templates "
-                        "(several: the mean of their features), inline or one file with a template a line; '{}' or "
-                        "'{c}' is the class name, e.g. \"a photo of a {c}.\" as CLIP_benchmark writes it")
-    p.add_argument("--ignore-classes", action="store_true", help="allow adapters trained for other classes")
+    add_option_flags(p, EvalOptions)
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    add_openworld_arguments(p)
     anomaly = p.add_argument_group("anomaly (pixel-wise, on scenes)")
     anomaly.add_argument("--decoder", type=PATH, action="append", default=None, metavar="DIR",
                          help="a trained mask decoder (clap train --config experiments/configs/world_vl4ad.yaml): "
@@ -94,12 +62,33 @@ def add_parser(sub) -> None:
     p.set_defaults(task_option_defaults={name: p.get_default(name) for name in TASK_OPTIONS})
 
 
+def add_option_flags(p: argparse.ArgumentParser, options: type) -> None:
+    """One flag per `clap.options.option` field of the dataclass `options` (`n_boot`: --n-boot), with its kind,
+    default and help; grouped and made exclusive as the fields declare."""
+    groups: dict = {}
+    for item in fields(options):
+        meta = item.metadata
+        if not meta.get("flag"):
+            continue
+        if meta["group"] is not None and meta["group"] not in groups:
+            groups[meta["group"]] = p.add_argument_group(meta["group"])
+        target = groups.get(meta["group"], p)
+        if meta["exclusive"] and meta["exclusive"] not in groups:
+            groups[meta["exclusive"]] = target.add_mutually_exclusive_group()
+        target = groups.get(meta["exclusive"], target)
+        flag = "--" + item.name.replace("_", "-")
+        if meta["kind"] is None:
+            target.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        choices = meta["kind"].choices if isinstance(meta["kind"], Choice) else None
+        default = list(item.default) if meta["many"] and item.default is not None else item.default
+        target.add_argument(flag, type=meta["kind"], default=default, nargs="+" if meta["many"] else None,
+                            choices=choices, metavar=meta["metavar"], help=meta["help"])
+
+
 def eval_options(args: argparse.Namespace) -> EvalOptions:
     """The library's options from the parsed command line (REPE's corpus defaults to the world's generator)."""
-    from clap.evaluation.zeroshot import read_templates
-
     values = {name: getattr(args, name) for name in EvalOptions.names() if hasattr(args, name)}
-    values["templates"] = read_templates(args.templates, "--templates: ") if args.templates else None
     values["progress"] = not args.no_progress
     if args.repe and args.captions is None:
         values["captions"] = world_captions(args.dataset)

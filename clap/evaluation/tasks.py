@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
 from clap.evaluation.stats import with_treatment
-from clap.options import ALPHA, NAME, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Kind, check_options
+from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Device, Kind,
+                          check_fields, option)
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -32,63 +33,85 @@ class Epsilon(Kind):
 
 
 EPSILON = Epsilon()
+OOD_GROUP, OPENNESS_GROUP = "ood (OOD detection)", "openness (vocabulary extension)"  # --help's sections
+REPE_GROUP = "REPE (zeroshot, ood, openness)"
 
 
 @dataclass
 class EvalOptions:
-    """Every option of an evaluation, at `clap eval`'s defaults (the command line's --flags of the same names)."""
+    """Every option of an evaluation, at `clap eval`'s defaults; each field is also `clap eval`'s flag of the same
+    name (`n_boot`: --n-boot), its help and limits declared once, here."""
 
-    shots: Sequence[int] = (1, 4, 8, 16, 32)  # few-shot: images per class (counts a class cannot supply skipped)
-    seeds: Sequence[int] = (0, 1, 2)  # few-shot: one draw of shots per seed
-    attack_images: int = 100  # images per domain attacked (0: all)
-    autoattack: bool = False  # also AutoAttack (standard L-inf, torchattacks) on the same images and eps
-    eps: Sequence[float] = EPS_SWEEP  # attack budgets in pixel units
-    protocol: str = "pixel"  # "pixel" or "paper" (the authors' normalised-tensor attacks and probe scoring)
-    alphas: Sequence[float] = ALPHA_SWEEP  # the alpha sweep's grid
-    seed: int = 0  # probes, attacks, openness orders and the bootstrap
-    noise_form: str = "shared"  # ZS(NC): "shared" (the authors') or "per-class"
-    n_boot: int = N_BOOT  # bootstrap resamples of the intervals
-    templates: Sequence[str] | None = None  # replace the PC template (zeroshot, ood, openness)
-    ood: str | None = None  # a folder of OOD images
-    ood_classes: Sequence[str] | None = None  # classes of the dataset held out as OOD
-    merge: str | None = None  # JSON of class groups the max-logit ensemble scores as one class
-    ood_prompts: Sequence[str] | None = None  # VL4AD's outlier concepts, scored as OODPrompts
-    clipn_templates: str = "authors"  # CLIPN's inference prompts: "authors" (128), "ensemble" (16) or "single" (PC)
-    mcm_temperature: float = 1.0
-    groups: str | None = None  # JSON of openness vocabularies
-    group_size: int = 5
-    orders: int = OPENNESS_ORDERS
-    adversarial_rule: str = "greedy"  # openness analysis: how the adversarial non-target classes are chosen
-    repe: bool = False  # also report zeroshot, ood and openness with REPE-enhanced class features
-    captions: str | Sequence[str] | None = None  # REPE's corpus: a file, or the captions themselves
-    repe_weight: float = REPE_WEIGHT
-    repe_k: int = REPE_K
-    cache: str | None = None  # folder caching raw image features
-    device: str = "auto"  # auto: CUDA when this machine has it, else the CPU
-    precision: str = "auto"  # the frozen encoders: fp32, bf16 or fp16 autocast; auto: fp16 on CUDA, fp32 on CPU
-    ignore_classes: bool = False  # allow adapters trained for other classes
-    progress: bool = True
-    LIMITS: ClassVar[dict[str, Kind]] = {
-        "attack_images": Count(0), "seed": SEED, "n_boot": Count(100), "mcm_temperature": POSITIVE,
-        "group_size": Count(), "orders": Count(), "repe_weight": PROBABILITY, "repe_k": Count(),
-        "precision": PRECISION, "protocol": Choice(PROTOCOLS), "noise_form": Choice(NOISE_FORMS),
-        "adversarial_rule": Choice(ADVERSARIAL_RULES), "clipn_templates": Choice(CLIPN_TEMPLATE_SETS)}
+    shots: Sequence[int] = option((1, 4, 8, 16, 32), Count(), "few-shot probes: images per class (counts a class "
+                                  "cannot supply are skipped)", many=True)
+    seeds: Sequence[int] = option((0, 1, 2), SEED, "few-shot probes: one draw of shots per seed", many=True)
+    attack_images: int = option(100, Count(0), "images per domain attacked (0 = all)")
+    autoattack: bool = option(False, None, "also attack with AutoAttack (standard L-inf: APGD-CE, APGD-T, FAB-T, "
+                              "Square; needs torchattacks) on the same images and eps: at or below PGD-20's "
+                              "accuracy, or masking")
+    eps: Sequence[float] = option(EPS_SWEEP, EPSILON, "attack budgets in pixel units, as fractions or numbers "
+                                  "(8/255 is the paper's)", many=True)
+    protocol: str = option("pixel", Choice(PROTOCOLS), "pixel: attacks perturb [0,1] pixels and few-shot probes are "
+                           "scored on the images not used to fit them; paper: the authors' protocol (attacks perturb "
+                           "normalised tensors, probes are scored on the whole domain, their own shots included)")
+    alphas: Sequence[float] = option(ALPHA_SWEEP, ALPHA, "the alpha sweep's grid", many=True)
+    seed: int = option(0, SEED, "seed of probes, attacks, openness orders and the bootstrap")
+    noise_form: str = option("shared", Choice(NOISE_FORMS), "ZS(NC): one noise context shared by all classes per "
+                             "draw (the authors' form) or noise of each class's own (harsher)")
+    n_boot: int = option(N_BOOT, Count(100), "bootstrap resamples of the intervals")
+    templates: Sequence[str] | None = option(None, NAME, "replace the PC prompt 'a photo of a {}' (zeroshot, ood, "
+                                             "openness) by these templates (several: the mean of their features), "
+                                             "inline or one file with a template a line; '{}' or '{c}' is the class "
+                                             "name, e.g. \"a photo of a {c}.\" as CLIP_benchmark writes it",
+                                             many=True, metavar="TEMPLATE")
+    ood: str | None = option(None, PATH, "folder of OOD images, any layout", group=OOD_GROUP, exclusive="ood")
+    ood_classes: Sequence[str] | None = option(None, NAME, "classes of the dataset held out as OOD (default on the "
+                                               "world: the last shape of each family)", many=True, group=OOD_GROUP,
+                                               exclusive="ood")
+    merge: str | None = option(None, PATH, "class groups scored as one class by the max-logit ensemble ({name: "
+                               "[class, ...]}; anomaly: 'families' for the world's)", group=OOD_GROUP, metavar="JSON")
+    ood_prompts: Sequence[str] | None = option(None, NAME, "VL4AD's outlier concepts appended to the classes (score "
+                                               "OODPrompts: the best ID class's softmax probability over classes and "
+                                               "concepts)", many=True, group=OOD_GROUP, metavar="CONCEPT")
+    clipn_templates: str = option("authors", Choice(CLIPN_TEMPLATE_SETS), "what CLIPN sums its yes and no class "
+                                  "features over: its authors' 128 templates, the max-logit ensemble's 16, or the PC "
+                                  "template alone", group=OOD_GROUP)
+    mcm_temperature: float = option(1.0, POSITIVE, "MCM's softmax temperature T'", group=OOD_GROUP)
+    groups: str | None = option(None, PATH, "vocabularies {name: [class, ...]} (default: the world's 8 shape "
+                                "families; random groups of --group-size otherwise)", group=OPENNESS_GROUP,
+                                metavar="JSON")
+    group_size: int = option(5, Count(), "classes per random vocabulary", group=OPENNESS_GROUP)
+    orders: int = option(OPENNESS_ORDERS, Count(), "random orders per target", group=OPENNESS_GROUP)
+    adversarial_rule: str = option("greedy", Choice(ADVERSARIAL_RULES), "how the 3 adversarial non-target classes "
+                                   "of each target vocabulary are chosen: greedy (one at a time, the most harmful "
+                                   "each) or ranked (each scored alone, the authors' adv_vocab_mining)",
+                                   group=OPENNESS_GROUP)
+    repe: bool = option(False, None, "also report the tasks with REPE-enhanced class features, and REPE's effect",
+                        group=REPE_GROUP)
+    captions: str | Sequence[str] | None = option(None, PATH, "REPE's caption corpus: captions.jsonl of a world "
+                                                  "captions render, or one caption per line (default on the world: "
+                                                  "its caption generator); from Python also the captions themselves",
+                                                  group=REPE_GROUP)
+    repe_weight: float = option(REPE_WEIGHT, PROBABILITY, "REPE's mixing weight w", group=REPE_GROUP)
+    repe_k: int = option(REPE_K, Count(), "captions averaged per class", group=REPE_GROUP)
+    cache: str | None = option(None, PATH, "folder caching raw image features across runs")
+    device: str = option("auto", Device(), "torch device: auto (CUDA when this machine has it, else the CPU), cpu, "
+                         "cuda, cuda:1")
+    precision: str = option("auto", PRECISION, "the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); "
+                            "auto = fp16 on CUDA, fp32 on the CPU; attacks and probes always run in fp32")
+    ignore_classes: bool = option(False, None, "allow adapters trained for other classes")
+    progress: bool = option(True, None, "progress bars (the command line's --no-progress)", flag=False)
 
     def __post_init__(self) -> None:
-        check_options(self.LIMITS, vars(self))
-        for name, kind in (("shots", Count()), ("seeds", SEED), ("alphas", ALPHA), ("eps", EPSILON)):
-            values = getattr(self, name)
-            values = [values] if isinstance(values, (int, float, str)) else values  # one value: a list of one
-            setattr(self, name, [kind.check(name, v) for v in values])
+        check_fields(self, skip=("templates", "captions"))
         if self.templates is not None:
             from clap.evaluation.zeroshot import read_templates
 
-            self.templates = read_templates(self.templates)
-        if self.ood_prompts is not None:
-            concepts = [self.ood_prompts] if isinstance(self.ood_prompts, str) else list(self.ood_prompts)
-            self.ood_prompts = [NAME.check("ood_prompts", v) for v in concepts]
-            if not self.ood_prompts:
-                raise ClapError("ood_prompts names no concept; give at least one (or None)")
+            self.templates = read_templates(self.templates, "`templates`: ")
+        if self.captions is not None and not isinstance(self.captions, (str, Path)):
+            self.captions = [NAME.check("captions", c) for c in self.captions]
+        if self.ood_prompts is not None and not self.ood_prompts:
+            raise ClapError("ood_prompts names no concept; give at least one (or None)")
 
     @classmethod
     def names(cls) -> list[str]:
