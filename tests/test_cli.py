@@ -69,16 +69,21 @@ def test_every_option_says_what_it_is_and_help_shows_defaults(capsys):
     assert "(default: 2000)" in capsys.readouterr().out
 
 
-def test_every_evaluation_option_is_one_flag_with_the_same_default_and_limits():
-    """`clap eval`'s flags are built from `EvalOptions`: one per field (but the progress switch, which is
-    --no-progress), with the field's default, kind (its limits) and help, so they cannot drift apart."""
+@pytest.mark.parametrize("command, owner", [("eval", "clap.evaluation.tasks.EvalOptions"),
+                                            ("demo", "clap.data_gen.world.demo.DemoOptions")])
+def test_every_option_is_one_flag_with_the_same_default_and_limits(command, owner):
+    """`clap eval`'s and `clap demo`'s flags are built from their option dataclasses: one per field (but the progress
+    switch, which is --no-progress), with the field's default, kind (its limits) and help, so they cannot drift."""
+    import importlib
     from dataclasses import fields
 
     from clap.cli.main import build_parser, command_parser
-    from clap.evaluation.tasks import EvalOptions
 
-    flags = {a.dest: a for a in command_parser(build_parser(), "eval")._actions}
-    for item in fields(EvalOptions):
+    module, _, name = owner.rpartition(".")
+    options = getattr(importlib.import_module(module), name)
+    flags = {a.dest: a for a in command_parser(build_parser(), command)._actions}
+    names = [item.name for item in fields(options)]
+    for item in fields(options):
         if item.name == "progress":
             assert "progress" not in flags and "no_progress" in flags
             continue
@@ -87,5 +92,5 @@ def test_every_evaluation_option_is_one_flag_with_the_same_default_and_limits():
         default = list(item.default) if meta["many"] and item.default is not None else item.default
         assert action.default == default and action.help == meta["help"], item.name
         assert action.type is meta["kind"] if meta["kind"] is not None else action.const is True, item.name
-    defaults = {name: flags[name].default for name in EvalOptions.names() if name != "progress"}
-    assert vars(EvalOptions(**defaults)) == vars(EvalOptions())  # the CLI's defaults are the library's
+    defaults = {name: flags[name].default for name in names if name != "progress"}
+    assert vars(options(**defaults)) == vars(options())  # the command line's defaults are the library's

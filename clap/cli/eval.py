@@ -10,15 +10,14 @@ The command parses its options into `EvalOptions` and calls `clap.evaluate` (`cl
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
-from clap.cli.openworld_args import world_captions
+from clap.cli.option_flags import add_option_flags
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EvalOptions
-from clap.options import PATH, SCALE, Choice, Kind
+from clap.options import PATH, SCALE, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -62,35 +61,13 @@ def add_parser(sub) -> None:
     p.set_defaults(task_option_defaults={name: p.get_default(name) for name in TASK_OPTIONS})
 
 
-def add_option_flags(p: argparse.ArgumentParser, options: type) -> None:
-    """One flag per `clap.options.option` field of the dataclass `options` (`n_boot`: --n-boot), with its kind,
-    default and help; grouped and made exclusive as the fields declare."""
-    groups: dict = {}
-    for item in fields(options):
-        meta = item.metadata
-        if not meta.get("flag"):
-            continue
-        if meta["group"] is not None and meta["group"] not in groups:
-            groups[meta["group"]] = p.add_argument_group(meta["group"])
-        target = groups.get(meta["group"], p)
-        if meta["exclusive"] and meta["exclusive"] not in groups:
-            groups[meta["exclusive"]] = target.add_mutually_exclusive_group()
-        target = groups.get(meta["exclusive"], target)
-        flag = "--" + item.name.replace("_", "-")
-        if meta["kind"] is None:
-            target.add_argument(flag, action="store_true", help=meta["help"])
-            continue
-        choices = meta["kind"].choices if isinstance(meta["kind"], Choice) else None
-        default = list(item.default) if meta["many"] and item.default is not None else item.default
-        target.add_argument(flag, type=meta["kind"], default=default, nargs="+" if meta["many"] else None,
-                            choices=choices, metavar=meta["metavar"], help=meta["help"])
-
-
 def eval_options(args: argparse.Namespace) -> EvalOptions:
     """The library's options from the parsed command line (REPE's corpus defaults to the world's generator)."""
     values = {name: getattr(args, name) for name in EvalOptions.names() if hasattr(args, name)}
     values["progress"] = not args.no_progress
     if args.repe and args.captions is None:
+        from clap.data_gen.world.export import world_captions
+
         values["captions"] = world_captions(args.dataset)
     return EvalOptions(**values)
 

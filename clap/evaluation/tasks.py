@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.evaluation.stats import with_treatment
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Device, Kind,
                           check_fields, option)
 
@@ -153,6 +152,7 @@ def noise_info() -> dict:
 
 
 def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.stats import with_treatment
     from clap.evaluation.zeroshot import run_zeroshot
 
     rows, measure = run_zeroshot(setup, noise_form=options.noise_form, pc_templates=options.templates)

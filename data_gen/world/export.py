@@ -147,3 +147,17 @@ _LAYOUT_PARTS = {
     "image-route": (_caption_items, lambda attrs, rng: {"prompt": attrs.prompt().text()}, _image_route_path),
     "prompts": (_prompt_items, lambda attrs, rng: {"prompt": attrs.prompt().text()}, _image_route_path),
 }
+
+
+WORLD_CAPTIONS_PER_CLASS = 30
+WORLD_CAPTIONS_SEED = 11  # a seed no demo render uses
+
+
+def world_captions(dataset: str) -> list[str] | None:
+    """REPE's default corpus: the world's caption generator when `dataset` holds the world's classes."""
+    from clap.data.domains import scan_domain_dataset
+    from clap.evaluation.openworld import is_world
+
+    if not is_world(scan_domain_dataset(dataset).classes):
+        return None
+    return caption_corpus(WORLD_CAPTIONS_PER_CLASS, WORLD_CAPTIONS_SEED)
