@@ -77,6 +77,27 @@ def test_eval_anomaly_end_to_end(scenes, adapter, embedded, tmp_path, capsys):
     assert "Pixel-wise anomaly segmentation" in (out / "anomaly.md").read_text()
 
 
+def test_anomaly_is_a_task_of_clap_evaluate_as_of_clap_eval(scenes, adapter, tmp_path):
+    """One pipeline: `clap.evaluate(scenes, tasks="anomaly")` gives the CLI's document (an adapter object too);
+    anomaly runs alone, and an option it does not read is refused."""
+    import clap
+    from clap.errors import ClapError
+
+    options = {"ood_prompts": ["spiky shape"], "n_boot": 100, "progress": False}
+    report = clap.evaluate(scenes, adapters={"X": Disentangler.from_pretrained(adapter)}, tasks="anomaly", **options)
+    assert main(["eval", "anomaly", "--dataset", str(scenes), "--adapter", f"X={adapter}", "--ood-prompts",
+                 "spiky shape", "--out", str(tmp_path / "cli"), "--no-progress", "--n-boot", "100"]) == 0
+    cli = json.loads((tmp_path / "cli" / "anomaly.json").read_text())
+    mine = report.to_dict()
+    assert mine["results"]["anomaly"] == cli["results"]["anomaly"]
+    assert mine["statistics"]["differences"] == cli["statistics"]["differences"]
+    assert mine["protocol"] == cli["protocol"] and mine["anomaly"]["dense_grid"] == cli["anomaly"]["dense_grid"]
+    with pytest.raises(ClapError, match="anomaly runs on a scene folder with label maps, alone"):
+        clap.evaluate(scenes, tasks=["anomaly", "zeroshot"])
+    with pytest.raises(ClapError, match="`cache` does nothing for anomaly"):
+        clap.evaluate(scenes, tasks="anomaly", cache=str(tmp_path / "c"))
+
+
 def test_merging_families_moves_vl4ad_and_not_the_max_logit(scenes, tmp_path):
     for name, extra in (("plain", []), ("merged", ["--merge", "families"])):
         assert main(["eval", "anomaly", "--dataset", str(scenes), "--out", str(tmp_path / name), "--no-progress",

@@ -324,7 +324,7 @@ def test_eval_ood_with_an_ood_folder(world, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--ood", "EMPTY"], "holds no images"),
-    (["--ood", "WORLD"], "overlaps --dataset"),
+    (["--ood", "WORLD"], "overlaps the dataset"),
     (["--ood-classes", "dragon"], "must be classes"),
     (["--merge", "BADGROUPS"], "not classes of the dataset"),
 ])

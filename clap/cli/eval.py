@@ -17,7 +17,7 @@ from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 from clap.cli.option_flags import add_option_flags
 from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EvalOptions
-from clap.options import PATH, SCALE, Kind
+from clap.options import PATH, Kind
 
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
@@ -50,15 +50,7 @@ def add_parser(sub) -> None:
     add_option_flags(p, EvalOptions)
     p.add_argument("--overwrite", action="store_true", help="replace a report of the same task in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    anomaly = p.add_argument_group("anomaly (pixel-wise, on scenes)")
-    anomaly.add_argument("--decoder", type=PATH, action="append", default=None, metavar="DIR",
-                         help="a trained mask decoder (clap train --config experiments/configs/world_vl4ad.yaml): "
-                              "adds VL4AD's decoder scores to the model whose features it was trained on (the "
-                              "frozen model's: CLIP; --data.adapter's: that adapter); repeat it for decoder seeds")
-    anomaly.add_argument("--dense-scale", type=SCALE, default=1.0,
-                         help="enlarge each scene this many times before its dense (MaskCLIP) features: a finer grid")
     p.set_defaults(run=run, on_interrupt="no report was written; rerun the same command (--cache keeps features)")
-    p.set_defaults(task_option_defaults={name: p.get_default(name) for name in TASK_OPTIONS})
 
 
 def eval_options(args: argparse.Namespace) -> EvalOptions:
@@ -72,25 +64,10 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
     return EvalOptions(**values)
 
 
-TASK_OPTIONS = {"autoattack": ("adversarial", "all"), "decoder": ("anomaly",), "dense_scale": ("anomaly",),
-                "cache": tuple(t for t in TASKS if t != "anomaly")}
-"""Options that only some tasks read: given to another task, they are refused rather than ignored."""
-
-
-def check_task_options(args: argparse.Namespace) -> None:
-    """One line for an option the task would ignore (e.g. --autoattack on zeroshot, --cache on anomaly)."""
-    for name, tasks in TASK_OPTIONS.items():
-        if args.task not in tasks and getattr(args, name) != args.task_option_defaults[name]:
-            flag = "--" + name.replace("_", "-")
-            raise ClapError(f"{flag} does nothing for `clap eval {args.task}` (it applies to {', '.join(tasks)}); "
-                            "drop it")
-
-
 def run(args: argparse.Namespace) -> int:
     from clap.evaluation.report import claim_report
     from clap.fileio import folder_lock, writable_folder
 
-    check_task_options(args)
     if args.task == "anomaly":
         args.on_interrupt = "no report was written; rerun the same command"
     options = eval_options(args)
@@ -104,34 +81,14 @@ def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     """Evaluate, then write and print the report."""
     from clap.evaluation.evaluate import evaluate
 
-    if args.task == "anomaly":
-        return _anomaly(args, options, out)
     report = evaluate(args.dataset, backbone_options(args), args.adapter, args.task, options)
     json_path, md_path = report.save(out, overwrite=args.overwrite)
     print(report.markdown())
     negation = [name for name, m in report.setup["models"].items() if m.get("route") == "negation"]
     if negation and args.task != "ood":
         print(f"note: {', '.join(negation)}: CLIPN (negation) adapters are scored by `clap eval ood` only")
-    skipped = sum(report.setup["dataset"]["skipped"].values())
+    skipped = sum(report.setup["dataset"].get("skipped", {}).values())
     if skipped:
         print(f"{skipped} unreadable images were skipped (listed per domain in the JSON report)")
-    print(f"report: {json_path} and {md_path}")
-    return 0
-
-
-def _anomaly(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
-    """`clap eval anomaly`: the scenes' pixel-wise anomaly report."""
-    from clap.data.scenes import read_scenes
-    from clap.evaluation.anomaly import AnomalyOptions, evaluate_anomaly, merge_groups
-
-    scenes = read_scenes(args.dataset)
-    settings = AnomalyOptions(args.dense_scale, merge_groups(args.merge, scenes.classes),
-                              tuple(args.ood_prompts) if args.ood_prompts else None,
-                              tuple(options.templates) if options.templates else None)
-    report = evaluate_anomaly(scenes, backbone_options(args), args.adapter, settings, decoder=args.decoder,
-                              n_boot=options.n_boot, seed=options.seed, device=options.device,
-                              precision=options.precision, progress=options.progress)
-    json_path, md_path = report.save(out, overwrite=args.overwrite)
-    print(report.markdown())
     print(f"report: {json_path} and {md_path}")
     return 0

@@ -16,9 +16,9 @@ difference to CLIP has a 95% interval from scenes drawn with replacement within 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -26,16 +26,17 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from clap.data.scenes import SceneSet, read_scenes
-from clap.defaults import N_BOOT
 from clap.errors import ClapError
 from clap.options import SCALE
-from clap.evaluation.evaluate import Report
 from clap.adapter.mask_decoder import MaskDecoder, pixel_class_scores
 from clap.evaluation import ood_scores
 from clap.evaluation.ood import OODOptions, Scorer
 from clap.evaluation.pixel_metrics import SceneScores
 from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
+
+if TYPE_CHECKING:
+    from clap.evaluation.tasks import EvalOptions, TaskOutput
 
 TASK = "anomaly"
 FIGURE = "anomaly_maps.png"
@@ -349,45 +350,64 @@ LEVELS = ("training seeds of a seed group, with replacement",
           "scenes within each domain (image type), the same for every model")
 
 
-def evaluate_anomaly(scenes: str | Path | SceneSet, backbone: dict | None = None, adapters=None,
-                     options: AnomalyOptions = AnomalyOptions(), *, decoder: str | Path | Sequence | None = None,
-                     n_boot: int = N_BOOT, seed: int = 0, device: str = "auto", precision: str = "auto",
-                     progress: bool = True) -> Report:
-    """Score every pixel of a scene folder (or a `SceneSet` already read) with CLIP and each adapter
-    (`clap.evaluate`'s NAME=PATH specs), densely and, given trained mask decoder folders (`clap train` with
-    SegmentationModule; one or a list), through each model's own decoders: a decoder trained on the frozen features
-    serves CLIP, one trained behind an adapter serves the model of that adapter file at that alpha (several: decoder
-    seeds). Bad input raises `ClapError` (one line)."""
-    from clap.backbones.loading import load_backbone
-    from clap.evaluation.evaluate import adapter_specs, statistics
-    from clap.evaluation.runner import adapter_file_info, describe_models, load_models
+@dataclass
+class SceneSetup:
+    """What the anomaly task scores: the scenes, the backbone, CLIP and each adapter's model (their files), and the
+    mask decoders each model owns ({model: [decoder folders]}, loaded in `decoders`)."""
+
+    scenes: SceneSet
+    backbone: object
+    models: dict
+    files: dict
+    owners: dict[str, list[str]]
+    decoders: dict[str, MaskDecoder]
+    negation: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        from clap.evaluation.runner import describe_models
+
+        by_domain = self.scenes.by_domain()
+        return {"dataset": {"root": str(self.scenes.root), "domains": list(by_domain), "classes": self.scenes.classes,
+                            "scenes": {d: len(i) for d, i in by_domain.items()}},
+                **describe_models(self.backbone, self.models, self.files, self.negation)}
+
+
+def build_scene_setup(scenes: str | Path | SceneSet, adapters: Sequence, backbone, options) -> SceneSetup:
+    """Read the scenes (or take a `SceneSet` already read), load the backbone (a `Backbone`, or `load_backbone`
+    keywords on `options.device`), CLIP and each adapter's model, and the mask decoders (`options.decoder`), each
+    to the model whose features it was trained on."""
+    from clap.evaluation.runner import load_backbone_for, load_models
 
     scene_set = scenes if isinstance(scenes, SceneSet) else read_scenes(scenes)
-    model = load_backbone(**(backbone or {}), device=device, precision=precision)
-    models, files, negation = load_models(model, adapter_specs(adapters))
+    model = load_backbone_for(backbone, options.device, options.precision)
+    models, files, negation = load_models(model, adapters)
     if negation:
-        raise ClapError(f"{', '.join(negation)}: CLIPN (negation) adapters score whole images (`clap eval ood`); "
+        raise ClapError(f"{', '.join(negation)}: CLIPN (negation) adapters score whole images (the ood task); "
                         "pixel-wise anomaly segmentation compares CLIP-space adapters")
-    folders = [] if decoder is None else [decoder] if isinstance(decoder, (str, Path)) else list(decoder)
-    loaded = {str(folder): load_decoder(folder, model, scene_set) for folder in folders}
-    owners = decoder_owners(loaded, models, files)
-    results, per_decoder, measure, examples = run_anomaly(
-        scene_set, model, models, options, {name: [loaded[f] for f in found] for name, found in owners.items()},
-        progress)
-    stats = statistics([*models], n_boot, seed, {TASK: results}, {TASK: measure}, LEVELS)
-    decoder_info = {name: [adapter_file_info(f) | {"config": loaded[f].config.decoder} for f in found]
-                    for name, found in owners.items()}
-    grid = model.encode_image_dense(scene_set.image(0)[None], options.dense_scale).shape[2:]
-    setup = {"dataset": {"root": str(scene_set.root), "domains": list(scene_set.by_domain()),
-                         "classes": scene_set.classes, "scenes": {d: len(i) for d, i in scene_set.by_domain().items()}},
-             **describe_models(model, models, files, negation)}
-    run = {"seed": seed, "protocol": {"name": "VL4AD pixel-wise anomaly segmentation (anomaly pixels positive, void "
-                                              "ignored)"},
-           "anomaly": {"dense_scale": options.dense_scale, "dense_grid": list(grid), "merge": options.merge,
-                       "ood_prompts": options.ood_prompts, "pc_templates": options.pc_templates,
+    loaded = {str(folder): load_decoder(folder, model, scene_set) for folder in options.decoder or ()}
+    return SceneSetup(scene_set, model, models, files, decoder_owners(loaded, models, files), loaded)
+
+
+def anomaly_output(setup: SceneSetup, options: EvalOptions) -> TaskOutput:
+    """The anomaly task of `clap.evaluate` (`EvalOptions`: dense_scale, merge, ood_prompts, templates, decoder)."""
+    from clap.evaluation.runner import adapter_file_info
+    from clap.evaluation.tasks import TaskOutput
+
+    settings = AnomalyOptions(options.dense_scale, merge_groups(options.merge, setup.scenes.classes),
+                              tuple(options.ood_prompts) if options.ood_prompts else None,
+                              tuple(options.templates) if options.templates else None)
+    decoders = {name: [setup.decoders[f] for f in found] for name, found in setup.owners.items()}
+    results, per_decoder, measure, examples = run_anomaly(setup.scenes, setup.backbone, setup.models, settings,
+                                                          decoders, options.progress)
+    decoder_info = {name: [adapter_file_info(f) | {"config": setup.decoders[f].config.decoder} for f in found]
+                    for name, found in setup.owners.items()}
+    grid = setup.backbone.encode_image_dense(setup.scenes.image(0)[None], settings.dense_scale).shape[2:]
+    run = {"protocol": {"name": "VL4AD pixel-wise anomaly segmentation (anomaly pixels positive, void ignored)"},
+           "anomaly": {"dense_scale": settings.dense_scale, "dense_grid": list(grid), "merge": settings.merge,
+                       "ood_prompts": settings.ood_prompts, "pc_templates": settings.pc_templates,
                        "decoders": decoder_info}}
-    return Report(TASK, setup, run, {TASK: results, "anomaly_decoders": per_decoder, "anomaly_plot": FIGURE}, stats,
-                  {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)})
+    return TaskOutput({TASK: results, "anomaly_decoders": per_decoder, "anomaly_plot": FIGURE}, {TASK: measure},
+                      {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)}, run, LEVELS)
 
 
 def decoder_owners(decoders: dict[str, MaskDecoder], models: dict, files: dict[str, dict]) -> dict[str, list[str]]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clap.errors import ClapError
-from clap.evaluation.tasks import CLOSED_SET, EvalOptions, Figure, check_tasks, run_tasks
+from clap.evaluation.tasks import (CLOSED_SET, SCENE_TASKS, EvalOptions, Figure, check_task_options, check_tasks,
+                                   run_tasks)
 
 if TYPE_CHECKING:
     from clap.backbones.base import Backbone
@@ -130,14 +131,20 @@ def evaluate(dataset: str | Path, backbone: Backbone | Mapping | None = None,
 
     options = _options(options, overrides)
     task_names = _task_names(tasks)
-    setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
-                        options.ignore_classes, progress=options.progress, precision=options.precision,
-                        unknown=unknown_classes(task_names, options))
-    results, measures, figures = run_tasks(setup, task_names, options)
+    check_task_options(task_names, options)
+    if set(task_names) & set(SCENE_TASKS):
+        from clap.evaluation.anomaly import build_scene_setup
+
+        setup = build_scene_setup(dataset, adapter_specs(adapters), backbone, options)
+    else:
+        setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
+                            options.ignore_classes, progress=options.progress, precision=options.precision,
+                            unknown=unknown_classes(task_names, options))
+    output = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
-    stats = statistics([*setup.models, *setup.negation], options.n_boot, options.seed, results, measures)
-    return Report(name, setup.describe(), run_info(options), results, stats,
-                  figures)
+    stats = statistics([*setup.models, *setup.negation], options.n_boot, options.seed, output.rows, output.measures,
+                       output.levels or BOOTSTRAP_LEVELS)
+    return Report(name, setup.describe(), run_info(options) | output.run, output.rows, stats, output.figures)
 
 
 def unknown_classes(tasks: Sequence[str], options: EvalOptions) -> tuple[str, ...]:

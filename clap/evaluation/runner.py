@@ -129,16 +129,8 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
     on `device` with its encoders' `precision`), adapters, raw image features. An adapter must have been trained
     for the dataset's classes but the `unknown`.
     With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
-    from clap.backbones.loading import load_backbone
-
     dataset = scan_domain_dataset(dataset_root)
-    if isinstance(backbone_options, Backbone):
-        backbone = backbone_options
-    elif backbone_options is None or isinstance(backbone_options, Mapping):
-        backbone = load_backbone(**(backbone_options or {}), device=device, precision=precision)
-    else:
-        raise ClapError(f"backbone must be a Backbone (clap.load_backbone()) or a mapping of load_backbone's "
-                        f"keywords, got {type(backbone_options).__name__}")
+    backbone = load_backbone_for(backbone_options, device, precision)
 
     def check(adapter: Disentangler, spec: AdapterSpec) -> None:
         if not ignore_classes:
@@ -149,6 +141,19 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
     models, files, negation = load_models(backbone, adapters, check)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
     return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
+
+
+def load_backbone_for(backbone: Mapping | Backbone | None, device: str, precision: str) -> Backbone:
+    """A `Backbone` given, as it is; else `load_backbone`'s keywords (the embedded tiny CLIP by default) on
+    `device` at `precision`."""
+    from clap.backbones.loading import load_backbone
+
+    if isinstance(backbone, Backbone):
+        return backbone
+    if backbone is None or isinstance(backbone, Mapping):
+        return load_backbone(**(backbone or {}), device=device, precision=precision)
+    raise ClapError(f"backbone must be a Backbone (clap.load_backbone()) or a mapping of load_backbone's keywords, "
+                    f"got {type(backbone).__name__}")
 
 
 def load_models(backbone: Backbone, adapters: Sequence[AdapterSpec], check=None

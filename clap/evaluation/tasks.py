@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SEED, Choice, Count, Device, Kind,
-                          check_fields, option)
+from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
+                          Kind, check_fields, option)
 
 if TYPE_CHECKING:
     from clap.evaluation.runner import EvalSetup
@@ -33,7 +33,7 @@ class Epsilon(Kind):
 
 EPSILON = Epsilon()
 OOD_GROUP, OPENNESS_GROUP = "ood (OOD detection)", "openness (vocabulary extension)"  # --help's sections
-REPE_GROUP = "REPE (zeroshot, ood, openness)"
+REPE_GROUP, ANOMALY_GROUP = "REPE (zeroshot, ood, openness)", "anomaly (pixel-wise, on scenes)"
 
 
 @dataclass
@@ -99,6 +99,13 @@ class EvalOptions:
     precision: str = option("auto", PRECISION, "the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); "
                             "auto = fp16 on CUDA, fp32 on the CPU; attacks and probes always run in fp32")
     ignore_classes: bool = option(False, None, "allow adapters trained for other classes")
+    decoder: Sequence[str] | None = option(None, PATH, "trained mask decoders (clap train --config "
+                                           "experiments/configs/world_vl4ad.yaml): each adds VL4AD's decoder scores to "
+                                           "the model whose features it was trained on (the frozen model's: CLIP; "
+                                           "--data.adapter's: that adapter); several: decoder seeds", many=True,
+                                           group=ANOMALY_GROUP, metavar="DIR")
+    dense_scale: float = option(1.0, SCALE, "enlarge each scene this many times before its dense (MaskCLIP) "
+                                "features: a finer grid", group=ANOMALY_GROUP)
     progress: bool = option(True, None, "progress bars (the command line's --no-progress)", flag=False)
 
     def __post_init__(self) -> None:
@@ -122,11 +129,15 @@ Figure = Callable[[Path], object]
 
 @dataclass
 class TaskOutput:
-    """What a task adds to a report: its entries, its measures for intervals, its figures to draw."""
+    """What a task adds to a report: its entries, its measures for intervals, its figures to draw, the report's
+    top-level entries it sets (e.g. its protocol) and, where they differ from images within domains, the levels its
+    bootstrap resamples."""
 
     rows: dict
     measures: dict = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
+    run: dict = field(default_factory=dict)
+    levels: tuple[str, ...] | None = None
 
 
 def pc_templates(options: EvalOptions) -> list[str]:
@@ -259,10 +270,18 @@ def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> 
                        margin_plot: lambda folder: plot_margins(margins, folder / margin_plot)})
 
 
+def anomaly_task(setup, options: EvalOptions, repe: dict | None) -> TaskOutput:
+    from clap.evaluation.anomaly import anomaly_output
+
+    return anomaly_output(setup, options)
+
+
 # The task table; `CLOSED_SET` is what `all` runs, in this order; the open-world tasks are asked for by name.
+# `SCENE_TASKS` run on a scene folder with label maps (`clap.evaluation.anomaly.SceneSetup`), alone.
 TASKS: dict[str, Callable[..., TaskOutput]] = {
     "zeroshot": zeroshot_task, "fewshot": fewshot_task, "adversarial": adversarial_task, "probe": probe_task,
-    "tsne": tsne_task, "alpha": alpha_task, "ood": ood_task, "openness": openness_task}
+    "tsne": tsne_task, "alpha": alpha_task, "ood": ood_task, "openness": openness_task, "anomaly": anomaly_task}
+SCENE_TASKS = ("anomaly",)
 CLOSED_SET = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha")
 
 
@@ -283,19 +302,39 @@ def check_tasks(tasks: Sequence[str]) -> None:
     if unknown or not tasks:
         problem = f"unknown task {unknown[0]!r}" if unknown else "no task given"
         raise ClapError(f"{problem}; choose from {', '.join(TASKS)} (or 'all': {', '.join(CLOSED_SET)})")
+    scenes = [t for t in tasks if t in SCENE_TASKS]
+    if scenes and len(tasks) > 1:
+        raise ClapError(f"{scenes[0]} runs on a scene folder with label maps, alone; evaluate it apart from "
+                        f"{', '.join(t for t in tasks if t not in SCENE_TASKS)}")
 
 
-def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> tuple[dict, dict, dict]:
-    """Run tasks on a loaded setup: (report entries with each task's seconds, {task: TaskMeasure}, figures)."""
+TASK_OPTIONS = {"autoattack": ("adversarial",), "decoder": SCENE_TASKS, "dense_scale": SCENE_TASKS,
+                "cache": tuple(t for t in TASKS if t not in SCENE_TASKS)}
+"""Options that only some tasks read: given to another task, they are refused rather than ignored."""
+
+
+def check_task_options(tasks: Sequence[str], options: EvalOptions) -> None:
+    """One line for an option none of the tasks would read (e.g. `autoattack` on zeroshot, `cache` on anomaly)."""
+    defaults = EvalOptions()
+    for name, readers in TASK_OPTIONS.items():
+        if not set(tasks) & set(readers) and getattr(options, name) != getattr(defaults, name):
+            raise ClapError(f"`{name}` does nothing for {', '.join(tasks)} (it applies to {', '.join(readers)}); "
+                            "drop it")
+
+
+def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> TaskOutput:
+    """Run tasks on a loaded setup: their outputs together, the report entries with each task's seconds."""
     check_tasks(tasks)
-    results, measures, figures, seconds = {}, {}, {}, {}
+    merged, seconds = TaskOutput({}), {}
     repe = repe_options(setup, options)
     for task in tasks:
         start = time.monotonic()
         output = TASKS[task](setup, options, repe)
-        results.update(output.rows)
-        measures.update(output.measures)
-        figures.update(output.figures)
+        merged.rows.update(output.rows)
+        merged.measures.update(output.measures)
+        merged.figures.update(output.figures)
+        merged.run.update(output.run)
+        merged.levels = output.levels or merged.levels
         seconds[task] = round(time.monotonic() - start, 1)
-    results["task_seconds"] = seconds
-    return results, measures, figures
+    merged.rows["task_seconds"] = seconds
+    return merged

@@ -25,14 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clap.data.scenes import read_scenes
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
 from clap.data_gen.world.scenes import render_scenes
 from clap.evaluation.alpha import select_alpha
-from clap.evaluation.anomaly import AnomalyOptions, evaluate_anomaly, merge_groups
+from clap.evaluation.evaluate import evaluate
 from clap.evaluation.report import differences_table
-from clap.evaluation.runner import AdapterSpec
 from clap.evaluation.stats import sample_std
 from clap.fileio import write_text_atomic
 from clap.prompts.classes import world_open_set
@@ -195,11 +193,10 @@ def run(argv: list[str] | None = None) -> int:
     train_runs(later, args.jobs, progress=False)
     seconds["training"] = time.monotonic() - start
     start = time.monotonic()
-    test = read_scenes(out / "scenes_test")
-    options = AnomalyOptions(merge=merge_groups("families", test.classes), ood_prompts=OOD_PROMPTS)
     decoders = [config["out"] for _, config in [*runs, *later] if config["route"] == "segmentation"]
-    report = evaluate_anomaly(test, adapters=[AdapterSpec("CLAP", path, "auto") for path in clap], options=options,
-                              decoder=decoders, n_boot=args.n_boot, progress=False)
+    report = evaluate(out / "scenes_test", adapters={"CLAP": [f"{path}@auto" for path in clap]}, tasks="anomaly",
+                      merge="families", ood_prompts=list(OOD_PROMPTS), decoder=decoders, n_boot=args.n_boot,
+                      progress=False)
     report.save(out / "report", overwrite=True)
     seconds["evaluation"] = time.monotonic() - start
     results.mkdir(parents=True, exist_ok=True)
