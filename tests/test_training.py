@@ -394,6 +394,25 @@ def test_training_path_has_the_exact_joint_augmentation_distribution():
     assert all(law[t] == pytest.approx(q, abs=1e-12) for t, q in expected.items())
 
 
+def _fit_objects(tmp_path):
+    """`fit` on a module and a data module built in Python, as the config of `write_config(steps=20)` and seed 3
+    describe them."""
+    import lightning as L
+
+    from clap.training.fit import fit
+    from clap.training.modules import CLAPModule
+    from clap.training.text_data import PromptDataModule
+
+    L.seed_everything(3, workers=True)
+    module = CLAPModule(window=20)
+    data = PromptDataModule(classes="world", batch_size=10, window=20, chunk_samples=100)
+    trainer = {"max_steps": 20, "enable_progress_bar": False, "enable_model_summary": False, "logger": False,
+               "default_root_dir": str(tmp_path / "objects_runs")}
+    adapter, summary = fit(module, data, None, trainer, seed=3)
+    assert summary["steps"] == 20 and summary["adapter"] is None
+    return adapter
+
+
 def test_train_adapter_from_python_gives_the_cli_adapter_bit_for_bit(tmp_path):
     import clap
     from clap.errors import ClapError
@@ -408,6 +427,8 @@ def test_train_adapter_from_python_gives_the_cli_adapter_bit_for_bit(tmp_path):
     held, held_summary = clap.train_adapter("text", None, config=config, seed=3, data={"batch_size": 10})
     assert all(torch.equal(cli[k], v) for k, v in held.state_dict().items())  # in memory: the same adapter
     assert held_summary["adapter"] is None and held_summary["steps"] == 20
+    objects = _fit_objects(tmp_path)
+    assert all(torch.equal(cli[k], v) for k, v in objects.state_dict().items())  # objects: the same core
     assert train_arguments("image", "o", data={"root": "imgs", "classes": ["a", "b"]}, trainer={"max_steps": 5}) == [
         "--seed_everything", "0", "--model", "ImAugModule", "--data", "ImageDataModule", "--trainer.max_steps", "5",
         "--data.root", "imgs", "--data.classes", '["a", "b"]', "--out", "o"]

@@ -26,22 +26,12 @@ from clap.errors import ClapError
 from clap.fileio import folder_lock, refuse_existing_adapter, writable_folder
 from clap.options import PATH
 from clap.adapter.disentangler import SUMMARY_NAME
-from clap.training.callbacks import AdapterExport, interrupted_checkpoint
+from clap.training.fit import CHECKPOINT, EARLY_STOPPING, TRAINER_DEFAULTS, fit
 from clap.training.image_data import ImageDataModule  # noqa: F401  (registers the class for --data)
 from clap.training.modules import WINDOW_METRIC, AdapterModule, CLAPModule, CLIPNModule, ImAugModule  # noqa: F401
 from clap.training.text_data import PromptDataModule  # noqa: F401
 from clap.training.caption_data import CaptionDataModule  # noqa: F401
 from clap.training.segmentation import SceneDataModule, SegmentationModule  # noqa: F401
-
-TRAINER_DEFAULTS = {
-    "max_steps": 8000,
-    "max_epochs": -1,
-    "reload_dataloaders_every_n_epochs": 1,  # each epoch is one early-stopping window of steps
-    "use_distributed_sampler": False,  # each rank draws its own samples (seeded by rank)
-    "deterministic": True,
-    "log_every_n_steps": 50,
-}
-
 
 class ClapTrainCLI(LightningCLI):
     """LightningCLI with the method's early stopping, periodic checkpoints and adapter export."""
@@ -53,12 +43,9 @@ class ClapTrainCLI(LightningCLI):
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar "
                             "(--trainer.enable_progress_bar false)")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.set_defaults({"early_stopping.monitor": WINDOW_METRIC, "early_stopping.patience": 5,
-                             "early_stopping.min_delta": 0.01, "early_stopping.mode": "min",
-                             "early_stopping.check_on_train_epoch_end": True, "early_stopping.strict": False})
+        parser.set_defaults({f"early_stopping.{k}": v for k, v in EARLY_STOPPING.items()})
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.every_n_train_steps": 480, "checkpoint.save_last": True,
-                             "checkpoint.save_top_k": 1})
+        parser.set_defaults({f"checkpoint.{k}": v for k, v in CHECKPOINT.items()})
         parser.set_defaults({"model": {"class_path": "clap.training.modules.CLAPModule"},
                              "data": {"class_path": "clap.training.text_data.PromptDataModule"}})
         parser.link_arguments("data.init_args.window", "model.init_args.window")
@@ -197,27 +184,9 @@ def main(args: Sequence[str] | None = None) -> int:
         writable_folder(out)
         refuse_existing_adapter(out, cli.config["overwrite"])
     resolved = cli.parser.dump(cli.config, skip_none=False)
-    cli.trainer.callbacks.append(AdapterExport(out, resolved, cli.config["seed_everything"]))
     with folder_lock(out, "an adapter") if first_rank else contextlib.nullcontext():
-        return _fit(cli)
-
-
-def _fit(cli: ClapTrainCLI) -> int:
-    """Train (Lightning's progress and messages on stderr, as every clap command shows its progress), then say
-    where the adapter is; Ctrl-C ends with the command that resumes the run."""
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
-    except SystemExit:  # Lightning's answer to Ctrl-C, after its callbacks' on_exception
-        if not cli.trainer.interrupted:
-            raise
-        checkpoint = interrupted_checkpoint(cli.trainer)
-        if cli.trainer.global_step == 0 or not checkpoint.is_file():
-            raise KeyboardInterrupt("stopped before the first training step, nothing to resume; rerun the same "
-                                    "command") from None
-        raise KeyboardInterrupt(f"stopped at step {cli.trainer.global_step}, no adapter exported; resume with "
-                                f"the same command and --ckpt_path {checkpoint}") from None
+        fit(cli.model, cli.datamodule, out, cli.trainer, seed=cli.config["seed_everything"],
+            ckpt_path=cli.config["ckpt_path"], config_text=resolved)
     if cli.trainer.is_global_zero:
-        print(f"adapter: {cli.config['out']} ({cli.trainer.global_step} steps; summary in "
-              f"{Path(cli.config['out']) / SUMMARY_NAME})")
+        print(f"adapter: {out} ({cli.trainer.global_step} steps; summary in {Path(out) / SUMMARY_NAME})")
     return 0
