@@ -89,9 +89,26 @@ def test_resamples_are_the_same_for_a_key_and_keep_class_sizes():
     assert np.array_equal(w, Resamples(50, seed=3).weights("classes:d", 6, classes))
     assert np.array_equal(w[:, :3].sum(axis=1), np.full(50, 3.0)) and np.all(w[:, 5] == 1)
     assert not np.array_equal(r.weights("images:d", 6), r.weights("images:e", 6))
+    chunk = next(r.chunks())
+    chunk.weights("classes:d", 6, classes)
     with pytest.raises(ValueError):
-        r.weights("classes:d", 6, np.zeros(6))
+        chunk.weights("classes:d", 6, np.zeros(6))
     assert r.picks("seeds:A", 3).shape == (50, 3)
+
+
+def test_resample_weights_are_the_same_wherever_they_are_computed():
+    """Chunk i of a stratum comes from (seed, stratum, i): the chunks together are the all-rows weights, a smaller
+    n_boot gives the first rows of a larger one, and no chunk holds more than CHUNK_ROWS rows."""
+    from clap.evaluation.resample import CHUNK_ROWS
+
+    big, small = Resamples(3 * CHUNK_ROWS + 7, seed=5), Resamples(CHUNK_ROWS + 3, seed=5)
+    chunks = list(big.chunks())
+    assert [c.rows for c in chunks] == [CHUNK_ROWS] * 3 + [7]
+    together = np.concatenate([c.weights("images:d", 40) for c in chunks])
+    assert np.array_equal(together, big.weights("images:d", 40))
+    assert np.array_equal(small.weights("images:d", 40), together[:CHUNK_ROWS + 3])
+    assert np.array_equal(small.picks("seeds:A", 3), big.picks("seeds:A", 3)[:CHUNK_ROWS + 3])
+    assert np.all(together.sum(axis=1) == 40)
 
 
 def test_seed_summary_is_leafwise_mean_and_std_with_ddof_1():

@@ -4,16 +4,20 @@ Every protocol writes the number its table prints as a function of a `Sample`: i
 stratum (how often each image is drawn) and picks per level (which noise draws, which training seeds).
 `OBSERVED` weighs every image once and picks every entry once: the table's own value. `Resamples` gives
 `n_boot` resamples: images drawn with replacement within a stratum (a domain's images; within each
-class of it where a protocol needs class sizes kept), entries of a level drawn with replacement. A
-stratum's draws depend only on its key, its size (and classes), the seed and n_boot, so every model
-sees the same resamples (differences are paired), and a stratum shared by several domains (one OOD
-set) is drawn once and reused by each of them.
+class of it where a protocol needs class sizes kept), entries of a level drawn with replacement.
+
+Memory stays bounded: the resamples are drawn and evaluated a chunk of `CHUNK_ROWS` at a time
+(`Resamples.chunks`), and chunk i of a stratum comes from a generator keyed by (seed, stratum, i), so the
+same (seed, stratum, image, resample) gets the same weight wherever and whenever it is computed: every
+model sees the same resamples (differences are paired), a stratum shared by several domains (one OOD set)
+is drawn once per chunk and reused by each of them, and no more than one chunk's weights are ever held
+(CHUNK_ROWS x images x 8 bytes, not n_boot x images).
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -47,15 +51,38 @@ class Observed:
 OBSERVED = Observed()
 
 
+CHUNK_ROWS = 50  # resamples drawn and evaluated together
+
+
 class Resamples:
-    """`n_boot` bootstrap resamples; the same key gives the same draws (cached for one report)."""
+    """`n_boot` bootstrap resamples, drawn a chunk at a time (`chunks`); `weights` and `picks` give all rows at once
+    (the same values the chunks give), for small data and the seed level."""
 
     def __init__(self, n_boot: int = N_BOOT, seed: int = 0) -> None:
         self.rows, self.seed = n_boot, seed
+
+    def chunks(self) -> Iterator["ResampleChunk"]:
+        """The resamples in chunks of CHUNK_ROWS rows, in order."""
+        for index, start in enumerate(range(0, self.rows, CHUNK_ROWS)):
+            yield ResampleChunk(self.seed, index, min(CHUNK_ROWS, self.rows - start))
+
+    def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
+        return np.concatenate([chunk.weights(key, n, classes) for chunk in self.chunks()])
+
+    def picks(self, key: str, n: int) -> np.ndarray:
+        return np.concatenate([chunk.picks(key, n) for chunk in self.chunks()])
+
+
+class ResampleChunk:
+    """Rows of one chunk of `Resamples`: drawn from generators keyed by (seed, key, chunk index), each stratum's
+    weights kept while the chunk is evaluated (every model, every task) and dropped with it."""
+
+    def __init__(self, seed: int, index: int, rows: int) -> None:
+        self.seed, self.index, self.rows = seed, index, rows
         self._weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _rng(self, kind: str, key: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode())])
+        return np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode()), self.index])
 
     def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
         labels = np.zeros(n, dtype=int) if classes is None else np.asarray(classes)

@@ -101,10 +101,21 @@ def compared_entries(models: Sequence[str], baseline: str | None) -> dict[str, l
     return entries
 
 
-def measured(statistic: Statistic, resamples: Resamples) -> dict[str, Draws]:
-    """A model's statistics on the data (the table's values) and on every resample."""
-    point, draws = statistic(OBSERVED), statistic(resamples)
-    return {k: Draws(float(np.asarray(v).reshape(-1)[0]), np.asarray(draws[k], dtype=float)) for k, v in point.items()}
+def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples) -> dict[str, dict[str, dict[str, Draws]]]:
+    """{task: {model: {metric: Draws}}}: every model's statistics on the data (the table's values) and on every
+    resample, evaluated a chunk of resamples at a time for every model and task together (the chunk's weights are
+    drawn once and dropped after it)."""
+    points = {task: {m: stat(OBSERVED) for m, stat in measure.statistics.items()} for task, measure in tasks.items()}
+    parts: dict = {task: {m: [] for m in measure.statistics} for task, measure in tasks.items()}
+    for chunk in resamples.chunks():
+        for task, measure in tasks.items():
+            for m, stat in measure.statistics.items():
+                parts[task][m].append(stat(chunk))
+    return {task: {m: {k: Draws(float(np.asarray(v).reshape(-1)[0]),
+                                np.concatenate([np.atleast_1d(np.asarray(p[k], dtype=float)) for p in parts[task][m]]))
+                       for k, v in point.items()}
+                   for m, point in by_model.items()}
+            for task, by_model in points.items()}
 
 
 def seed_scale(k: int, level: float = LEVEL) -> float:
@@ -174,14 +185,15 @@ def differences(baseline: str, tasks: dict[str, TaskMeasure], resamples: Resampl
     """{"differences": {task: {entry: {metric: interval}}} (each model or seed group minus the baseline),
     "pairs": {"A - B": {task: {metric: interval}}} (every two compared entries)}."""
     out: dict = {"differences": {}, "pairs": {}}
+    drawn = measured_all(tasks, resamples)
     for task, measure in tasks.items():
         if measure.treatment is not None:
-            out["differences"][task] = treatment_effects(measure, resamples)
+            out["differences"][task] = treatment_effects(measure, drawn[task], resamples)
             continue
         if baseline not in measure.statistics:
             continue
         entries = compared_entries(list(measure.statistics), baseline)
-        values = {name: seed_level(name, [measured(measure.statistics[m], resamples) for m in members], resamples)
+        values = {name: seed_level(name, [drawn[task][m] for m in members], resamples)
                   for name, members in [(baseline, [baseline]), *entries.items()]}
         sizes = {"n": measure.images, **measure.levels}
         out["differences"][task] = {name: _compare(values[name], values[baseline], measure.against,
@@ -196,13 +208,15 @@ def differences(baseline: str, tasks: dict[str, TaskMeasure], resamples: Resampl
     return out
 
 
-def treatment_effects(measure: TaskMeasure, resamples: Resamples) -> dict[str, dict]:
-    """{model or seed group: {"K + suffix (vs K, same model)": interval}} for a `with_treatment` measure."""
+def treatment_effects(measure: TaskMeasure, drawn: dict[str, dict[str, Draws]], resamples: Resamples
+                      ) -> dict[str, dict]:
+    """{model or seed group: {"K + suffix (vs K, same model)": interval}} for a `with_treatment` measure (its
+    models' `drawn` statistics)."""
     entries = compared_entries(list(measure.statistics), None)
     sizes = {"n": measure.images, **measure.levels}
     out = {}
     for name, members in entries.items():
-        values = seed_level(name, [measured(measure.statistics[m], resamples) for m in members], resamples)
+        values = seed_level(name, [drawn[m] for m in members], resamples)
         pairs = tuple((f"{k}{measure.treatment}", k) for k in values if f"{k}{measure.treatment}" in values)
         out[name] = _within(values, pairs, sizes | {"seeds": len(members)})
     return out
