@@ -135,7 +135,7 @@ def test_backbone_of_the_wrong_kind_is_one_line(world):
     ({"n_boot": 5}, r"n_boot = 5: expected an integer >= 100"),
     ({"eps": ["8/255", "2"]}, "must be in \\(0, 1\\]"),
     ({"protocol": "pgd"}, "protocol = 'pgd'"),
-    ({"templates": ["a photo"]}, "templates: "),
+    ({"templates": ["a photo"]}, "`templates`: template .a photo. has no slot"),
 ])
 def test_bad_options_are_one_line_errors(world, options, message):
     with pytest.raises(ClapError, match=message) as error:
