@@ -122,6 +122,7 @@ def test_flags_replace_argument_names_only_where_the_command_has_them():
     assert as_flags(text, evaluate) == (
         "choose another --out or pass --overwrite; --adapter NAME=PATH; `nothing` here; `clap info`")
     assert as_flags("use `data` SceneDataModule", train) == "use --data SceneDataModule"
+    assert as_flags("choose another `out`", command_parser(parser, "world")) == "choose another --out"
     assert as_flags(text, None) == text
 
 

@@ -95,14 +95,23 @@ def as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
     """A library message speaks of arguments (`out`, `ood_classes`); the command line's user reads their flags
     (--out, --ood-classes). A command whose options another parser reads (`clap train`) writes `data.root`
     as --data.root."""
-    flags = {}
-    for action in parser._actions if parser is not None else ():
-        long = [o for o in action.option_strings if o.startswith("--")]
-        if long:
-            flags[action.dest] = long[0]
+    flags = _flags(parser) if parser is not None else {}
     passthrough = parser is not None and parser.prog.split()[-1] in PASSTHROUGH
     return ARGUMENT.sub(lambda m: flags.get(ALIASES.get(m[1], m[1])) or (f"--{m[1]}" if passthrough else m[0]),
                         message)
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """{dest: --flag} of a parser and of its own subcommands' parsers (`clap world render --out`)."""
+    flags = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags = _flags(sub) | flags
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long:
+            flags[action.dest] = long[0]
+    return flags
 
 
 ARGUMENT = re.compile(r"`([a-z][a-z0-9_.]*)`")
