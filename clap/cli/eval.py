@@ -19,6 +19,7 @@ from clap.errors import ClapError
 from clap.evaluation.tasks import CLOSED_SET, EvalOptions
 from clap.options import PATH, Kind
 
+
 class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
 
