@@ -36,7 +36,8 @@ from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
 from clap.evaluation.stats import TaskMeasure
 
 if TYPE_CHECKING:
-    from clap.evaluation.tasks import EvalOptions, TaskOutput
+    from clap.evaluation.task_output import TaskOutput
+    from clap.evaluation.tasks import EvalOptions
 
 TASK = "anomaly"
 FIGURE = "anomaly_maps.png"
@@ -391,7 +392,7 @@ def build_scene_setup(scenes: str | Path | SceneSet, adapters: Sequence, backbon
 def anomaly_output(setup: SceneSetup, options: EvalOptions) -> TaskOutput:
     """The anomaly task of `clap.evaluate` (`EvalOptions`: dense_scale, merge, ood_prompts, templates, decoder)."""
     from clap.evaluation.runner import adapter_file_info
-    from clap.evaluation.tasks import TaskOutput
+    from clap.evaluation.task_output import TaskOutput
 
     settings = AnomalyOptions(options.dense_scale, merge_groups(options.merge, setup.scenes.classes),
                               tuple(options.ood_prompts) if options.ood_prompts else None,

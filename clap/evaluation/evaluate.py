@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clap.errors import ClapError
-from clap.evaluation.tasks import (CLOSED_SET, SCENE_TASKS, EvalOptions, Figure, check_task_options, check_tasks,
-                                   run_tasks)
+from clap.evaluation.task_output import Figure
+from clap.evaluation.tasks import CLOSED_SET, SCENE_TASKS, EvalOptions, check_task_options, check_tasks, run_tasks
 
 if TYPE_CHECKING:
     from clap.backbones.base import Backbone

@@ -8,13 +8,14 @@ report records the file name, relative to the report's folder, and `Report.save`
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
+from clap.evaluation.task_output import TaskOutput
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
                           Kind, check_fields, option)
 
@@ -122,22 +123,6 @@ class EvalOptions:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
-
-
-Figure = Callable[[Path], object]
-
-
-@dataclass
-class TaskOutput:
-    """What a task adds to a report: its entries, its measures for intervals, its figures to draw, the report's
-    top-level entries it sets (e.g. its protocol) and, where they differ from images within domains, the levels its
-    bootstrap resamples."""
-
-    rows: dict
-    measures: dict = field(default_factory=dict)
-    figures: dict[str, Figure] = field(default_factory=dict)
-    run: dict = field(default_factory=dict)
-    levels: tuple[str, ...] | None = None
 
 
 def pc_templates(options: EvalOptions) -> list[str]:
