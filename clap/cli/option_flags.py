@@ -29,5 +29,7 @@ def add_option_flags(p: argparse.ArgumentParser, options: type) -> None:
             continue
         choices = meta["kind"].choices if isinstance(meta["kind"], Choice) else None
         default = list(item.default) if meta["many"] and item.default is not None else item.default
+        repeatable = meta["many"] and item.default is None  # `--decoder A --decoder B` or `--decoder A B`
         target.add_argument(flag, type=meta["kind"], default=default, nargs="+" if meta["many"] else None,
-                            choices=choices, metavar=meta["metavar"], help=meta["help"])
+                            action="extend" if repeatable else "store", choices=choices, metavar=meta["metavar"],
+                            help=meta["help"])
