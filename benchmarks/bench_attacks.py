@@ -17,7 +17,7 @@ import time
 import torch
 
 from benchmarks.common import add_backbone_options, bench_backbone, save_result
-from clap.evaluation.adversarial import ATTACKS, AttackTarget, attack, attack_sweep, zero_shot_head
+from clap.evaluation.protocols.adversarial import ATTACKS, AttackTarget, attack, attack_sweep, zero_shot_head
 from clap.model import CLAPModel
 
 EPSILONS = (1 / 255, 4 / 255, 8 / 255)

@@ -13,7 +13,7 @@ and gap2 (the mean squared gap between forms), averaged over seeds. Two scenario
 forms (its R is 0), where a range of noisy accuracies is most biased. One lets the seeds disagree on
 individual images (each seed redraws a share of the images' outcomes, its rates unchanged), as retrained
 adapters do. Each simulated dataset goes
-through `clap.evaluation.stats.differences` exactly as a report does; the share of intervals that
+through `clap.evaluation.statistics.stats.differences` exactly as a report does; the share of intervals that
 cover the truth is printed and saved.
 
 R is a range of noisy accuracies: when forms are within noise of each other its estimate reads above
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clap.evaluation.resample import Resamples
-from clap.evaluation.stats import TaskMeasure, differences
-from clap.evaluation.zeroshot import PROMPT_FORMS, zero_shot_statistic
+from clap.evaluation.statistics.resample import Resamples
+from clap.evaluation.statistics.stats import TaskMeasure, differences
+from clap.evaluation.protocols.zeroshot import PROMPT_FORMS, zero_shot_statistic
 
 OUT = Path("/tmp/clap_bench_coverage.json")  # scratch: the committed results/coverage.json is replaced on purpose
 SIZES = (120, 200, 80, 300)  # images per domain: unequal, as on PACS

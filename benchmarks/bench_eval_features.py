@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.common import add_backbone_options, bench_backbone, save_result
 from clap.data.domains import load_image, scan_domain_dataset
-from clap.evaluation.features import domain_features
+from clap.evaluation.inputs.features import domain_features
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
 

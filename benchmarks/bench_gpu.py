@@ -55,7 +55,7 @@ def encoding(model: str, pretrained: str, batch: int, repeats: int) -> dict:
 
 def attacks(model: str, pretrained: str, batch: int) -> dict:
     """Images/s of PGD-20 at 8/255 against zero-shot CLIP (fp32), pixels in [0, 1]."""
-    from clap.evaluation.adversarial import AttackTarget, pgd, zero_shot_head
+    from clap.evaluation.protocols.adversarial import AttackTarget, pgd, zero_shot_head
     from clap.model import CLAPModel
 
     backbone = load_backbone(model, pretrained, device="cuda")

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from benchmarks.common import best_of, save_result
-from clap.evaluation.probe import C_GRID, CV_JOBS
+from clap.evaluation.protocols.probe import C_GRID, CV_JOBS
 
 
 def search(x: np.ndarray, y: np.ndarray, jobs: int | None) -> float:

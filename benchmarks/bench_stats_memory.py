@@ -3,8 +3,8 @@
     python -m benchmarks.bench_stats_memory [--images 24000 120000] [--n-boot 1000]
 
 Synthetic per-image zero-shot hits (6 domains, 2 models: CLIP and an adapter, 3 prompt forms) go through
-`clap.evaluation.stats.differences` as a report does ("chunked": today's resamples, CHUNK_ROWS rows at a time),
-and the same statistics are evaluated on every resample at once with each stratum's weights held whole
+`clap.evaluation.statistics.stats.differences` as a report does ("chunked": today's resamples, CHUNK_ROWS rows
+at a time), and the same statistics are evaluated on every resample at once with each stratum's weights held whole
 ("whole": [n_boot, images] float64, how the intervals were computed before). Peak memory is traced
 (tracemalloc: numpy's allocations), beside the per-image records' own size; ratios in one run.
 """
@@ -18,9 +18,9 @@ import tracemalloc
 import numpy as np
 
 from benchmarks.common import save_result
-from clap.evaluation.resample import OBSERVED, Resamples
-from clap.evaluation.stats import TaskMeasure, differences
-from clap.evaluation.zeroshot import zero_shot_statistic
+from clap.evaluation.statistics.resample import OBSERVED, Resamples
+from clap.evaluation.statistics.stats import TaskMeasure, differences
+from clap.evaluation.protocols.zeroshot import zero_shot_statistic
 
 DOMAINS = 6
 

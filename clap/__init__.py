@@ -17,10 +17,10 @@ _EXPORTS = {
     "CLAPModel": "clap.model",
     "ClapError": "clap.errors",
     "train_adapter": "clap.training.run",
-    "select_alpha": "clap.evaluation.alpha",
-    "evaluate": "clap.evaluation.evaluate",
-    "Report": "clap.evaluation.evaluate",
-    "EvalOptions": "clap.evaluation.tasks",
+    "select_alpha": "clap.evaluation.protocols.alpha",
+    "evaluate": "clap.evaluation.pipeline.evaluate",
+    "Report": "clap.evaluation.pipeline.evaluate",
+    "EvalOptions": "clap.evaluation.pipeline.tasks",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

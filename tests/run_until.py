@@ -63,7 +63,7 @@ def after_render(marker: Path, n: int) -> None:
 
 
 def at_attack(marker: Path, n: int) -> None:
-    from clap.evaluation import attack_eval
+    from clap.evaluation.protocols import attack_eval
 
     attack_eval.run_adversarial = lambda *args, **kwargs: freeze(marker)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from clap.adapter.disentangler import Disentangler
 from clap.cli.main import main
 from clap.data.scenes import read_scenes
-from clap.evaluation.pixel_metrics import pixel_metrics
+from clap.evaluation.protocols.pixel_metrics import pixel_metrics
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ def _max_logit_by_hand(embedded, scenes_root) -> dict[str, float]:
 
 def test_eval_anomaly_end_to_end(scenes, adapter, embedded, tmp_path, capsys):
     """Per image type and mean, every score, CLIP and an adapter with its interval over scenes, the figure; CLIP's
-    MaxLogit row equals a hand computation (anomaly = -max_k cos / T, upsampled, void ignored)."""
+    MaxLogit row equals a hand computation (anomaly = -max_k cos / T, upsampled, void ignored) to the 0.001 the
+    streamed bins allow."""
     out = tmp_path / "r"
     assert main(["eval", "anomaly", "--dataset", str(scenes), "--adapter", f"X={adapter}", "--ood-prompts",
                  "spiky shape", "--out", str(out), "--no-progress", "--n-boot", "100"]) == 0
@@ -68,11 +69,11 @@ def test_eval_anomaly_end_to_end(scenes, adapter, embedded, tmp_path, capsys):
     assert set(rows["CLIP"]["mean"]) == {"MCM", "MaxLogit", "Energy", "MaxLogitEnsemble", "VL4AD", "OODPrompts"}
     by_hand = _max_logit_by_hand(embedded, scenes)
     for domain, value in by_hand.items():
-        assert rows["CLIP"][domain]["MaxLogit"]["AUROC"] == pytest.approx(value, abs=1e-5), domain
+        assert rows["CLIP"][domain]["MaxLogit"]["AUROC"] == pytest.approx(value, abs=1e-3), domain
     difference = report["statistics"]["differences"]["anomaly"]["X"]["MaxLogit AUROC"]
     assert difference["low"] < difference["high"] and difference["n"] == 12
     assert difference["difference"] == pytest.approx(rows["X"]["mean"]["MaxLogit"]["AUROC"] - by_hand["mean"],
-                                                     abs=1e-5)
+                                                     abs=1e-3)
     assert report["anomaly"]["dense_grid"] == [4, 4] and (out / "anomaly_maps.png").stat().st_size > 10_000
     assert "Pixel-wise anomaly segmentation" in (out / "anomaly.md").read_text()
 

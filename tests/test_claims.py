@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clap.evaluation.claims import claims_table, verdict
+from clap.evaluation.output.claims import claims_table, verdict
 
 
 def d(diff, low, high):
@@ -39,7 +39,7 @@ def test_claims_table_reads_differences_pairs_and_class_separation():
 
 
 def test_holm_adjusts_a_hand_made_family():
-    from clap.evaluation.stats import holm
+    from clap.evaluation.statistics.stats import holm
 
     # sorted: 0.01 (x4) = 0.04, 0.02 (x3) = 0.06, 0.03 (x2) = 0.06 (kept at least the previous), 0.5 (x1) = 0.5
     assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
@@ -47,7 +47,7 @@ def test_holm_adjusts_a_hand_made_family():
 
 
 def test_bootstrap_p_counts_the_smaller_side():
-    from clap.evaluation.stats import bootstrap_p, interval
+    from clap.evaluation.statistics.stats import bootstrap_p, interval
 
     draws = np.r_[np.full(97, 0.1), np.full(3, -0.1)]
     assert bootstrap_p(draws) == pytest.approx(0.06)

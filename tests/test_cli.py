@@ -69,7 +69,7 @@ def test_every_option_says_what_it_is_and_help_shows_defaults(capsys):
     assert "(default: 2000)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command, owner", [("eval", "clap.evaluation.tasks.EvalOptions"),
+@pytest.mark.parametrize("command, owner", [("eval", "clap.evaluation.pipeline.tasks.EvalOptions"),
                                             ("demo", "clap.data_gen.world.demo.DemoOptions")])
 def test_every_option_is_one_flag_with_the_same_default_and_limits(command, owner):
     """`clap eval`'s and `clap demo`'s flags are built from their option dataclasses: one per field (but the progress

@@ -102,7 +102,7 @@ def test_training_lowers_the_loss_and_writes_a_negation_adapter(tmp_path, captio
 
 
 def test_a_fixed_temperature_is_kept_and_scores_use_the_trained_one(tmp_path, captions, embedded):
-    from clap.evaluation.ood import CLIPNScorer, clipn_temperature
+    from clap.evaluation.protocols.ood import CLIPNScorer, clipn_temperature
 
     fixed = ["--model.temperature", "0.01", "--out", str(tmp_path / "a")]
     assert main(config(tmp_path, captions, steps=2) + fixed) == 0

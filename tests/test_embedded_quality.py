@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from clap.data_gen.world.quality import TARGETS, world_report
-from clap.evaluation.zeroshot import range_null
+from clap.evaluation.protocols.zeroshot import range_null
 from clap.data_gen.world.render import WorldSpec
 from clap.model import CLAPModel
 

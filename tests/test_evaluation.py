@@ -15,11 +15,16 @@ from clap.cli.main import main
 from clap.data.domains import scan_domain_dataset
 from clap.data.fewshot import fewshot_indices
 from clap.errors import ClapError
-from clap.evaluation import adversarial, attack_eval, features, fewshot, runner, zeroshot
-from clap.evaluation.alpha import run_alpha
-from clap.evaluation.tasks import EvalOptions, alpha_task
-from clap.evaluation.disentangle import run_probe, variance_share
-from clap.evaluation.report import markdown
+from clap.evaluation.protocols import adversarial
+from clap.evaluation.protocols import attack_eval
+from clap.evaluation.inputs import features
+from clap.evaluation.protocols import fewshot
+from clap.evaluation.inputs import setup as eval_setup
+from clap.evaluation.protocols import zeroshot
+from clap.evaluation.protocols.alpha import run_alpha
+from clap.evaluation.pipeline.tasks import EvalOptions, alpha_task
+from clap.evaluation.protocols.disentangle import run_probe, variance_share
+from clap.evaluation.output.report import markdown
 from clap.model import CLAPModel, per_model
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
@@ -47,7 +52,7 @@ def adapter_dir(tmp_path_factory, embedded):
 
 @pytest.fixture(scope="module")
 def setup(world_root, adapter_dir):
-    return runner.build_setup(world_root, [runner.AdapterSpec("CLAP", str(adapter_dir))], progress=False)
+    return eval_setup.build_setup(world_root, [eval_setup.AdapterSpec("CLAP", str(adapter_dir))], progress=False)
 
 
 def test_robustness_statistics():
@@ -104,6 +109,36 @@ def test_features_are_cached_and_invalidated(world_root, embedded, tmp_path, mon
     path.touch()
     with pytest.raises(AssertionError, match="re-encoded"):
         features.domain_features(embedded, dataset, tmp_path, progress=False)
+
+
+
+def test_the_cache_is_chunked_and_an_interrupted_encoding_resumes(world_root, embedded, tmp_path, monkeypatch):
+    """A domain is cached in chunks: an encoding stopped in its second chunk keeps the first, a touched file
+    re-encodes its own chunk only, and the features equal an encoding without cache in batches of a chunk."""
+    dataset = scan_domain_dataset(world_root)
+    uncached = features.domain_features(embedded, dataset, batch_size=5, progress=False)
+    monkeypatch.setattr(features, "CACHE_CHUNK", 5)
+    encoded, original, stop = [], features.encode_paths, [True]
+
+    def counting(backbone, paths, *args, **kwargs):
+        if stop[0] and encoded:
+            raise KeyboardInterrupt
+        encoded.append(list(paths))
+        return original(backbone, paths, *args, **kwargs)
+
+    monkeypatch.setattr(features, "encode_paths", counting)
+    with pytest.raises(KeyboardInterrupt):
+        features.domain_features(embedded, dataset, tmp_path, progress=False)
+    stop[0], encoded[:] = False, []
+    resumed = features.domain_features(embedded, dataset, tmp_path, progress=False)
+    chunks = sum(-(-len(dataset.domain_samples(d)) // 5) for d in dataset.domains)
+    assert len(encoded) == chunks - 1  # the first chunk came from the cache
+    assert all(torch.equal(uncached[d].features, resumed[d].features) for d in uncached)
+    encoded[:] = []
+    touched = dataset.domain_samples("sketch")[7][0]
+    touched.touch()
+    features.domain_features(embedded, dataset, tmp_path, progress=False)
+    assert len(encoded) == 1 and touched in encoded[0] and len(encoded[0]) == 5
 
 
 def test_bad_and_odd_images(tmp_path, embedded):
@@ -176,13 +211,33 @@ def test_one_shot_attacks_never_use_the_probe_shots(setup, monkeypatch, protocol
         return original(setup, domain, candidates, 2, seed)
 
     monkeypatch.setattr(attack_eval, "_pixels", spy)
-    attack_eval.run_adversarial(setup, attacks=("FGSM",), protocol=protocol, max_images=2)
+    attack_eval.run_adversarial(setup, attacks=("FGSM",), protocol=protocol, max_images=2, draws=(0, 1))
     for domain, data in setup.raw.items():
-        shots = set(pick_per_class(data.labels.tolist(), 1, 0, salt=domain))
+        shots = {i for draw in (0, 1) for i in pick_per_class(data.labels.tolist(), 1, draw, salt=domain)}
         if protocol == "pixel":
             assert not shots & set(attacked[domain].tolist()) and len(attacked[domain]) == len(data.paths) - len(shots)
         else:  # the authors attack the whole domain, shots included
             assert len(attacked[domain]) == len(data.paths)
+
+
+def test_the_attacked_one_shot_head_is_the_mean_over_its_shot_draws(setup):
+    """One probe per shot draw (a bootstrap level, like the few-shot task's); draws that agree give exactly the
+    one-draw statistics, resamples included."""
+    from clap.evaluation.statistics.resample import OBSERVED, Resamples
+
+    def attacked(draws):
+        return attack_eval.run_adversarial(setup, attacks=("FGSM",), epsilons=(4 / 255,), max_images=3, draws=draws)
+
+    (one, single), (_, twice), (three, drawn) = attacked((0,)), attacked((0, 0)), attacked((0, 1, 2))
+    assert (single.levels, drawn.levels) == ({"shot draws": 1}, {"shot draws": 3})
+    resamples = Resamples(120, 7)
+    for model in setup.models:
+        a, b = single.statistics[model](resamples), twice.statistics[model](resamples)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+        assert drawn.statistics[model](OBSERVED).keys() == a.keys()
+    # the zero-shot head is not drawn: the same per draw count; the 1-shot head's probes differ between draws
+    assert three["CLAP"]["zero-shot C"]["sketch"] != {} and any(
+        three[m]["1-shot linear"]["mean"] != one[m]["1-shot linear"]["mean"] for m in setup.models)
 
 
 @pytest.fixture(scope="module")
@@ -278,11 +333,8 @@ def test_the_paper_protocol_is_the_authors_attack(setup, batch, monkeypatch):
         assert np.array_equal(hits["clean"], (target(clamped).argmax(1) == labels).numpy())
     heads = []
     monkeypatch.setattr(attack_eval, "zero_shot_head", lambda w, scale: heads.append(scale) or (lambda f: f @ w))
-    from clap.data.fewshot import pick_per_class
-
-    shots = pick_per_class(setup.raw["sketch"].labels.tolist(), 1, 0, salt="sketch")
     for protocol in ("paper", "pixel"):
-        attack_eval._attack_heads(setup, model, setup.raw["sketch"], shots, 0, protocol)
+        attack_eval._zero_shot_head(setup, model, protocol)
     assert heads == [1.0, 100.0]
 
 
@@ -372,7 +424,7 @@ def test_class_mismatch_is_refused(world_root, embedded, tmp_path):
     adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(), classes=["dog", "cat"])
     adapter.save_pretrained(tmp_path / "a")
     with pytest.raises(ClapError, match="trained for 2 classes"):
-        runner.build_setup(world_root, [runner.AdapterSpec("X", str(tmp_path / "a"))], progress=False)
+        eval_setup.build_setup(world_root, [eval_setup.AdapterSpec("X", str(tmp_path / "a"))], progress=False)
 
 
 def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
@@ -383,7 +435,7 @@ def test_pgd_robust_accuracy_falls_as_eps_grows(setup):
             mean = per_domain["mean"]
             accs = [mean["clean"]] + [mean["PGD-20"][adversarial.eps_label(e)] for e in sweep]
             assert all(b <= a + 1e-9 for a, b in zip(accs, accs[1:])), (model, head, accs)
-    from clap.evaluation.resample import OBSERVED
+    from clap.evaluation.statistics.resample import OBSERVED
 
     settings = ["clean", *[f"PGD-20@{adversarial.eps_label(e)}" for e in sweep]]
     assert set(measure.statistics["CLIP"](OBSERVED)) == {f"{h}/{k}" for h in attack_eval.ADV_HEADS for k in settings}
@@ -403,7 +455,7 @@ def test_a_model_that_is_the_frozen_backbone_is_attacked_once_with_the_same_resu
     monkeypatch.setattr(attack_eval, "robust_correct", lambda *a, **k: calls.append(1) or original(*a, **k))
 
     def attacked() -> tuple[dict, dict, int]:
-        from clap.evaluation.resample import OBSERVED
+        from clap.evaluation.statistics.resample import OBSERVED
 
         calls.clear()
         local = dataclasses.replace(setup, models=models)
@@ -444,7 +496,7 @@ def test_alpha_is_chosen_on_validation_data_only(world_root, adapter_dir, tmp_pa
     """`clap select-alpha` sees only the validation set; `@auto` at test time only reads the record."""
     import shutil
 
-    from clap.evaluation import alpha as alpha_module
+    from clap.evaluation.protocols import alpha as alpha_module
 
     adapter = tmp_path / "adapter"
     shutil.copytree(adapter_dir, adapter)
@@ -497,7 +549,7 @@ def test_repeated_adapter_names_are_seeds_with_statistics(world_root, adapter_di
 
 def test_every_task_has_a_protocol():
     from clap.cli.eval import TASKS
-    from clap.evaluation import tasks
+    from clap.evaluation.pipeline import tasks
 
     # one table: anomaly (on scenes with label maps) is a task like the others
     assert set(tasks.TASKS) == set(TASKS) - {"all"} and set(tasks.CLOSED_SET) <= set(tasks.TASKS)

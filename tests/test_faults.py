@@ -346,7 +346,7 @@ def test_a_template_with_other_slots_is_refused_before_any_work(world, tmp_path,
 def test_the_library_checks_what_the_cli_checks(world, tmp_path):
     import clap as library
     from clap.errors import ClapError
-    from clap.evaluation.anomaly import AnomalyOptions
+    from clap.evaluation.protocols.anomaly import AnomalyOptions
     from clap.training.segmentation import SceneDataModule
 
     cases = [(lambda: library.evaluate(world, tasks=5), "tasks must be a task name"),

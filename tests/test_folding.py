@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from clap.backbones.folding import conv_norm_pairs, folded_tower
-from clap.evaluation.adversarial import AttackTarget, robust_correct, zero_shot_head
+from clap.evaluation.protocols.adversarial import AttackTarget, robust_correct, zero_shot_head
 from clap.model import CLAPModel
 
 

@@ -11,13 +11,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Absolute module names a source file imports (at any depth, lazy imports included)."""
+    """Absolute module names a source file imports (at any depth, lazy and typing-only imports included; `from X
+    import y` as X and X.y)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -102,3 +104,37 @@ def test_no_module_imports_itself_through_others():
     for name in graph:
         if name not in state:
             visit(name, [name])
+
+
+EVALUATION_LAYERS = ("statistics", "inputs", "protocols", "output", "pipeline")
+
+
+def _evaluation_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["clap", "evaluation"] or len(parts) < 3:
+        return None
+    assert parts[2] in EVALUATION_LAYERS, f"{module}: every evaluation module lives in a layer folder"
+    return EVALUATION_LAYERS.index(parts[2])
+
+
+def upward_imports(path: Path, module: str) -> set[str]:
+    """The evaluation modules of a later layer than `module`'s that the file imports."""
+    own = _evaluation_layer(module)
+    if own is None:  # clap/evaluation/__init__.py
+        return set()
+    return {m for m in imported_modules(path) if (layer := _evaluation_layer(m)) is not None and layer > own}
+
+
+@pytest.mark.parametrize("path", sources("clap/evaluation"), ids=lambda p: str(p.relative_to(REPO)))
+def test_evaluation_layers_import_downwards(path):
+    """statistics <- inputs <- protocols <- output <- pipeline: a module imports its own layer or the ones before."""
+    upward = upward_imports(path, _module_name(path))
+    assert not upward, f"{path.relative_to(REPO)} imports from a later layer: {upward}"
+
+
+def test_the_layering_rule_catches_an_upward_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from clap.evaluation.pipeline import tasks\n")
+    assert upward_imports(bad, "clap.evaluation.protocols.zeroshot") == {"clap.evaluation.pipeline",
+                                                                         "clap.evaluation.pipeline.tasks"}
+    assert not upward_imports(bad, "clap.evaluation.pipeline.evaluate")

@@ -13,8 +13,10 @@ from torch.nn import functional as F
 from clap.cli.main import main
 from clap.data_gen.world.export import caption_corpus, render_world
 from clap.data_gen.world.render import WorldSpec
-from clap.evaluation import ood_scores, openness, zeroshot
-from clap.evaluation.repe import Repe, names_class, read_captions
+from clap.evaluation.protocols import ood_scores
+from clap.evaluation.protocols import openness
+from clap.evaluation.protocols import zeroshot
+from clap.evaluation.protocols.repe import Repe, names_class, read_captions
 from clap.model import CLAPModel
 from clap.prompts.classes import preset_classes, preset_groups, world_held_out
 
@@ -83,7 +85,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def features(world, embedded):
     from clap.data.domains import scan_domain_dataset
-    from clap.evaluation.features import domain_features
+    from clap.evaluation.inputs.features import domain_features
 
     dataset = scan_domain_dataset(world)
     return dataset, domain_features(embedded, dataset, progress=False)
@@ -128,7 +130,7 @@ def test_openness_bootstrap_keeps_class_sizes_and_matches_the_stratified_standar
     better = base + 0.8 * np.eye(16)[labels] * (rng.random((400, 1)) < 0.5)
     groups = [list(range(i, i + 4)) for i in range(0, 16, 4)]
     protocol = openness.Protocol.build(labels, groups, orders=2, seed=0)
-    from clap.evaluation.resample import Resamples
+    from clap.evaluation.statistics.resample import Resamples
 
     weights = Resamples(2000, seed=1).weights("classes:d", len(labels), labels.numpy())
     draws = [protocol.measures(protocol.contributions(torch.from_numpy(s).float(), labels), weights)["Acc-C"]
@@ -150,8 +152,8 @@ def test_openness_differences_pair_models_on_the_same_resamples(features, embedd
     from types import SimpleNamespace
 
     from clap.adapter.disentangler import Disentangler
-    from clap.evaluation.resample import Resamples
-    from clap.evaluation.stats import differences
+    from clap.evaluation.statistics.resample import Resamples
+    from clap.evaluation.statistics.stats import differences
 
     dataset, raw = features
     adapter = Disentangler.create(embedded.embed_dim, backbone=embedded.identity.to_dict(), alpha=0.5)
@@ -177,8 +179,8 @@ def test_repe_effect_has_an_interval_inside_every_model_clip_included(features, 
     (REPE changes nothing) gives exactly 0; the models are not compared with each other there."""
     from types import SimpleNamespace
 
-    from clap.evaluation.resample import Resamples
-    from clap.evaluation.stats import REPE, differences
+    from clap.evaluation.statistics.resample import Resamples
+    from clap.evaluation.statistics.stats import REPE, differences
 
     dataset, raw = features
     model = CLAPModel(embedded)
@@ -348,9 +350,9 @@ def test_eval_openness_refuses_groups_missing_classes(world, tmp_path, capsys):
 def test_ood_intervals_recompute_per_domain_metrics_and_count_a_shared_set_once():
     """The interval is for the mean over domains of per-domain AUROCs; one OOD set shared by two domains is
     drawn once per resample (its weights are the same in both domains)."""
-    from clap.evaluation.ood import ood_statistic
-    from clap.evaluation.resample import OBSERVED, Resamples
-    from clap.evaluation.stats import TaskMeasure, differences
+    from clap.evaluation.protocols.ood import ood_statistic
+    from clap.evaluation.statistics.resample import OBSERVED, Resamples
+    from clap.evaluation.statistics.stats import TaskMeasure, differences
 
     rng = np.random.default_rng(1)
     oods = np.round(rng.normal(0, 1, 200), 1)
@@ -393,8 +395,8 @@ def test_weighted_metrics_are_the_metrics_of_the_repeated_images():
 def test_openness_analysis_measures_equal_a_hand_computation():
     import math
 
-    from clap.evaluation import openness_analysis as oa
-    from clap.evaluation.resample import OBSERVED
+    from clap.evaluation.protocols import openness_analysis as oa
+    from clap.evaluation.statistics.resample import OBSERVED
 
     t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # class text features, normalised
     f = torch.tensor([[0.8, 0.6], [0.0, 1.0]])  # two images, of classes 0 and 1
@@ -412,7 +414,7 @@ def test_openness_analysis_measures_equal_a_hand_computation():
 def test_adversarial_vocabulary_beats_random_non_target_classes():
     """On random features, the 3 classes chosen to hurt a target vocabulary most (greedy, and the authors'
     ranking) lower its images' accuracy more than 3 non-target classes drawn at random."""
-    from clap.evaluation import openness_analysis as oa
+    from clap.evaluation.protocols import openness_analysis as oa
 
     gen = torch.Generator().manual_seed(0)
     classes = torch.nn.functional.normalize(torch.randn(20, 16, generator=gen), dim=-1)

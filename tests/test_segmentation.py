@@ -101,7 +101,7 @@ def test_eval_anomaly_with_the_decoder(trained, tmp_path):
 
 def test_class_logits_with_concepts_take_each_class_its_best_concept():
     from clap.adapter.mask_decoder import MaskDecoder, decoder_config
-    from clap.evaluation.anomaly import mean_iou
+    from clap.evaluation.protocols.anomaly import mean_iou
 
     torch.manual_seed(0)
     decoder = MaskDecoder(decoder_config(8, ["a", "b"], concepts={"a": ["x", "y"], "b": ["z"]}))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clap.evaluation import stats
-from clap.evaluation.claims import verdict
-from clap.evaluation.resample import OBSERVED, Resamples
-from clap.evaluation.zeroshot import squared_gap, zero_shot_statistic
+from clap.evaluation.statistics import stats
+from clap.evaluation.output.claims import verdict
+from clap.evaluation.statistics.resample import OBSERVED, Resamples
+from clap.evaluation.protocols.zeroshot import squared_gap, zero_shot_statistic
 
 
 def _forms(rng, n: int, rates: dict[str, float]) -> dict[str, np.ndarray]:
@@ -99,7 +99,7 @@ def test_resamples_are_the_same_for_a_key_and_keep_class_sizes():
 def test_resample_weights_are_the_same_wherever_they_are_computed():
     """Chunk i of a stratum comes from (seed, stratum, i): the chunks together are the all-rows weights, a smaller
     n_boot gives the first rows of a larger one, and no chunk holds more than CHUNK_ROWS rows."""
-    from clap.evaluation.resample import CHUNK_ROWS
+    from clap.evaluation.statistics.resample import CHUNK_ROWS
 
     big, small = Resamples(3 * CHUNK_ROWS + 7, seed=5), Resamples(CHUNK_ROWS + 3, seed=5)
     chunks = list(big.chunks())
@@ -162,15 +162,15 @@ def _shot_records(rng, disagree: bool) -> dict:
 
 def _image_level_only(records: dict, sample) -> np.ndarray:
     """The statistic as it was before shot draws were a level: images resampled, draws averaged as they are."""
-    from clap.evaluation.resample import weighted_mean
+    from clap.evaluation.statistics.resample import weighted_mean
 
     return np.mean([np.mean([weighted_mean(sample.weights(f"images:{d}", 200), row) for row in r["1-shot"]], axis=0)
                     for d, r in records.items()], axis=0)
 
 
 def test_few_shot_interval_widens_when_shot_draws_disagree_and_not_otherwise():
-    from clap.evaluation.fewshot import few_shot_statistic
-    from clap.evaluation.resample import OBSERVED, Resamples
+    from clap.evaluation.protocols.fewshot import few_shot_statistic
+    from clap.evaluation.statistics.resample import OBSERVED, Resamples
 
     rng = np.random.default_rng(0)
     for disagree in (False, True):

@@ -4,7 +4,7 @@ pixel-wise anomaly segmentation of scenes.
     clap eval all --dataset DATA --adapter CLAP=adapters/clap --adapter Im.Aug=adapters/imaug --out report
     clap eval anomaly --dataset SCENES --adapter CLAP=adapters/clap --merge families --out report
 
-The command parses its options into `EvalOptions` and calls `clap.evaluate` (`clap.evaluation.evaluate`).
+The command parses its options into `EvalOptions` and calls `clap.evaluate` (`clap.evaluation.pipeline.evaluate`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from clap.cli.backbone_args import add_backbone_arguments, backbone_options
 from clap.cli.option_flags import add_option_flags
 from clap.errors import ClapError
-from clap.evaluation.tasks import CLOSED_SET, EvalOptions
-from clap.evaluation.tasks import TASKS as TASK_TABLE
+from clap.evaluation.pipeline.tasks import CLOSED_SET, EvalOptions
+from clap.evaluation.pipeline.tasks import TASKS as TASK_TABLE
 from clap.options import PATH, Kind
 
 
@@ -25,7 +25,7 @@ class Adapter(Kind):
     """NAME=PATH[@ALPHA|@auto] (see `AdapterSpec`)."""
 
     def convert(self, value: Any):
-        from clap.evaluation.runner import AdapterSpec
+        from clap.evaluation.inputs.setup import AdapterSpec
 
         try:
             return AdapterSpec.parse(value)
@@ -68,7 +68,7 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.report import claim_report
+    from clap.evaluation.output.report import claim_report
     from clap.fileio import folder_lock, writable_folder
 
     if args.task == "anomaly":
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     """Evaluate, then write and print the report."""
-    from clap.evaluation.evaluate import evaluate
+    from clap.evaluation.pipeline.evaluate import evaluate
 
     report = evaluate(args.dataset, backbone_options(args), args.adapter, args.task, options)
     json_path, md_path = report.save(out, overwrite=args.overwrite)

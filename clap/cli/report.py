@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.merge import merge_reports, to_csv, to_markdown
+    from clap.evaluation.output.merge import merge_reports, to_csv, to_markdown
     from clap.fileio import write_text_atomic
 
     columns, rows = merge_reports(args.reports)
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_claims(args: argparse.Namespace) -> int:
-    from clap.evaluation.claims import claims_table
-    from clap.evaluation.merge import read_report
+    from clap.evaluation.output.claims import claims_table
+    from clap.evaluation.output.merge import read_report
 
     from clap.errors import ClapError
 

@@ -10,7 +10,7 @@ from clap.options import ALPHA, PATH, PRECISIONS, Device
 
 def add_parser(sub) -> None:
     from clap.defaults import ALPHA_GRID
-    from clap.evaluation.alpha import RULE
+    from clap.evaluation.protocols.alpha import RULE
 
     p = sub.add_parser("select-alpha", help="choose adapters' inference alpha on validation data (no test labels)",
                        description=f"{__doc__.splitlines()[0]} Rule: {RULE}.")
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.alpha import select_alpha
+    from clap.evaluation.protocols.alpha import select_alpha
 
     chosen = select_alpha(args.adapters, args.val, args.alphas, backbone_options(args), args.cache, args.device,
                            progress=not args.no_progress, ignore_classes=args.ignore_classes,

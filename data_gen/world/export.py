@@ -156,7 +156,7 @@ WORLD_CAPTIONS_SEED = 11  # a seed no demo render uses
 def world_captions(dataset: str) -> list[str] | None:
     """REPE's default corpus: the world's caption generator when `dataset` holds the world's classes."""
     from clap.data.domains import scan_domain_dataset
-    from clap.evaluation.openworld import is_world
+    from clap.evaluation.pipeline.openworld import is_world
 
     if not is_world(scan_domain_dataset(dataset).classes):
         return None

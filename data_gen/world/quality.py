@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from clap.data_gen.world.render import WorldSpec, render_arrays
-from clap.evaluation.disentangle import text_recognition
-from clap.evaluation.probe import probe_accuracy
-from clap.evaluation.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, correct, encode_images, range_null,
-                                      robustness, zero_shot_accuracies)
+from clap.evaluation.protocols.disentangle import text_recognition
+from clap.evaluation.protocols.probe import probe_accuracy
+from clap.evaluation.protocols.zeroshot import (ALL_FORMS, PROMPT_FORMS, classifiers, correct, encode_images,
+                                                range_null, robustness, zero_shot_accuracies)
 
 FACTORS = ("class_name", "colour", "size", "image_type", "art_style")
 # The world's targets were fixed with each class's own noise; under the authors' shared context the raw

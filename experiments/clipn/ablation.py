@@ -22,7 +22,7 @@ from pathlib import Path
 
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
-from clap.evaluation.evaluate import evaluate
+from clap.evaluation.pipeline.evaluate import evaluate
 from clap.fileio import write_text_atomic
 from clap.prompts.classes import world_open_set
 from clap.training.parallel import Run, available_cores, train_runs
@@ -86,7 +86,7 @@ def rows(report: dict, folders: dict[str, list[str]]) -> dict:
 def table(summary: dict) -> str:
     """The README's tables, one per template set: each rule's AUROC and FPR95 (mean ± std over seeds) and its
     difference to each same-logit baseline with the interval."""
-    from clap.evaluation.report import signed_points
+    from clap.evaluation.output.report import signed_points
 
     parts = []
     for name, entry in summary.items():

@@ -4,7 +4,7 @@ eps sweep that starts where CLIP is off the floor, plus AutoAttack as a gradient
     make setup-test     # the venv with the test extras: AutoAttack is torchattacks'
     .venv/bin/python experiments/world_paper/reproduce.py --out /tmp/world_paper     # about 45 minutes, 2 cores
 
-Steps: (1) `clap demo` with 64 attacked images per image type (512 in all) at eps 0.5, 1, 2, 4, 8 /255: the
+Steps: (1) `clap demo --size full` with 64 attacked images per image type (512 in all) at eps 0.5, 1, 2, 4, 8 /255: the
 world rendered, Im.Aug trained on one image per attribute prompt (480 a class, 15,360 images) and CLAP on the
 prompts, 3 training seeds each, alpha chosen on a validation render, every protocol with the two-level
 bootstrap; (2) AutoAttack (torchattacks, standard L-inf) and PGD-20 on the same images for CLIP and the first
@@ -24,16 +24,16 @@ import time
 from pathlib import Path
 
 from clap.cli.main import main
-from clap.evaluation.adversarial import AUTOATTACK
-from clap.evaluation.claims import claims_table
-from clap.evaluation.evaluate import evaluate
-from clap.evaluation.report import collapse_seeds, differences_table, openness_analysis_table, signed_points
-from clap.evaluation.stats import direction
+from clap.evaluation.protocols.adversarial import AUTOATTACK
+from clap.evaluation.output.claims import claims_table
+from clap.evaluation.pipeline.evaluate import evaluate
+from clap.evaluation.output.report import collapse_seeds, differences_table, openness_analysis_table, signed_points
+from clap.evaluation.statistics.stats import direction
 from clap.fileio import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EPS = ["0.5/255", "1/255", "2/255", "4/255", "8/255"]
-AT_POWER = ["--attack-images", "64", "--eps", *EPS]
+AT_POWER = ["--size", "full", "--attack-images", "64", "--eps", *EPS]  # the full demo, attacked at power
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:

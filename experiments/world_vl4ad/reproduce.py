@@ -28,10 +28,10 @@ import numpy as np
 from clap.data_gen.world.export import render_world
 from clap.data_gen.world.render import WorldSpec
 from clap.data_gen.world.scenes import render_scenes
-from clap.evaluation.alpha import select_alpha
-from clap.evaluation.evaluate import evaluate
-from clap.evaluation.report import differences_table
-from clap.evaluation.stats import sample_std
+from clap.evaluation.protocols.alpha import select_alpha
+from clap.evaluation.pipeline.evaluate import evaluate
+from clap.evaluation.output.report import differences_table
+from clap.evaluation.statistics.stats import sample_std
 from clap.fileio import write_text_atomic
 from clap.prompts.classes import world_open_set
 from clap.training.parallel import available_cores, train_runs

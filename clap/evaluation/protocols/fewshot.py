@@ -1,6 +1,6 @@
 """Few-shot linear probes: k shots per class per domain, logistic regression on L2-normalised features.
 
-The regularisation is chosen on the training shots only (`clap.evaluation.probe.fit_probe`). By default
+The regularisation is chosen on the training shots only (`clap.evaluation.protocols.probe.fit_probe`). By default
 each probe is scored on the domain's images that were not used to fit it (`scoring="held-out"`); the
 authors score on the whole domain, their own shots included (`scoring="whole-domain"`, the paper
 protocol), which leaks the shots into the score.
@@ -16,13 +16,13 @@ import torch
 
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
-from clap.evaluation.probe import fit_probe
-from clap.evaluation.resample import OBSERVED, Sample, images_of, per_domain, weighted_mean
-from clap.evaluation.stats import TaskMeasure, sample_std
+from clap.evaluation.protocols.probe import fit_probe
+from clap.evaluation.statistics.resample import OBSERVED, Sample, images_of, per_domain, weighted_mean
+from clap.evaluation.statistics.stats import TaskMeasure, sample_std
 from clap.model import per_model
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 logger = logging.getLogger(__name__)
 DEFAULT_SHOTS = (1, 4, 8, 16, 32)
@@ -64,12 +64,15 @@ def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> 
     sample: images drawn within the domain and, as a level of its own, the domain's shot draws with replacement
     (the same picks for every model: paired)."""
     weights = sample.weights(key, images_of(hits))
-    out = {}
-    for k, h in hits.items():
-        per_draw = np.stack([weighted_mean(weights, row) for row in h])  # [draws, rows]
-        picks = sample.picks(f"shot-draws:{key}", len(h))  # [rows, draws]
-        out[k] = per_draw[picks, np.arange(len(picks))[:, None]].mean(axis=1)
-    return out
+    return {k: drawn_mean(sample, key, weights, h) for k, h in hits.items()}
+
+
+def drawn_mean(sample: Sample, key: str, weights: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """[rows] the mean over a sample of shot draws (level "shot-draws:<key>", the same picks for every model) of
+    each draw's accuracy under the image `weights` (`hits` [draws, N], NaN where a draw did not score an image)."""
+    per_draw = np.stack([weighted_mean(weights, row) for row in hits])  # [draws, rows]
+    picks = sample.picks(f"shot-draws:{key}", len(hits))  # [rows, draws]
+    return per_draw[picks, np.arange(len(picks))[:, None]].mean(axis=1)
 
 
 def few_shot_statistic(records: dict[str, dict[str, np.ndarray]]):

@@ -15,10 +15,10 @@ import numpy as np
 
 from clap.defaults import ALPHA_GRID
 from clap.errors import ClapError
-from clap.evaluation.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
+from clap.evaluation.protocols.zeroshot import PROMPT_FORMS, SINGLE_FORMS, evaluate_zero_shot
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 RULE = "best mean zero-shot accuracy over C, PC, CP on the validation set; ties to the smaller alpha"
 
@@ -61,7 +61,7 @@ def select_alpha(adapter_dirs: Sequence[str], val_root: str | Path, grid: Sequen
                   backbone_options: dict | None = None, cache_dir: str | None = None, device: str = "auto",
                   progress: bool = True, ignore_classes: bool = False, precision: str = "auto") -> dict[str, dict]:
     """Select and record the alpha of each adapter on one validation set; {adapter dir: selection}."""
-    from clap.evaluation.runner import AdapterSpec, build_setup
+    from clap.evaluation.inputs.setup import AdapterSpec, build_setup
 
     specs = [AdapterSpec(f"adapter{k}", str(path)) for k, path in enumerate(adapter_dirs)]
     setup = build_setup(val_root, specs, backbone_options, cache_dir, device, ignore_classes, progress=progress,

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clap.errors import ClapError
-from clap.evaluation.task_output import Figure
-from clap.evaluation.tasks import CLOSED_SET, SCENE_TASKS, EvalOptions, check_task_options, check_tasks, run_tasks
+from clap.evaluation.pipeline.task_output import Figure
+from clap.evaluation.pipeline.tasks import (CLOSED_SET, SCENE_TASKS, EvalOptions, check_task_options, check_tasks,
+                                           run_tasks)
 
 if TYPE_CHECKING:
     from clap.backbones.base import Backbone
@@ -41,19 +42,19 @@ class Report:
     created: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
-        from clap.evaluation.report import report_document
+        from clap.evaluation.output.report import report_document
 
         return report_document(self.task, self.setup, self.results, self.run, self.statistics, self.created)
 
     def markdown(self) -> str:
-        from clap.evaluation.report import markdown
+        from clap.evaluation.output.report import markdown
 
         return markdown(self.results, self.statistics)
 
     def save(self, folder: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
         """Draw the figures into `folder` and write <task>.json and <task>.md there; an earlier report of the same
         task is replaced only with `overwrite`. Returns the JSON and Markdown paths."""
-        from clap.evaluation.report import claim_report, write_report
+        from clap.evaluation.output.report import claim_report, write_report
         from clap.fileio import folder_lock, writable_folder
 
         dataset = (self.setup.get("dataset") or {}).get("root")
@@ -70,7 +71,7 @@ def adapter_specs(adapters: Sequence | Mapping | str | None) -> list:
     """`AdapterSpec`s from what a user holds: "NAME=PATH[@ALPHA|@auto]" strings or `AdapterSpec`s (one or a list),
     or a mapping NAME -> an adapter object (`Disentangler`), a path, "PATH@ALPHA", an (adapter or path, alpha)
     pair, or a list of these (one per training seed)."""
-    from clap.evaluation.runner import AdapterSpec
+    from clap.evaluation.inputs.setup import AdapterSpec
 
     if adapters is None:
         return []
@@ -92,7 +93,7 @@ def adapter_specs(adapters: Sequence | Mapping | str | None) -> list:
 def _named_spec(name: str, value):
     """One NAME's spec from an adapter object, a path, "PATH@ALPHA" or an (adapter or path, alpha) pair."""
     from clap.adapter.disentangler import Disentangler
-    from clap.evaluation.runner import IN_MEMORY, AdapterSpec
+    from clap.evaluation.inputs.setup import IN_MEMORY, AdapterSpec
     from clap.options import ALPHA
 
     if "#" in name or not name:
@@ -127,13 +128,13 @@ def evaluate(dataset: str | Path, backbone: Backbone | Mapping | None = None,
     `EvalOptions` fields (or `options`); a single value stands for a list of one (`shots=1`), `templates` takes
     one template, a list or a file. `name` names the report (default: the task, or "all"). Bad input raises
     `ClapError` (one line)."""
-    from clap.evaluation.runner import build_setup
+    from clap.evaluation.inputs.setup import build_setup
 
     options = _options(options, overrides)
     task_names = _task_names(tasks)
     check_task_options(task_names, options)
     if set(task_names) & set(SCENE_TASKS):
-        from clap.evaluation.anomaly import build_scene_setup
+        from clap.evaluation.pipeline.scene_setup import build_scene_setup
 
         setup = build_scene_setup(dataset, adapter_specs(adapters), backbone, options)
     else:
@@ -184,19 +185,27 @@ def _task_names(tasks: Sequence[str] | str) -> tuple[str, ...]:
 
 
 def run_info(options: EvalOptions) -> dict:
-    from clap.evaluation.runner import protocol_info
-
     return {"seed": options.seed, "protocol": protocol_info(options.protocol),
             "device_option": options.device}  # "auto" or as given; the backbone's record says where it ran
+
+
+def protocol_info(protocol: str) -> dict[str, str]:
+    """The report's record of how few-shot probes are scored and what the attacks perturb."""
+    from clap.evaluation.protocols.fewshot import few_shot_scoring
+
+    return {"name": protocol, "fewshot_scoring": few_shot_scoring(protocol),
+            "attack_inputs": ("normalised tensors clamped to [0, 1], cross-entropy on unscaled cosines, CW confidence "
+                              "50, clean row clamped too (the authors' normalised-tensor threat model)"
+                              if protocol == "paper" else "pixels in [0, 1]")}
 
 
 def statistics(models: list[str], n_boot: int, seed: int, results: dict, measures: dict,
                levels: tuple[str, ...] = BOOTSTRAP_LEVELS) -> dict:
     """Seed summaries of the models' seed groups and the two-level bootstrap intervals of every difference to
     CLIP, with the resampled levels and their cost."""
-    from clap.evaluation.resample import Resamples
-    from clap.evaluation.runner import BASELINE
-    from clap.evaluation.stats import differences, seed_groups, seed_summary
+    from clap.evaluation.statistics.resample import Resamples
+    from clap.evaluation.inputs.setup import BASELINE
+    from clap.evaluation.statistics.stats import differences, seed_groups, seed_summary
 
     start = time.monotonic()
     out = {"seeds": seed_summary(results, seed_groups(models)),

@@ -12,7 +12,7 @@ from pathlib import Path
 from clap import __version__
 from clap.defaults import ADVERSARIAL_CLASSES
 from clap.errors import ClapError
-from clap.evaluation.stats import direction
+from clap.evaluation.statistics.stats import direction
 from clap.fileio import write_text_atomic
 
 VERSIONED = ("torch", "open_clip_torch", "transformers", "lightning", "scikit-learn")
@@ -226,7 +226,7 @@ def markdown(results: dict, statistics: dict | None = None) -> str:
                   if "same model)" in json.dumps(statistics["differences"]) else "")
         parts.append("## Differences to CLIP (95% two-level bootstrap: training seeds, then images (scenes) within "
                      f"each domain (within each class for openness), paired; noise draws for ZS(NC), shot draws for "
-                     f"few-shot{attacks}{inside})"
+                     f"few-shot and the attacked 1-shot probe{attacks}{inside})"
                      f"\n\n{differences_table(statistics['differences'])}\n")
     if statistics.get("pairs"):
         by_task: dict = {}

@@ -1,6 +1,6 @@
 """Zero-shot OOD detection for CLIP and adapters: per domain, the ID images of the ID classes against OOD
 images (held-out classes of the same domain, or one OOD folder for every domain); scores and metrics in
-`clap.evaluation.ood_scores`.
+`clap.evaluation.protocols.ood_scores`.
 
 Class features for MCM, MaxLogit and Energy come from "a photo of a [class]" (MCM's prompt); the
 max-logit ensemble takes the best of `ENSEMBLE_TEMPLATES` per class, over merged classes when groups
@@ -22,10 +22,10 @@ from torch.nn import functional as F
 
 from clap.adapter import negation
 from clap.errors import ClapError
-from clap.evaluation import ood_scores
-from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
-from clap.evaluation.stats import TaskMeasure, with_treatment
-from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
+from clap.evaluation.protocols import ood_scores
+from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, domain_mean
+from clap.evaluation.statistics.stats import TaskMeasure, with_treatment
+from clap.evaluation.protocols.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
 from clap.prompts.templates import format_template
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
@@ -132,22 +132,25 @@ def clipn_temperature(backbone, adapter) -> float:
 Scores = dict[str, dict[str, dict[str, np.ndarray]]]  # {domain: {score: {"id": scores, "ood": scores}}}
 
 
-def domain_statistics(scores: dict[str, dict[str, np.ndarray]], id_key: str, ood_key: str, sample: Sample
-                      ) -> dict[str, np.ndarray]:
-    """{"SCORE METRIC": [rows]}: a domain's detection metrics on a sample of its ID and OOD images."""
+def domain_statistics(scores: dict[str, dict[str, np.ndarray]], id_key: str, ood_key: str, sample: Sample,
+                      ranked: dict[str, ood_scores.RankedScores] | None = None) -> dict[str, np.ndarray]:
+    """{"SCORE METRIC": [rows]}: a domain's detection metrics on a sample of its ID and OOD images (`ranked`: its
+    scores already ranked, as `ood_statistic` keeps them for every resample)."""
     out = {}
     for score, parts in scores.items():
         id_w = sample.weights(id_key, len(parts["id"]))
         ood_w = sample.weights(ood_key, len(parts["ood"]))
-        metrics = ood_scores.weighted_metrics(parts["id"], parts["ood"], id_w, ood_w)
-        out |= {f"{score} {m}": v for m, v in metrics.items()}
+        found = ranked[score] if ranked else ood_scores.RankedScores(parts["id"], parts["ood"])
+        out |= {f"{score} {m}": v for m, v in found.metrics(id_w, ood_w).items()}
     return out
 
 
 def ood_statistic(scores: Scores, shared: bool):
-    """The OOD table's mean row as a function of a sample (one model's per-domain scores)."""
-    return lambda sample: domain_mean(domain_statistics(s, f"ood-id:{d}", f"ood-ood:{SHARED if shared else d}", sample)
-                                      for d, s in scores.items())
+    """The OOD table's mean row as a function of a sample (one model's per-domain scores, ranked once)."""
+    ranked = {d: {score: ood_scores.RankedScores(p["id"], p["ood"]) for score, p in s.items()}
+              for d, s in scores.items()}
+    return lambda sample: domain_mean(domain_statistics(s, f"ood-id:{d}", f"ood-ood:{SHARED if shared else d}",
+                                                        sample, ranked[d]) for d, s in scores.items())
 
 
 def _nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:

@@ -1,4 +1,4 @@
-"""What a task of the table (`clap.evaluation.tasks`) hands back to `clap.evaluate`."""
+"""What a task of the table (`clap.evaluation.pipeline.tasks`) hands back to `clap.evaluate`."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ measure the number the table prints.
   model trained with several seeds; its members are evaluated one by one and reported as mean and
   standard deviation (ddof 1) over seeds.
 - Differences: each task hands over, per model, the function that computes its table's mean row from a
-  `clap.evaluation.resample.Sample` (per-domain values, then the unweighted mean over domains). On every
+  `clap.evaluation.statistics.resample.Sample` (per-domain values, then the unweighted mean over domains). On every
   bootstrap resample (images within each domain and class, the same for every model; noise draws)
   each member's statistic is recomputed, a seed group averages the values of seeds drawn with
   replacement (two-level bootstrap, with the seed level's small-sample correction of `seed_scale`),
@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import norm as normal
 from scipy.stats import t as student_t
 
-from clap.evaluation.resample import OBSERVED, Resamples, Sample
+from clap.evaluation.statistics.resample import OBSERVED, Resamples, Sample
 
 SEED_MEMBER = re.compile(r"^(?P<name>.+)#(?P<k>\d+)$")
 LEVEL = 0.95

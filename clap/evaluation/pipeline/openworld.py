@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from clap.errors import ClapError
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
-    from clap.evaluation.tasks import EvalOptions
+    from clap.evaluation.inputs.setup import EvalSetup
+    from clap.evaluation.pipeline.tasks import EvalOptions
 
 
 def is_world(classes: list[str]) -> bool:
@@ -22,7 +22,7 @@ def is_world(classes: list[str]) -> bool:
 
 def ood_sets(setup: EvalSetup, options: EvalOptions) -> tuple[dict, dict, list[str]]:
     """(ID features per domain, OOD features per domain or one shared set, ID classes)."""
-    from clap.evaluation.ood import held_out_split
+    from clap.evaluation.protocols.ood import held_out_split
 
     classes = setup.dataset.classes
     if options.ood:
@@ -57,7 +57,7 @@ def check_ood_folder(setup: EvalSetup, folder: str) -> None:
 
 def _ood_folder_features(setup: EvalSetup, options: EvalOptions):
     from clap.data.domains import scan_image_folder
-    from clap.evaluation.features import domain_features
+    from clap.evaluation.inputs.features import domain_features
 
     dataset = scan_image_folder(options.ood, "ood")
     return domain_features(setup.backbone, dataset, options.cache, progress=options.progress)["ood"].features
@@ -66,7 +66,7 @@ def _ood_folder_features(setup: EvalSetup, options: EvalOptions):
 def merge_groups(options: EvalOptions, id_classes: list[str]) -> tuple[tuple[str, ...], ...] | None:
     if not options.merge:
         return None
-    from clap.evaluation.openness import check_groups, read_groups
+    from clap.evaluation.protocols.openness import check_groups, read_groups
 
     groups = read_groups(options.merge)
     check_groups(groups, id_classes, "--merge", cover=False)
@@ -75,7 +75,7 @@ def merge_groups(options: EvalOptions, id_classes: list[str]) -> tuple[tuple[str
 
 def openness_groups(setup: EvalSetup, options: EvalOptions) -> list[list[int]]:
     """Class indices of each vocabulary: --groups, the world's families, or seeded random groups."""
-    from clap.evaluation.openness import check_groups, random_groups, read_groups
+    from clap.evaluation.protocols.openness import check_groups, random_groups, read_groups
     from clap.prompts.classes import preset_groups
 
     classes = setup.dataset.classes
@@ -98,7 +98,7 @@ def repe_captions(options: EvalOptions) -> list[str] | None:
         raise ClapError("`repe` needs a caption corpus: `captions` (a file with one caption per line, or a "
                         "captions.jsonl)")
     if isinstance(options.captions, (str, Path)):
-        from clap.evaluation.repe import read_captions
+        from clap.evaluation.protocols.repe import read_captions
 
         return read_captions(options.captions)
     return list(options.captions)

@@ -3,41 +3,36 @@ a trained mask decoder.
 
 Every scene's MaskCLIP dense features (`Backbone.encode_image_dense`, the scene enlarged `dense_scale` times first)
 are computed once; each model (CLIP, CLIP + an adapter) scores every location with the image-level OOD scores of
-`clap.evaluation.ood.Scorer` against the scene set's ID labels, the background included: MaxLogit (VL4AD's
+`clap.evaluation.protocols.ood.Scorer` against the scene set's ID labels, the background included: MaxLogit (VL4AD's
 -max_k cos), the max-logit prompt ensemble (over merged classes with `merge`), OODPrompts (VL4AD's outlier
 concepts), MCM and Energy. A location's anomaly score is minus its ID score, upsampled (bilinear) to the label map.
 Given a mask decoder (`clap.adapter.mask_decoder`, trained by `clap train` on in-distribution scenes), VL4AD's own
 u = -max_k sum_i s_i c_ik is added (`DecoderScores`), with each adapter applied to the decoder's query embeddings
 and to the class text features.
-Metrics (`clap.evaluation.pixel_metrics`) per domain (image type) and their unweighted mean; each adapter's
+Metrics (`clap.evaluation.protocols.pixel_metrics`) per domain (image type) and their unweighted mean; each adapter's
 difference to CLIP has a 95% interval from scenes drawn with replacement within each domain, paired across models
-(and training seeds drawn for a seed group, as `clap.evaluation.stats` does for every protocol).
+(and training seeds drawn for a seed group, as `clap.evaluation.statistics.stats` does for every protocol).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from clap.data.scenes import SceneSet, read_scenes
+from clap.data.scenes import SceneSet
 from clap.errors import ClapError
 from clap.options import SCALE
 from clap.adapter.mask_decoder import MaskDecoder, pixel_class_scores
-from clap.evaluation import ood_scores
-from clap.evaluation.ood import OODOptions, Scorer
-from clap.evaluation.pixel_metrics import SceneScores
-from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
-from clap.evaluation.stats import TaskMeasure
-
-if TYPE_CHECKING:
-    from clap.evaluation.task_output import TaskOutput
-    from clap.evaluation.tasks import EvalOptions
+from clap.evaluation.protocols import ood_scores
+from clap.evaluation.protocols.ood import OODOptions, Scorer
+from clap.evaluation.protocols.pixel_metrics import SceneScores
+from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, domain_mean
+from clap.evaluation.statistics.stats import TaskMeasure
 
 TASK = "anomaly"
 FIGURE = "anomaly_maps.png"
@@ -58,7 +53,7 @@ class AnomalyOptions:
     def __post_init__(self) -> None:
         SCALE.check("dense_scale", self.dense_scale)
         if self.pc_templates is not None:
-            from clap.evaluation.zeroshot import read_templates
+            from clap.evaluation.protocols.zeroshot import read_templates
 
             object.__setattr__(self, "pc_templates", tuple(read_templates(self.pc_templates, "pc_templates: ")))
 
@@ -205,7 +200,7 @@ def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: fl
         inputs = scene_inputs(backbone, pixels, label, scale, scales)
         for model, makers in scorers.items():
             for name, m in (item for make in makers for item in make(inputs).items()):
-                collected[model].setdefault(domain, {}).setdefault(name, SceneScores([], [])).add(
+                collected[model].setdefault(domain, {}).setdefault(name, SceneScores()).add(
                     m, label, scenes.anomaly, scenes.void)
                 if i in shown and name in (heat, HEAT_SCORE) and (name == heat or i not in examples["maps"][model]):
                     examples["maps"][model][i] = m
@@ -304,7 +299,7 @@ def anomalous_scenes(scenes: SceneSet) -> list[int]:
 
 
 def check_groups_known(groups, classes: Sequence[str]) -> None:
-    from clap.evaluation.openness import check_groups
+    from clap.evaluation.protocols.openness import check_groups
 
     if groups:
         check_groups(groups, classes, "--merge", cover=False)
@@ -312,7 +307,7 @@ def check_groups_known(groups, classes: Sequence[str]) -> None:
 
 def merge_groups(merge: str | None, classes: Sequence[str]) -> tuple[tuple[str, ...], ...] | None:
     """--merge: a JSON of class groups, or "families" (the world's 8 shape families, less classes the scenes lack)."""
-    from clap.evaluation.openness import read_groups
+    from clap.evaluation.protocols.openness import read_groups
     from clap.prompts.classes import preset_groups
 
     if not merge:
@@ -326,121 +321,3 @@ def merge_groups(merge: str | None, classes: Sequence[str]) -> tuple[tuple[str, 
     groups = [g for g in groups if g]
     check_groups_known(groups, classes)
     return tuple(tuple(g) for g in groups)
-
-
-def plot_anomaly(examples: dict, path: Path) -> Path:
-    """A row per shown scene: the image, its ground truth (anomaly white, void grey) and each model's heat map."""
-    from clap.evaluation.plots import _pyplot, _save
-
-    plt = _pyplot()
-    models, scenes = list(examples["maps"]), sorted(examples["scenes"])
-    fig, axes = plt.subplots(len(scenes), 2 + len(models), figsize=(2.2 * (2 + len(models)), 2.2 * len(scenes)),
-                             squeeze=False)
-    for row, i in zip(axes, scenes):
-        image, truth = examples["scenes"][i]
-        for ax, (title, picture, cmap) in zip(row, [("scene", image, None), ("anomaly (truth)", truth, "gray")]
-                                              + [(f"{m}: {examples['heat']}", examples["maps"][m][i], "inferno")
-                                                 for m in models]):
-            ax.imshow(picture, cmap=cmap)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    return _save(fig, path)
-
-
-LEVELS = ("training seeds of a seed group, with replacement",
-          "scenes within each domain (image type), the same for every model")
-
-
-@dataclass
-class SceneSetup:
-    """What the anomaly task scores: the scenes, the backbone, CLIP and each adapter's model (their files), and the
-    mask decoders each model owns ({model: [decoder folders]}, loaded in `decoders`)."""
-
-    scenes: SceneSet
-    backbone: object
-    models: dict
-    files: dict
-    owners: dict[str, list[str]]
-    decoders: dict[str, MaskDecoder]
-    negation: dict = field(default_factory=dict)
-
-    def describe(self) -> dict:
-        from clap.evaluation.runner import describe_models
-
-        by_domain = self.scenes.by_domain()
-        return {"dataset": {"root": str(self.scenes.root), "domains": list(by_domain), "classes": self.scenes.classes,
-                            "scenes": {d: len(i) for d, i in by_domain.items()}},
-                **describe_models(self.backbone, self.models, self.files, self.negation)}
-
-
-def build_scene_setup(scenes: str | Path | SceneSet, adapters: Sequence, backbone, options) -> SceneSetup:
-    """Read the scenes (or take a `SceneSet` already read), load the backbone (a `Backbone`, or `load_backbone`
-    keywords on `options.device`), CLIP and each adapter's model, and the mask decoders (`options.decoder`), each
-    to the model whose features it was trained on."""
-    from clap.evaluation.runner import load_backbone_for, load_models
-
-    scene_set = scenes if isinstance(scenes, SceneSet) else read_scenes(scenes)
-    model = load_backbone_for(backbone, options.device, options.precision)
-    models, files, negation = load_models(model, adapters)
-    if negation:
-        raise ClapError(f"{', '.join(negation)}: CLIPN (negation) adapters score whole images (the ood task); "
-                        "pixel-wise anomaly segmentation compares CLIP-space adapters")
-    loaded = {str(folder): load_decoder(folder, model, scene_set) for folder in options.decoder or ()}
-    return SceneSetup(scene_set, model, models, files, decoder_owners(loaded, models, files), loaded)
-
-
-def anomaly_output(setup: SceneSetup, options: EvalOptions) -> TaskOutput:
-    """The anomaly task of `clap.evaluate` (`EvalOptions`: dense_scale, merge, ood_prompts, templates, decoder)."""
-    from clap.evaluation.runner import adapter_file_info
-    from clap.evaluation.task_output import TaskOutput
-
-    settings = AnomalyOptions(options.dense_scale, merge_groups(options.merge, setup.scenes.classes),
-                              tuple(options.ood_prompts) if options.ood_prompts else None,
-                              tuple(options.templates) if options.templates else None)
-    decoders = {name: [setup.decoders[f] for f in found] for name, found in setup.owners.items()}
-    results, per_decoder, measure, examples = run_anomaly(setup.scenes, setup.backbone, setup.models, settings,
-                                                          decoders, options.progress)
-    decoder_info = {name: [adapter_file_info(f) | {"config": setup.decoders[f].config.decoder} for f in found]
-                    for name, found in setup.owners.items()}
-    grid = setup.backbone.encode_image_dense(setup.scenes.image(0)[None], settings.dense_scale).shape[2:]
-    run = {"protocol": {"name": "VL4AD pixel-wise anomaly segmentation (anomaly pixels positive, void ignored)"},
-           "anomaly": {"dense_scale": settings.dense_scale, "dense_grid": list(grid), "merge": settings.merge,
-                       "ood_prompts": settings.ood_prompts, "pc_templates": settings.pc_templates,
-                       "decoders": decoder_info}}
-    return TaskOutput({TASK: results, "anomaly_decoders": per_decoder, "anomaly_plot": FIGURE}, {TASK: measure},
-                      {FIGURE: lambda folder: plot_anomaly(examples, Path(folder) / FIGURE)}, run, LEVELS)
-
-
-def decoder_owners(decoders: dict[str, MaskDecoder], models: dict, files: dict[str, dict]) -> dict[str, list[str]]:
-    """{model: [decoder folders]}: each decoder to the model whose features it was trained on (the frozen model's:
-    CLIP; an adapter's: the model of that adapter file at that alpha); one ClapError line for a decoder no model
-    given has."""
-    owners: dict[str, list[str]] = {}
-    for folder, found in decoders.items():
-        wanted = found.feature_adapter
-        matches = [name for name, m in models.items()
-                   if (m.adapter is None if wanted is None else
-                       m.adapter is not None and _same_file(files.get(name, {}).get("adapter"), wanted["path"])
-                       and abs(m.alpha - wanted["alpha"]) < 1e-9)]
-        if not matches:
-            raise ClapError(f"`decoder` {folder} was trained behind the adapter {wanted['path']} at alpha "
-                            f"{wanted['alpha']:g}; give that adapter at that alpha (`adapters`: NAME=PATH@ALPHA) to "
-                            "score it")
-        owners.setdefault(matches[0], []).append(folder)
-    return owners
-
-
-def _same_file(path: str | None, other: str) -> bool:
-    return path is not None and Path(path).expanduser().resolve() == Path(other).expanduser().resolve()
-
-
-def load_decoder(folder: str | Path, backbone, scenes: SceneSet) -> MaskDecoder:
-    """A trained mask decoder for this backbone and these scenes' labels, or one ClapError line."""
-    from clap.model import check_compatible
-
-    decoder = MaskDecoder.from_pretrained(folder)
-    check_compatible(backbone, decoder)
-    if decoder.config.classes != scenes.classes:
-        raise ClapError(f"`decoder` {folder} was trained on the labels {decoder.config.classes[:4]}..., the scenes "
-                        f"have {scenes.classes[:4]}...; train it on scenes of the same label set")
-    return decoder.eval()

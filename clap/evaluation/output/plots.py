@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clap.evaluation.ood_scores import detection_metrics
+from clap.evaluation.protocols.ood_scores import detection_metrics
 
 
 def _pyplot():
@@ -158,4 +158,21 @@ def plot_margins(margins: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     ax.set_xlabel("margin: cosine to the true class minus the best other class's (below 0: misclassified)")
     ax.set_ylabel("share of images (domains weighted equally)")
     ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def plot_anomaly(examples: dict, path: Path) -> Path:
+    """A row per shown scene: the image, its ground truth (anomaly white, void grey) and each model's heat map."""
+    plt = _pyplot()
+    models, scenes = list(examples["maps"]), sorted(examples["scenes"])
+    fig, axes = plt.subplots(len(scenes), 2 + len(models), figsize=(2.2 * (2 + len(models)), 2.2 * len(scenes)),
+                             squeeze=False)
+    for row, i in zip(axes, scenes):
+        image, truth = examples["scenes"][i]
+        for ax, (title, picture, cmap) in zip(row, [("scene", image, None), ("anomaly (truth)", truth, "gray")]
+                                              + [(f"{m}: {examples['heat']}", examples["maps"][m][i], "inferno")
+                                                 for m in models]):
+            ax.imshow(picture, cmap=cmap)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
     return _save(fig, path)

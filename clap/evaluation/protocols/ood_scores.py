@@ -84,20 +84,32 @@ def ensemble_owners(classes: Sequence[str], groups: Sequence[Sequence[str]] | No
     return [owner[c] for c in range(len(classes)) for _ in range(templates)], n_merged
 
 
+class RankedScores:
+    """ID and OOD scores ranked once (their distinct values, one-hot per image), so that the detection metrics under
+    any image weights are two sparse products, however many resamples ask."""
+
+    def __init__(self, id_scores: np.ndarray, ood_scores: np.ndarray) -> None:
+        from scipy import sparse
+
+        values, bins = np.unique(np.r_[id_scores, ood_scores], return_inverse=True)
+        n_id, last = len(id_scores), len(values) - 1
+
+        def onehot(which: np.ndarray):  # [bins, images], bins from the highest score to the lowest
+            return sparse.csr_matrix((np.ones(len(which)), (last - which, np.arange(len(which)))),
+                                     (len(values), len(which)))
+
+        self._id, self._ood = onehot(bins[:n_id]), onehot(bins[n_id:])
+
+    def metrics(self, id_weights: np.ndarray, ood_weights: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
+        """{metric: [rows]} for rows of image weights (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood])."""
+        return binned_metrics(np.asarray(self._id @ id_weights.T).T, np.asarray(self._ood @ ood_weights.T).T, tpr)
+
+
 def weighted_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_weights: np.ndarray,
                      ood_weights: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
     """AUROC, FPR95, AUPR-In and AUPR-Out (ID positive, higher score = more ID) for each row of image weights
     (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood]; ones give scikit-learn's values): {metric: [rows]}."""
-    from scipy import sparse
-
-    values, bins = np.unique(np.r_[id_scores, ood_scores], return_inverse=True)
-    n_id = len(id_scores)
-
-    def per_bin(weights: np.ndarray, which: np.ndarray) -> np.ndarray:  # [rows, bins], bins high to low
-        onehot = sparse.csr_matrix((np.ones(len(which)), (which, np.arange(len(which)))), (len(values), len(which)))
-        return np.asarray((onehot @ weights.T).T)[:, ::-1]
-
-    return binned_metrics(per_bin(id_weights, bins[:n_id]), per_bin(ood_weights, bins[n_id:]), tpr)
+    return RankedScores(id_scores, ood_scores).metrics(id_weights, ood_weights, tpr)
 
 
 def binned_metrics(pos: np.ndarray, neg: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:

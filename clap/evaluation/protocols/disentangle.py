@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from clap.data.domains import read_attributes
-from clap.evaluation.probe import probe_accuracy
-from clap.evaluation.zeroshot import accuracy
+from clap.evaluation.protocols.probe import probe_accuracy
+from clap.evaluation.protocols.zeroshot import accuracy
 from clap.model import per_model
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 FACTOR_TEMPLATES = {
     "class_name": "a photo of a {}",

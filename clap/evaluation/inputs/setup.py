@@ -2,7 +2,7 @@
 
 `build_setup` loads everything once; the protocols (`zeroshot.run_zeroshot`, `fewshot.run_fewshot`,
 `attack_eval.run_adversarial`, `disentangle.run_probe`, `tsne.run_tsne`, `alpha.run_alpha`, `ood.run_ood`,
-`openness.run_openness`) each take it and return their rows; `clap.evaluation.tasks` holds the task table.
+`openness.run_openness`) each take it and return their rows; `clap.evaluation.pipeline.tasks` holds the task table.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from clap.adapter.disentangler import Disentangler
 from clap.backbones.base import Backbone
 from clap.data.domains import DomainDataset, scan_domain_dataset
 from clap.errors import ClapError
-from clap.evaluation.features import DomainFeatures, domain_features
-from clap.evaluation.fewshot import few_shot_scoring
-from clap.evaluation.stats import member_name
+from clap.evaluation.inputs.features import DomainFeatures, domain_features
+from clap.evaluation.statistics.stats import member_name
 from clap.model import CLAPModel, check_compatible
 from clap.options import ALPHA
 
@@ -212,11 +211,3 @@ def training_data(folder: Path) -> dict | None:
         return json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8")).get("training_data")
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def protocol_info(protocol: str) -> dict[str, str]:
-    """The report's record of how few-shot probes are scored and what the attacks perturb."""
-    return {"name": protocol, "fewshot_scoring": few_shot_scoring(protocol),
-            "attack_inputs": ("normalised tensors clamped to [0, 1], cross-entropy on unscaled cosines, CW confidence "
-                              "50, clean row clamped too (the authors' normalised-tensor threat model)"
-                              if protocol == "paper" else "pixels in [0, 1]")}

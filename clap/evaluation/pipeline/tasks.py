@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.evaluation.task_output import TaskOutput
+from clap.evaluation.pipeline.task_output import TaskOutput
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
                           Kind, check_fields, option)
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 
 class Epsilon(Kind):
     """An attack budget in pixel units: 8/255 or 0.031, in (0, 1]."""
 
     def convert(self, value) -> float:
-        from clap.evaluation.adversarial import parse_eps
+        from clap.evaluation.protocols.adversarial import parse_eps
 
         return parse_eps(value if isinstance(value, str) else repr(value))
 
@@ -44,7 +44,8 @@ class EvalOptions:
 
     shots: Sequence[int] = option((1, 4, 8, 16, 32), Count(), "few-shot probes: images per class (counts a class "
                                   "cannot supply are skipped)", many=True)
-    seeds: Sequence[int] = option((0, 1, 2), SEED, "few-shot probes: one draw of shots per seed", many=True)
+    seeds: Sequence[int] = option((0, 1, 2), SEED, "few-shot probes and the attacked 1-shot probe: one draw of shots "
+                                "per seed", many=True)
     attack_images: int = option(100, Count(0), "images per domain attacked (0 = all)")
     autoattack: bool = option(False, None, "also attack with AutoAttack (standard L-inf: APGD-CE, APGD-T, FAB-T, "
                               "Square; needs torchattacks) on the same images and eps: at or below PGD-20's "
@@ -112,7 +113,7 @@ class EvalOptions:
     def __post_init__(self) -> None:
         check_fields(self, skip=("templates", "captions"))
         if self.templates is not None:
-            from clap.evaluation.zeroshot import read_templates
+            from clap.evaluation.protocols.zeroshot import read_templates
 
             self.templates = read_templates(self.templates, "`templates`: ")
         if self.captions is not None and not isinstance(self.captions, (str, Path)):
@@ -127,29 +128,29 @@ class EvalOptions:
 
 def pc_templates(options: EvalOptions) -> list[str]:
     """The templates of the PC prompt: the given ones, or "a photo of a {}"."""
-    from clap.evaluation.zeroshot import form_templates
+    from clap.evaluation.protocols.zeroshot import form_templates
 
     return form_templates(options.templates)["PC"]
 
 
 def prompt_templates(options: EvalOptions) -> dict:
     """The templates every prompt form used."""
-    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES, form_templates
+    from clap.evaluation.protocols.zeroshot import ENSEMBLE_TEMPLATES, form_templates
 
     return {**form_templates(options.templates), "ENS/MAX": list(ENSEMBLE_TEMPLATES)}
 
 
 def noise_info() -> dict:
     from clap import defaults
-    from clap.evaluation.zeroshot import NOISE_SEED
+    from clap.evaluation.protocols.zeroshot import NOISE_SEED
 
     return {"draws": defaults.NOISE_DRAWS, "tokens": defaults.NOISE_TOKENS, "std": defaults.NOISE_STD,
             "seed": NOISE_SEED}
 
 
 def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.stats import with_treatment
-    from clap.evaluation.zeroshot import run_zeroshot
+    from clap.evaluation.statistics.stats import with_treatment
+    from clap.evaluation.protocols.zeroshot import run_zeroshot
 
     rows, measure = run_zeroshot(setup, noise_form=options.noise_form, pc_templates=options.templates)
     results = {"zeroshot": rows, "zeroshot_noise": {"form": options.noise_form, **noise_info()},
@@ -162,41 +163,41 @@ def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> 
 
 
 def fewshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.fewshot import run_fewshot
+    from clap.evaluation.protocols.fewshot import run_fewshot
 
     rows, measure = run_fewshot(setup, options.shots, options.seeds, options.protocol)
     return TaskOutput({"fewshot": rows}, {"fewshot": measure})
 
 
 def adversarial_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.adversarial import ATTACKS, AUTOATTACK
-    from clap.evaluation.attack_eval import run_adversarial
-    from clap.evaluation.plots import plot_eps_sweep
+    from clap.evaluation.protocols.adversarial import ATTACKS, AUTOATTACK
+    from clap.evaluation.protocols.attack_eval import run_adversarial
+    from clap.evaluation.output.plots import plot_eps_sweep
 
     attacks = (*ATTACKS, AUTOATTACK) if options.autoattack else ATTACKS
     rows, measure = run_adversarial(setup, attacks, sorted(set(options.eps)), options.protocol,
-                                    options.attack_images or None, options.seed)
+                                    options.attack_images or None, options.seed, options.seeds)
     name = "adversarial_eps.png"
     return TaskOutput({"adversarial": rows, "adversarial_plot": name, "attacked_images": measure.images},
                       {"adversarial": measure}, {name: lambda folder: plot_eps_sweep(rows, folder / name)})
 
 
 def probe_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.disentangle import run_probe
+    from clap.evaluation.protocols.disentangle import run_probe
 
     return TaskOutput({"probe": run_probe(setup, options.seed)})
 
 
 def tsne_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.tsne import tsne_figures
+    from clap.evaluation.protocols.tsne import tsne_figures
 
     figures = tsne_figures(setup, options.seed)  # {model: (file name, figure)}
     return TaskOutput({"tsne": {model: name for model, (name, _) in figures.items()}}, figures=dict(figures.values()))
 
 
 def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.alpha import run_alpha
-    from clap.evaluation.plots import plot_alpha
+    from clap.evaluation.protocols.alpha import run_alpha
+    from clap.evaluation.output.plots import plot_alpha
 
     sweep = run_alpha(setup, options.alphas)
     if not sweep:
@@ -208,10 +209,10 @@ def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> Tas
 
 
 def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.ood import CLIPN_TEMPLATES, OODOptions, clipn_temperature, named_in_training, run_ood
-    from clap.evaluation.openworld import merge_groups, ood_sets
-    from clap.evaluation.plots import plot_ood
-    from clap.evaluation.zeroshot import ENSEMBLE_TEMPLATES
+    from clap.evaluation.protocols.ood import CLIPN_TEMPLATES, OODOptions, clipn_temperature, named_in_training, run_ood
+    from clap.evaluation.pipeline.openworld import merge_groups, ood_sets
+    from clap.evaluation.output.plots import plot_ood
+    from clap.evaluation.protocols.zeroshot import ENSEMBLE_TEMPLATES
 
     id_sets, oods, id_classes = ood_sets(setup, options)
     pc = pc_templates(options)
@@ -236,10 +237,10 @@ def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskO
 
 
 def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.openness import run_openness, scored_models
-    from clap.evaluation.openness_analysis import run_analysis
-    from clap.evaluation.openworld import openness_groups
-    from clap.evaluation.plots import plot_margins, plot_openness
+    from clap.evaluation.protocols.openness import run_openness, scored_models
+    from clap.evaluation.protocols.openness_analysis import run_analysis
+    from clap.evaluation.pipeline.openworld import openness_groups
+    from clap.evaluation.output.plots import plot_margins, plot_openness
 
     groups = openness_groups(setup, options)
     scored = scored_models(setup, repe, options.templates)
@@ -256,13 +257,13 @@ def openness_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> 
 
 
 def anomaly_task(setup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.anomaly import anomaly_output
+    from clap.evaluation.pipeline.scene_setup import anomaly_output
 
     return anomaly_output(setup, options)
 
 
 # The task table; `CLOSED_SET` is what `all` runs, in this order; the open-world tasks are asked for by name.
-# `SCENE_TASKS` run on a scene folder with label maps (`clap.evaluation.anomaly.SceneSetup`), alone.
+# `SCENE_TASKS` run on a scene folder with label maps (`clap.evaluation.pipeline.scene_setup.SceneSetup`), alone.
 TASKS: dict[str, Callable[..., TaskOutput]] = {
     "zeroshot": zeroshot_task, "fewshot": fewshot_task, "adversarial": adversarial_task, "probe": probe_task,
     "tsne": tsne_task, "alpha": alpha_task, "ood": ood_task, "openness": openness_task, "anomaly": anomaly_task}
@@ -272,8 +273,8 @@ CLOSED_SET = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha")
 
 def repe_options(setup: EvalSetup, options: EvalOptions) -> dict | None:
     """With REPE on, each model's caption corpus encoded once for every task: {model: `Repe`}."""
-    from clap.evaluation.openworld import repe_captions
-    from clap.evaluation.repe import Repe
+    from clap.evaluation.pipeline.openworld import repe_captions
+    from clap.evaluation.protocols.repe import Repe
 
     captions = repe_captions(options)
     if captions is None:

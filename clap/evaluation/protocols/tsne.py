@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from sklearn.manifold import TSNE
 
-from clap.evaluation.stats import SEED_MEMBER
+from clap.evaluation.statistics.stats import SEED_MEMBER
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 
 def embed_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:

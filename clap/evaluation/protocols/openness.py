@@ -23,9 +23,9 @@ import torch
 
 from clap.defaults import OPENNESS_ORDERS
 from clap.errors import ClapError
-from clap.evaluation.resample import OBSERVED, Sample, as_row, domain_mean
-from clap.evaluation.stats import TaskMeasure, with_treatment
-from clap.evaluation.zeroshot import class_scores
+from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, domain_mean
+from clap.evaluation.statistics.stats import TaskMeasure, with_treatment
+from clap.evaluation.protocols.zeroshot import class_scores
 
 
 
@@ -160,7 +160,7 @@ def scored_models(setup, repe: dict | None = None, pc_templates: Sequence[str] |
                   ) -> dict[str, ScoredModel]:
     """{model: ({domain: adapted image features}, {"plain" and, given `repe` ({model: `Repe`}), "repe": the "a photo
     of a [class]" class weights})}: what the openness protocol and its analysis both score, computed once."""
-    from clap.evaluation.zeroshot import classifiers
+    from clap.evaluation.protocols.zeroshot import classifiers
 
     out = {}
     for name, model in setup.models.items():

@@ -5,9 +5,9 @@ over training seeds and images) from the interval alone: it reproduces when the 
 the claimed side of 0, does not when it lies on the other side, and cannot be told when it contains 0
 (the point estimate's sign decides nothing). Judged at 95% each, a family of claims shows false verdicts by
 chance: a second column applies Holm's step-down correction over the report's testable claims (bootstrap
-p-values, `clap.evaluation.stats.bootstrap_p`) and says which verdicts survive it. A comparison with a degenerate
-side is "not testable", never a verdict: a model that chose alpha 0 on every seed is the frozen model, and two
-accuracies both at 0% (or 100%) tell nothing. The t-SNE claim has no per-image statistic;
+p-values, `clap.evaluation.statistics.stats.bootstrap_p`) and says which verdicts survive it. A comparison with a
+degenerate side is "not testable", never a verdict: a model that chose alpha 0 on every seed is the frozen model,
+and two accuracies both at 0% (or 100%) tell nothing. The t-SNE claim has no per-image statistic;
 it is read off the class variance share of each adapter seed against CLIP's.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from clap.errors import ClapError
-from clap.evaluation.report import signed_points
-from clap.evaluation.stats import direction, holm
+from clap.evaluation.output.report import signed_points
+from clap.evaluation.statistics.stats import direction, holm
 
 PAPER_EPS = "8/255"
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from clap.defaults import ADVERSARIAL_CLASSES, ADVERSARIAL_RULES
-from clap.evaluation.resample import OBSERVED, Sample, as_row, per_domain, weighted_mean
-from clap.evaluation.stats import TaskMeasure
+from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, per_domain, weighted_mean
+from clap.evaluation.statistics.stats import TaskMeasure
 
 STATISTICS = ("margin_median", "alignment", "uniformity", "target_acc", "adversarial_acc", "adversarial_drop")
 
@@ -138,7 +138,7 @@ def run_analysis(setup, groups: Sequence[Sequence[int]], repe: dict | None = Non
     (and "openness_analysis_repe" with REPE-enhanced class features given `repe`), the statistics of the
     plain run, and {model: {domain: margins}} for the plot. `scored` (`openness.scored_models`) saves computing
     the features and weights."""
-    from clap.evaluation.openness import scored_models
+    from clap.evaluation.protocols.openness import scored_models
 
     classes = setup.dataset.classes
     labels = {d: data.labels for d, data in setup.raw.items()}

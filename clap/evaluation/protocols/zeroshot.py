@@ -20,6 +20,7 @@ scored by its best template, as in VL4AD). With REPE every class feature is enha
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -28,13 +29,13 @@ import torch
 from torch.nn import functional as F
 
 from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
-from clap.evaluation.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
+from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
 from clap.errors import ClapError
-from clap.evaluation.stats import TaskMeasure
+from clap.evaluation.statistics.stats import TaskMeasure
 from clap.model import check_templates, template_problem
 
 if TYPE_CHECKING:
-    from clap.evaluation.runner import EvalSetup
+    from clap.evaluation.inputs.setup import EvalSetup
 
 PROMPT_FORMS = {"C": "{}", "PC": "a photo of a {}", "CP": "a {} in a photo"}
 ENSEMBLE_TEMPLATES = ("a photo of a {}", "a picture of a {}", "an image of a {}", "a drawing of a {}",
@@ -79,24 +80,37 @@ def accuracy(image_features: torch.Tensor, class_weights: torch.Tensor, labels: 
     return float(correct(image_features, class_weights, labels).mean())
 
 
+_RAW_NOISE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # {backbone: {arguments: raw features}}
+
+
+@torch.no_grad()
+def raw_noise_features(backbone, classnames: Sequence[str], draws: int = NOISE_DRAWS, form: str = "shared",
+                       seed: int = NOISE_SEED) -> torch.Tensor:
+    """The frozen encoder's features [draws, C, D] of the "[noise][class]" prompts, before any adapter: the same for
+    every adapter and alpha, so computed once per backbone and arguments (kept while the backbone lives)."""
+    if form not in NOISE_FORMS:
+        raise ValueError(f"unknown noise form '{form}'; use {' or '.join(NOISE_FORMS)}")
+    key, memo = (tuple(classnames), draws, form, seed), _RAW_NOISE.setdefault(backbone, {})
+    if key not in memo:
+        generator, names, out = torch.Generator().manual_seed(seed), list(classnames), []
+        for _ in range(draws):
+            if form == "shared":
+                context = torch.randn(NOISE_TOKENS, backbone.token_width, generator=generator) * NOISE_STD
+                out.append(backbone.encode_text_with_prompt(names, context))
+            else:
+                out.append(backbone.encode_text_with_noise(names, NOISE_TOKENS, NOISE_STD, "front", generator))
+        memo[key] = torch.stack(out)
+    return memo[key]
+
+
 @torch.no_grad()
 def noise_classifiers(model, classnames: Sequence[str], draws: int = NOISE_DRAWS, form: str = "shared",
                       seed: int = NOISE_SEED) -> torch.Tensor:
     """Class weights [draws, D, C] of "[noise][class]" prompts, one set per noise draw (seeded, so every
     model sees the same noise): one context shared by all classes ("shared", the authors' form) or
-    noise of each class's own ("per-class")."""
-    if form not in NOISE_FORMS:
-        raise ValueError(f"unknown noise form '{form}'; use {' or '.join(NOISE_FORMS)}")
-    generator, names = torch.Generator().manual_seed(seed), list(classnames)
-    out = []
-    for _ in range(draws):
-        if form == "shared":
-            context = torch.randn(NOISE_TOKENS, model.backbone.token_width, generator=generator) * NOISE_STD
-            feats = model.adapt(model.backbone.encode_text_with_prompt(names, context), normalize=True)
-        else:
-            feats = model.encode_text_with_noise(names, NOISE_TOKENS, NOISE_STD, "front", generator, normalize=True)
-        out.append(feats.T)
-    return torch.stack(out).contiguous()
+    noise of each class's own ("per-class"); the model's adapter applied to `raw_noise_features`."""
+    raw = raw_noise_features(model.backbone, classnames, draws, form, seed)
+    return torch.stack([model.adapt(feats, normalize=True).T for feats in raw]).contiguous()
 
 
 def form_templates(pc_templates: Sequence[str] | None = None) -> dict[str, list[str]]:
@@ -108,7 +122,7 @@ def classifiers(model, classnames: Sequence[str], forms: Sequence[str] = ALL_FOR
                 noise_form: str = "shared", pc_templates: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """Zero-shot class weights of each prompt form: [D, C]; [T, D, C] for the max-logit ensemble (MAX), whose
     classes take their best template, and for NC, one [D, C] per noise draw; `pc_templates` replace PC's
-    "a photo of a {}" (several: the mean of their features); with `repe` (a `clap.evaluation.repe.Repe`)
+    "a photo of a {}" (several: the mean of their features); with `repe` (a `clap.evaluation.protocols.repe.Repe`)
     each class feature is REPE-enhanced."""
     templates = form_templates(pc_templates)
     out = {f: model.zero_shot_classifier(classnames, templates[f]) for f in forms if f in PROMPT_FORMS}

@@ -73,7 +73,7 @@ def report_rows(path: Path) -> list[dict]:
 
 def _templates(results: dict) -> str | None:
     """The PC templates the report's zero-shot scores used, one cell (a `--templates` run's rows differ here)."""
-    from clap.evaluation.report import pc_templates_used
+    from clap.evaluation.output.report import pc_templates_used
 
     used = {t for templates in pc_templates_used(results).values() for t in templates}
     return "; ".join(sorted(used)) or None

@@ -1,0 +1,1 @@
+"""What a run hands to people: Markdown and JSON reports, plots, the claims table and merged tables."""

@@ -1,0 +1,1 @@
+"""The evaluation protocols, one module each, each with its `run_*(setup, ...)` entry."""
