@@ -58,10 +58,28 @@ def test_readme_quotes_the_committed_demo_run():
                         for name in ("demo.md", "demo_ood.md", "claims.md"))
     flat = re.sub(r" \| \[", " [", reports)  # a table's "| +7.5 | [+5.5, +9.5] |" reads "+7.5 [+5.5, +9.5]"
     text = _demo_sections()
-    intervals = re.findall(r"[+-]\d+\.\d+(?: pt²)? \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", text)
-    spreads = re.findall(r"\d+\.\d+ ± \d+\.\d+", text)
+    prose = re.sub(r"\s+", " ", text)  # an interval wrapped over two lines is read whole
+    intervals = re.findall(r"[+-]\d+\.\d+(?: pt²)? \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", prose)
+    spreads = re.findall(r"\d+\.\d+ ± \d+\.\d+", prose)
     assert len(intervals) > 30 and len(spreads) > 30
     assert [i for i in intervals if i not in flat] == []
     assert [s for s in spreads if s not in reports] == []
     claims = (results / "claims.md").read_text(encoding="utf-8")
     assert claims[claims.index("| paper"):].strip() in text
+
+
+def test_the_demo_runs_at_the_size_asked_and_options_given_win():
+    """`clap demo` is the quick size; `--size full` the committed run's; an option given overrides either."""
+    import pytest
+
+    from clap.data_gen.world.demo import FULL, QUICK, SIZES, DemoOptions
+    from clap.errors import ClapError
+
+    quick, full = DemoOptions(), DemoOptions(size=FULL, clap_steps=10)
+    assert {name: getattr(quick, name) for name in SIZES[QUICK]} == {
+        name: list(value) if isinstance(value, tuple) else value for name, value in SIZES[QUICK].items()}
+    assert full.clap_steps == 10 and full.imaug_steps == SIZES[FULL]["imaug_steps"] and full.adapter_seeds == 3
+    assert all(SIZES[QUICK][name] <= SIZES[FULL][name] for name in SIZES[QUICK] if name not in ("eps", "image_types"))
+    assert set(SIZES[QUICK]["image_types"]) < set(SIZES[FULL]["image_types"])
+    with pytest.raises(ClapError, match="size"):
+        DemoOptions(size="huge")

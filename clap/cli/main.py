@@ -22,12 +22,20 @@ OS_HINTS = {errno.ENOSPC: "free some space or write elsewhere", errno.EROFS: "wr
             errno.EACCES: "check the permissions", errno.EDQUOT: "free some space or write elsewhere"}
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, unless it has none (None: the option is off, or its help says where its
+    value comes from)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors: what is wrong and where to look, not the whole usage; --help shows
     every option's default (the subcommands' parsers are of this class too)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:

@@ -17,37 +17,68 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from clap.evaluation.tasks import EPSILON
-from clap.options import PATH, SEED, Count, check_fields, option
+from clap.data_gen.world.styles import IMAGE_TYPES
+from clap.evaluation.pipeline.tasks import EPSILON
+from clap.options import PATH, SEED, Choice, Count, check_fields, option
 from clap.training.parallel import Run, available_cores, train_runs
+
+
+QUICK, FULL = "quick", "full"
+# The sizes of the two runs (`size`): quick, `make demo`'s default, fits in minutes on 2 cores; full is the sizes
+# of the earlier committed runs (about an hour): more image types, seeds, steps, images and attacks, the same method.
+# The quick run's four image types are DomainNet's four most used domains (real, sketch, painting, clipart).
+SIZES = {
+    QUICK: {"image_types": ("photograph", "sketch", "painting", "clipart"), "adapter_seeds": 2, "images_per_class": 6,
+            "val_images_per_class": 2, "imaug_prompts_per_class": 60, "clap_steps": 500, "imaug_steps": 150,
+            "caption_images_per_class": 16, "clipn_steps": 150, "attack_images": 4, "eps": (1 / 255, 8 / 255)},
+    FULL: {"image_types": tuple(IMAGE_TYPES), "adapter_seeds": 3, "images_per_class": 10, "val_images_per_class": 2,
+           "imaug_prompts_per_class": 480, "clap_steps": 3000, "imaug_steps": 1500, "caption_images_per_class": 16,
+           "clipn_steps": 300, "attack_images": 8, "eps": (1 / 255, 4 / 255, 8 / 255)},
+}
+
+
+def sized(name: str, kind, help: str, many: bool = False, metavar: str | None = None):
+    """An option whose default comes from the run's `size` (None until `DemoOptions` fills it); its help names both."""
+    quick, full = (SIZES[size][name] for size in (QUICK, FULL))
+    shown = (lambda v: " ".join(f"{e * 255:g}/255" if isinstance(e, float) else e for e in v)) if many else str
+    return option(None, kind, f"{help} (default: {QUICK} {shown(quick)}, {FULL} {shown(full)})", many=many,
+                  metavar=metavar)
 
 
 @dataclass
 class DemoOptions:
-    """The demo's settings (`clap demo`'s flags of the same names)."""
+    """The demo's settings (`clap demo`'s flags of the same names). The sized ones left None take the `size`'s
+    value (`SIZES`)."""
 
     out: str = option("demo_output", PATH, "folder for data, adapters, logs and the report")
+    size: str = option(QUICK, Choice(tuple(SIZES)), f"{QUICK}: minutes on 2 cores (`make demo`); {FULL}: the sizes of "
+                       "the committed run in experiments/demo (about an hour); options given override either")
     seed: int = option(2024, SEED, "seed of the renders; adapter seeds count up from it")
-    adapter_seeds: int = option(3, Count(), "training seeds per adapter (mean ± std)")
-    images_per_class: int = option(10, Count(2), "test images per class and domain")
-    val_images_per_class: int = option(2, Count(), "validation images per class and domain")
-    imaug_prompts_per_class: int = option(480, Count(1, 480), "Im.Aug's training data: one image per attribute "
-                                          "prompt of each class (the paper's 480)")
-    clap_steps: int = option(3000, Count(), "training steps of each CLAP adapter")
-    imaug_steps: int = option(1500, Count(), "training steps of each Im.Aug adapter")
-    caption_images_per_class: int = option(16, Count(), "CLIPN's image-caption pairs (of the in-distribution "
-                                           "classes)")
-    clipn_steps: int = option(300, Count(), "training steps of the CLIPN adapter")
-    attack_images: int = option(8, Count(), "images per domain attacked")
-    eps: list = option((1 / 255, 4 / 255, 8 / 255), EPSILON, "attack budgets (8/255: the paper's)", many=True)
+    image_types: list = sized("image_types", Choice(tuple(IMAGE_TYPES)), "image types of the test and validation "
+                              "renders (their domains)", many=True, metavar="TYPE")
+    adapter_seeds: int = sized("adapter_seeds", Count(), "training seeds per adapter (mean ± std)")
+    images_per_class: int = sized("images_per_class", Count(2), "test images per class and domain")
+    val_images_per_class: int = sized("val_images_per_class", Count(), "validation images per class and domain")
+    imaug_prompts_per_class: int = sized("imaug_prompts_per_class", Count(1, 480), "Im.Aug's training data: one "
+                                         "image per attribute prompt of each class (the paper's 480)")
+    clap_steps: int = sized("clap_steps", Count(), "training steps of each CLAP adapter")
+    imaug_steps: int = sized("imaug_steps", Count(), "training steps of each Im.Aug adapter")
+    caption_images_per_class: int = sized("caption_images_per_class", Count(), "CLIPN's image-caption pairs (of the "
+                                          "in-distribution classes)")
+    clipn_steps: int = sized("clipn_steps", Count(), "training steps of the CLIPN adapter")
+    attack_images: int = sized("attack_images", Count(), "images per domain attacked")
+    eps: list = sized("eps", EPSILON, "attack budgets (8/255: the paper's)", many=True)
     jobs: int = option(available_cores(), Count(), "training runs side by side, one thread each (default: every "
                        "core; same result for any)")
     progress: bool = option(True, None, "progress bars (the command line's --no-progress)", flag=False)
 
     def __post_init__(self) -> None:
+        for name, value in SIZES.get(self.size, {}).items():  # an unknown size: check_fields names it
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         check_fields(self)
 
 
@@ -115,10 +146,12 @@ def render(options: DemoOptions, progress: bool) -> None:
     from clap.fileio import write_text_atomic
     from clap.prompts.classes import world_open_set
 
-    data, open_set = Path(options.out) / "data", WorldSpec(classes=tuple(world_open_set()))
-    render_world(data / "test", "domains", options.images_per_class, options.seed, progress=progress)
-    render_world(data / "val", "domains", options.val_images_per_class, options.seed + 2, progress=progress)
-    render_world(data / "val_open_set", "domains", options.val_images_per_class, options.seed + 2, open_set, progress)
+    data, types = Path(options.out) / "data", tuple(options.image_types)
+    domains, open_set = WorldSpec(image_types=types), WorldSpec(classes=tuple(world_open_set()))
+    render_world(data / "test", "domains", options.images_per_class, options.seed, domains, progress)
+    render_world(data / "val", "domains", options.val_images_per_class, options.seed + 2, domains, progress)
+    render_world(data / "val_open_set", "domains", options.val_images_per_class, options.seed + 2,
+                 replace(open_set, image_types=types), progress)
     render_world(data / "imaug", "prompts", options.imaug_prompts_per_class, options.seed + 1, progress=progress)
     render_world(data / "captions", "captions", options.caption_images_per_class, options.seed + 3, open_set, progress)
     write_text_atomic(data / OPEN_SET_CLASSES, "\n".join(open_set.classes) + "\n")
@@ -126,7 +159,7 @@ def render(options: DemoOptions, progress: bool) -> None:
 
 def choose_alphas(trained: dict[str, list[Path]], data: Path, progress: bool) -> None:
     """Every CLAP and Im.Aug adapter's alpha on the validation render (the open-set adapters' on its ID classes)."""
-    from clap.evaluation.alpha import select_alpha
+    from clap.evaluation.protocols.alpha import select_alpha
 
     closed = [str(p) for name, paths in trained.items() if name != OPEN_SET_MODEL for p in paths]
     chosen = select_alpha(closed, data / "val", progress=progress)
@@ -138,30 +171,32 @@ def evaluate_all(options: DemoOptions, trained: dict[str, list[Path]], clipn: Pa
     """The closed-set and openness report ("demo": CLIP, Im.Aug, CLAP) and the OOD report ("demo_ood": CLIP,
     CLAP trained on the ID classes, CLIPN on their captions; REPE off, its corpus names every class)."""
     from clap.data_gen.world.export import world_captions
-    from clap.evaluation.evaluate import evaluate
-    from clap.evaluation.runner import AdapterSpec
-    from clap.evaluation.tasks import CLOSED_SET
+    from clap.evaluation.pipeline.evaluate import evaluate
+    from clap.evaluation.inputs.setup import AdapterSpec
+    from clap.evaluation.pipeline.tasks import CLOSED_SET
 
     specs = {name: [AdapterSpec(name, str(path), "auto") for path in paths] for name, paths in trained.items()}
     shots = [k for k in (1, 4) if k < options.images_per_class]  # 8+ shots of 32 classes: minutes of CV fits
-    test = Path(options.out) / "data" / "test"
+    test, cache = Path(options.out) / "data" / "test", str(Path(options.out) / "feature_cache")  # encoded once
     report = evaluate(test, adapters=[*specs["CLAP"], *specs["Im.Aug"]], tasks=(*CLOSED_SET, "openness"),
                       name="demo", shots=shots, seed=options.seed, attack_images=options.attack_images, eps=options.eps,
                       alphas=[0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0], repe=True, captions=world_captions(test),
-                      progress=progress)
+                      cache=cache, progress=progress)
     ood = evaluate(test, adapters=[*specs[OPEN_SET_MODEL], AdapterSpec("CLIPN", str(clipn))], tasks=("ood",),
-                   name="demo_ood", seed=options.seed, progress=progress)
+                   name="demo_ood", seed=options.seed, cache=cache, progress=progress)
     return report, ood
 
 
 def run_demo(options: DemoOptions) -> tuple:
     """Render, train, choose alpha, evaluate; prints each stage and the tables; writes the reports (demo, demo_ood)
     and claims.md into `options.out`/report. Returns the two `Report`s and the claims table."""
-    from clap.evaluation.claims import claims_table
-    from clap.evaluation.report import report_paths
+    from clap.evaluation.output.claims import claims_table
+    from clap.evaluation.output.report import report_paths
     from clap.fileio import write_text_atomic
 
     out, progress, stages = Path(options.out), options.progress, Stages(6)
+    print(f"the {options.size} demo" + (" (`clap demo --size full` runs the committed run's sizes, about an hour)"
+                                        if options.size == QUICK else ""))
     stages.next("render", "rendering the world: test and validation domains (style-balanced), Im.Aug training "
                 "images, image-caption pairs of the in-distribution classes for CLIPN")
     render(options, progress)
@@ -181,6 +216,7 @@ def run_demo(options: DemoOptions) -> tuple:
     if report_paths(out / "report", "demo")[0].exists():
         print(f"replacing the previous demo report in {out / 'report'}")
     report.results["stage_seconds"] = stages.times
+    report.results["demo_options"] = {k: v for k, v in asdict(options).items() if k not in ("out", "progress")}
     json_path, md_path = report.save(out / "report", overwrite=True)
     ood.save(out / "report", overwrite=True)
     claims = claims_table(report.to_dict())
