@@ -40,9 +40,12 @@ setup-test: $(VENV)/.installed-test
 demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/clap demo
 
+# One pytest-xdist worker per core (TEST_WORKERS=1: one process), one thread each; each test file runs on one
+# worker, so a module fixture (the shrunk demo run, a rendered report) is built once.
 test: setup-test
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest -q --durations=15
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -n $${TEST_WORKERS:-auto} --dist loadfile \
+		--durations=15
 
 # The test suite with every dependency at the floor pyproject.toml declares (its own venv).
 test-min:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -30,21 +27,6 @@ def load_script(relative: str):
 @pytest.fixture
 def experiment_script():
     return load_script
-
-
-@pytest.fixture(scope="session")
-def shrunk_reproduction(tmp_path_factory):
-    """experiments/world_paper/reproduce.py on the shrunk demo (eps 1/255 and 8/255), run once for the tests of
-    the demo and of the reproduction: its exit code, --out (the demo's folder), --results and what it printed."""
-    from tests.shrunk import SMALL
-
-    folder = tmp_path_factory.mktemp("world_paper")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = load_script("experiments/world_paper/reproduce.py").run(
-            ["--out", str(folder / "run"), "--results", str(folder / "results"), "--autoattack-images", "1",
-             "--autoattack-eps", "64/255", "--no-progress", "--", *SMALL, "--eps", "1/255", "8/255"])
-    return SimpleNamespace(code=code, out=folder / "run", results=folder / "results", printed=printed.getvalue())
 
 
 TINY_OPEN_CLIP = {
