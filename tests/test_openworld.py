@@ -392,6 +392,21 @@ def test_weighted_metrics_are_the_metrics_of_the_repeated_images():
         assert {k: v[r] for k, v in got.items()} == pytest.approx(repeated, abs=1e-12)
 
 
+def test_a_resample_on_merged_bins_is_within_0001_of_the_unmerged_metrics():
+    """A resample's metrics on at most RESAMPLE_BINS merged bins stay within 0.001 of the metrics on every distinct
+    score, on 30k overlapping scores; with fewer distinct scores than that they are the same."""
+    rng = np.random.default_rng(7)
+    for n_id, n_ood in ((20000, 10000), (300, 200)):
+        ids, oods = rng.normal(1, 1, n_id), rng.normal(0, 1.2, n_ood)
+        ranked = ood_scores.RankedScores(ids, oods)
+        w_id, w_ood = (rng.multinomial(n, np.full(n, 1 / n), 4) for n in (n_id, n_ood))
+        exact, merged = ranked.metrics(w_id, w_ood), ranked.metrics(w_id, w_ood, merged=True)
+        assert ranked._merged[0].shape[0] <= ood_scores.RESAMPLE_BINS
+        for metric in ood_scores.METRICS:
+            assert merged[metric] == pytest.approx(exact[metric], abs=1e-3 if n_id > 1000 else 1e-12), metric
+        assert (ranked._merged[0].shape[0] < n_id) == (n_id > 1000)
+
+
 def test_openness_analysis_measures_equal_a_hand_computation():
     import math
 

@@ -141,7 +141,7 @@ def domain_statistics(scores: dict[str, dict[str, np.ndarray]], id_key: str, ood
         id_w = sample.weights(id_key, len(parts["id"]))
         ood_w = sample.weights(ood_key, len(parts["ood"]))
         found = ranked[score] if ranked else ood_scores.RankedScores(parts["id"], parts["ood"])
-        out |= {f"{score} {m}": v for m, v in found.metrics(id_w, ood_w).items()}
+        out |= {f"{score} {m}": v for m, v in found.metrics(id_w, ood_w, merged=sample is not OBSERVED).items()}
     return out
 
 

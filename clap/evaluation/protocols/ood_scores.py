@@ -12,7 +12,10 @@ OODPrompts = max_{k <= K} softmax_k over all K + Q of s / T (only the ID channel
 Metrics: AUROC, FPR95 (false-positive rate on OOD at the threshold accepting 95% of ID) and AUPR with
 ID positive (AUPR-In) and OOD positive (AUPR-Out), computed as scikit-learn computes them (ties
 averaged in AUROC; FPR95 at the largest threshold with TPR >= 0.95; average precision over distinct
-thresholds) but with image weights, so a bootstrap resample is a row of weights (`weighted_metrics`).
+thresholds) but with image weights, so a bootstrap resample is a row of weights (`weighted_metrics`). A resample's
+metrics are computed on the ranked scores merged into at most `RESAMPLE_BINS` runs of adjacent ranks (`merged_bins`:
+fine at the highest scores, where AP is decided), so their cost does not grow with the images; the values stay within
+0.001 of the unmerged ones (tested) and the table's own values are never merged.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 CLIP_TEMPERATURE = 0.01
 METRICS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 MCM_TEMPERATURE = 1.0
+RESAMPLE_BINS = 4096  # a resample's metrics on merged bins: the value within 0.001 of the unmerged one
 
 
 def mcm(cosines: torch.Tensor, temperature: float = MCM_TEMPERATURE) -> torch.Tensor:
@@ -85,13 +89,14 @@ def ensemble_owners(classes: Sequence[str], groups: Sequence[Sequence[str]] | No
 
 
 class RankedScores:
-    """ID and OOD scores ranked once (their distinct values, one-hot per image), so that the detection metrics under
-    any image weights are two sparse products, however many resamples ask."""
+    """ID and OOD scores ranked once (their distinct values, one-hot per image; and the same merged into at most
+    `RESAMPLE_BINS` bins), so that the detection metrics under any image weights are two sparse products, however
+    many resamples ask."""
 
     def __init__(self, id_scores: np.ndarray, ood_scores: np.ndarray) -> None:
         from scipy import sparse
 
-        values, bins = np.unique(np.r_[id_scores, ood_scores], return_inverse=True)
+        values, bins, counts = np.unique(np.r_[id_scores, ood_scores], return_inverse=True, return_counts=True)
         n_id, last = len(id_scores), len(values) - 1
 
         def onehot(which: np.ndarray):  # [bins, images], bins from the highest score to the lowest
@@ -99,10 +104,30 @@ class RankedScores:
                                      (len(values), len(which)))
 
         self._id, self._ood = onehot(bins[:n_id]), onehot(bins[n_id:])
+        merge = merged_bins(counts[::-1].astype(float), RESAMPLE_BINS).T.tocsr()
+        self._merged = (merge @ self._id).tocsr(), (merge @ self._ood).tocsr()
 
-    def metrics(self, id_weights: np.ndarray, ood_weights: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
-        """{metric: [rows]} for rows of image weights (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood])."""
-        return binned_metrics(np.asarray(self._id @ id_weights.T).T, np.asarray(self._ood @ ood_weights.T).T, tpr)
+    def metrics(self, id_weights: np.ndarray, ood_weights: np.ndarray, tpr: float = 0.95, merged: bool = False
+                ) -> dict[str, np.ndarray]:
+        """{metric: [rows]} for rows of image weights (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood]); on the
+        merged bins with `merged` (a bootstrap resample's)."""
+        on_id, on_ood = self._merged if merged else (self._id, self._ood)
+        return binned_metrics(np.asarray(on_id @ id_weights.T).T, np.asarray(on_ood @ ood_weights.T).T, tpr)
+
+
+def merged_bins(pooled: np.ndarray, groups: int):
+    """A sparse [bins, <= groups] matrix that sums runs of adjacent bins (ordered from the highest score down). A bin
+    whose share of the pooled counts starts at b goes to run floor(groups * (sqrt(b) + b) / 2): the runs are finest
+    at the top of the ranking, where AP's precision moves fastest, and hold a share of 4 / (3 groups) at most
+    anywhere (FPR95's threshold lies deep in the ranking); up to 3 groups / 4 bins of equal counts are left as
+    they are."""
+    from scipy import sparse
+
+    before = np.concatenate([[0.0], np.cumsum(pooled)[:-1]]) / max(pooled.sum(), 1.0)
+    group = np.minimum(((np.sqrt(before) + before) / 2 * groups).astype(np.int64), groups - 1)
+    group = np.unique(group, return_inverse=True)[1]
+    return sparse.csr_matrix((np.ones(len(pooled)), (np.arange(len(pooled)), group)),
+                             shape=(len(pooled), int(group.max(initial=-1)) + 1))
 
 
 def weighted_metrics(id_scores: np.ndarray, ood_scores: np.ndarray, id_weights: np.ndarray,

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clap.evaluation.protocols.ood_scores import binned_metrics, detection_metrics
+from clap.evaluation.protocols.ood_scores import RESAMPLE_BINS, binned_metrics, detection_metrics, merged_bins
 from clap.evaluation.statistics.resample import OBSERVED, Sample
 
 PIXEL_METRICS = ("AUROC", "AP", "FPR95")
 BINS = 1 << 16
-RESAMPLE_BINS = 4096  # a resample's metrics on merged bins: a product 16x smaller, the value within 0.001
 REACH = 1e3  # in units of w: the asinh grid spans c +- REACH * w
 
 
@@ -97,7 +96,7 @@ class SceneScores:
                 return sparse.csr_matrix((counts, (rows, columns)), shape=(len(parts), len(used)))
 
             pos, neg = matrix(self.positives), matrix(self.negatives)
-            merge = _merging(np.asarray(pos.sum(axis=0) + neg.sum(axis=0)).ravel(), RESAMPLE_BINS)
+            merge = merged_bins(np.asarray(pos.sum(axis=0) + neg.sum(axis=0)).ravel(), RESAMPLE_BINS)
             # kept as [bins, scenes] (csr), the orientation every resample multiplies
             self._matrices = (pos.T.tocsr(), neg.T.tocsr()), ((pos @ merge).T.tocsr(), (neg @ merge).T.tocsr())
         return self._matrices
@@ -113,19 +112,6 @@ class SceneScores:
     def metrics(self) -> dict[str, float]:
         """The values on the data: every scene once."""
         return {k: float(v[0]) for k, v in self.statistic("", OBSERVED).items()}
-
-
-def _merging(pooled: np.ndarray, groups: int):
-    """A sparse [bins, <= groups] matrix that sums runs of adjacent bins, the runs' shares of the pooled pixels
-    growing from the highest scores down (group j ends at the share (j / groups)^2): the top of the ranking, where
-    AP's precision moves fastest, keeps its fine bins; a share of 2 / groups at most anywhere (FPR95's threshold)."""
-    from scipy import sparse
-
-    before = np.concatenate([[0.0], np.cumsum(pooled)[:-1]]) / max(pooled.sum(), 1.0)
-    group = np.minimum((np.sqrt(before) * groups).astype(np.int64), groups - 1)
-    group = np.unique(group, return_inverse=True)[1]
-    return sparse.csr_matrix((np.ones(len(pooled)), (np.arange(len(pooled)), group)),
-                             shape=(len(pooled), int(group.max(initial=-1)) + 1))
 
 
 def _grid(values: np.ndarray) -> tuple[float, float]:
