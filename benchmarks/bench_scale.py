@@ -2,6 +2,7 @@
 the anomaly task at two resolutions.
 
     python -m benchmarks.bench_scale [--images 2500 25000 250000] [--image-size 64] [--out /tmp/bench_scale]
+    python -m benchmarks.bench_scale --memory-stages --images 250000   # where evaluate's memory goes
 
 Per size: the world's domains layout (8 image types x 32 classes) rendered with that many images in all, then each
 stage in a fresh process of its own (wall time and its peak RSS): `render`; `encode` (the tiny CLIP's image
@@ -12,7 +13,10 @@ exponent of a stage between two sizes is log(t2 / t1) / log(n2 / n1): 1 is linea
 (images x dim x 4 bytes x models) is printed beside the peak RSS. Anomaly: `clap.evaluate(tasks="anomaly")` on 50
 scenes of 512 x 512 pixels against 200 of 128 x 128 (two image types; the world renders scenes of at most 512
 pixels a side); its peak RSS should not follow the pixel count (16x per scene). The adapters are trained here for
-a few steps (their quality is not what is measured).
+a few steps (their quality is not what is measured). `--memory-stages` instead runs evaluate's parts one after the
+other in one process (setup, each task, the statistics) and records the resident memory after each, its peak, and
+what numpy holds and what the process keeps after `malloc_trim(0)` once the tasks are done (saved as
+<name>_memory.json).
 """
 
 from __future__ import annotations
@@ -83,6 +87,42 @@ def evaluate(root: str, cache: str, adapters: list[str]) -> dict:
     return {"task_seconds": report.results["task_seconds"], "statistics": report.statistics["bootstrap"]["seconds"]}
 
 
+def memory_stages(root: str, cache: str, adapters: list[str]) -> dict:
+    """evaluate's parts one after the other in this process: resident memory (and its peak) after each."""
+    import ctypes
+    import tracemalloc
+
+    from clap.evaluation.inputs.setup import build_setup
+    from clap.evaluation.pipeline import evaluate as pipeline
+    from clap.evaluation.pipeline.tasks import EvalOptions, TaskOutput, run_tasks
+
+    def now() -> dict:
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+        return {key: round(int(status[field].split()[0]) / 1024, 1) for key, field in (("rss_mb", "VmRSS"),
+                                                                                       ("peak_mb", "VmHWM"))}
+
+    rows = {"imports": now()}
+    options = EvalOptions(shots=[1, 4], cache=cache, progress=False)
+    setup = build_setup(root, pipeline.adapter_specs({"CLAP": adapters}), None, cache, options.device, False,
+                        progress=False, precision=options.precision)
+    rows["setup"] = now()
+    merged = TaskOutput({})
+    tracemalloc.start()
+    for task in ("zeroshot", "fewshot", "ood"):
+        output = run_tasks(setup, [task], options)
+        merged.rows.update(output.rows)
+        merged.measures.update(output.measures)
+        rows[task] = now()
+    rows["numpy_held_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+    tracemalloc.stop()
+    start = time.perf_counter()
+    pipeline.statistics([*setup.models], options.n_boot, options.seed, merged.rows, merged.measures)
+    rows["statistics"] = {**now(), "seconds": round(time.perf_counter() - start, 1)}
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    rows["after malloc_trim"] = now()
+    return rows
+
+
 def anomaly(root: str) -> dict:
     """The anomaly task (training-free scores) of CLIP on a scene render."""
     import clap
@@ -132,6 +172,16 @@ def scale(images: int, size: int, out: Path, adapters: list[str]) -> dict:
             "features_mb": round(features_mb, 1), "task_seconds": report["task_seconds"]}
 
 
+def memory_at(images: int, size: int, out: Path, adapters: list[str]) -> dict:
+    """`memory_stages` at one size, in a fresh process (the render and its cache made first where missing)."""
+    per_class = max(2, round(images / (8 * 32)))
+    root, cache = out / f"world_{images}", out / f"cache_{images}"
+    if not root.is_dir():
+        in_process("render", root=str(root), per_class=per_class, size=size)
+    in_process("encode", root=str(root), cache=str(cache))  # reads a complete cache back at once
+    return in_process("memory_stages", root=str(root), cache=str(cache), adapters=adapters)["result"]
+
+
 def anomaly_pair(out: Path) -> dict:
     """Peak RSS and time of the anomaly task: 50 scenes of 512 px against 200 of 128 px."""
     from clap.data_gen.world.render import WorldSpec
@@ -157,11 +207,15 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bench_scale", help="working folder (renders, cache, adapters)")
     parser.add_argument("--no-anomaly", action="store_true", help="skip the anomaly pair")
     parser.add_argument("--name", default="scale", help="results file name under benchmarks/results/")
+    parser.add_argument("--memory-stages", action="store_true", help="only evaluate's memory, part by part")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     adapters = train_adapters(out / "adapters")
+    if args.memory_stages:
+        save_result(f"{args.name}_memory", {str(n): memory_at(n, args.image_size, out, adapters) for n in args.images})
+        return
     rows = [scale(n, args.image_size, out, adapters) for n in sorted(args.images)]
     sizes = [r["images"] for r in rows]
     exponents = {stage: growth(sizes, [r["seconds"][stage] for r in rows]) for stage in rows[0]["seconds"]}
