@@ -7,7 +7,7 @@ import pytest
 
 from clap.evaluation.statistics import stats
 from clap.evaluation.output.claims import verdict
-from clap.evaluation.statistics.resample import OBSERVED, Resamples
+from clap.evaluation.statistics.resample import OBSERVED, Resamples, weighted_mean
 from clap.evaluation.protocols.zeroshot import squared_gap, zero_shot_statistic
 
 
@@ -184,3 +184,15 @@ def test_few_shot_interval_widens_when_shot_draws_disagree_and_not_otherwise():
             assert width > 1.5 * old_width
         else:
             assert np.array_equal(drawn, before)  # draws that agree: exactly today's resamples
+
+
+def test_weighted_means_of_hit_series_in_one_product_equal_each_alone():
+    """Several series of hits (noise draws, shot draws; NaN where unscored) in one product give bit for bit the
+    means each gives alone: the weights are counts and the hits 0/1, so every sum is exact in any order."""
+    rng = np.random.default_rng(0)
+    hits = rng.integers(0, 2, (32, 5000)).astype(float)
+    hits[rng.random(hits.shape) < 0.1] = np.nan
+    weights = next(Resamples(100, seed=3).chunks()).weights("images:a", 5000)
+    together = weighted_mean(weights, hits)
+    assert together.shape == (50, 32)
+    assert np.array_equal(together, np.stack([weighted_mean(weights, row) for row in hits], axis=1))

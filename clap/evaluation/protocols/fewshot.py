@@ -70,7 +70,7 @@ def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> 
 def drawn_mean(sample: Sample, key: str, weights: np.ndarray, hits: np.ndarray) -> np.ndarray:
     """[rows] the mean over a sample of shot draws (level "shot-draws:<key>", the same picks for every model) of
     each draw's accuracy under the image `weights` (`hits` [draws, N], NaN where a draw did not score an image)."""
-    per_draw = np.stack([weighted_mean(weights, row) for row in hits])  # [draws, rows]
+    per_draw = weighted_mean(weights, hits).T  # [draws, rows]
     picks = sample.picks(f"shot-draws:{key}", len(hits))  # [rows, draws]
     return per_draw[picks, np.arange(len(picks))[:, None]].mean(axis=1)
 

@@ -211,7 +211,7 @@ def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> 
     weights, accs = sample.weights(key, images_of(hits)), {}
     for form, h in hits.items():
         if h.ndim == 2:  # NC: accuracy per noise draw, averaged over the drawn draws
-            per_draw = np.stack([weighted_mean(weights, row) for row in h], axis=1)  # [rows, draws]
+            per_draw = weighted_mean(weights, h)  # [rows, draws]
             accs[form] = np.take_along_axis(per_draw, sample.picks("noise", len(h)), axis=1).mean(axis=1)
         else:
             accs[form] = weighted_mean(weights, h)

@@ -103,11 +103,13 @@ class ResampleChunk:
 
 
 def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """[rows] weighted means of per-image values [n] (NaN values left out, per row)."""
+    """[rows] weighted means of per-image values [n], or [rows, k] of k such series [k, n] in one product (NaN values
+    left out, per row). Weights are counts, so on 0/1 values (hits) every sum is exact and a series gets the same mean
+    alone or with others."""
     values = np.asarray(values, dtype=float)
     seen = ~np.isnan(values)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ np.where(seen, values, 0.0)) / (weights @ seen)
+        return (weights @ np.where(seen, values, 0.0).T) / (weights @ seen.T)
 
 
 def images_of(hits: Mapping[str, np.ndarray]) -> int:
