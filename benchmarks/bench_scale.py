@@ -41,12 +41,17 @@ print("BENCH " + json.dumps({"seconds": time.perf_counter() - start, "peak_rss_m
 """
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not carried over from the forking parent)."""
+def status_mb(field: str) -> float:
+    """A memory field of this process's /proc/self/status in MB (VmHWM, its peak resident memory: unlike
+    ru_maxrss, not carried over from the forking parent; VmRSS, its resident memory now)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     raise SystemExit("no /proc/self/status: this benchmark measures memory on Linux")
+
+
+def peak_rss_mb() -> float:
+    return status_mb("VmHWM")
 
 
 def in_process(stage: str, **kwargs) -> dict:
@@ -97,9 +102,7 @@ def memory_stages(root: str, cache: str, adapters: list[str]) -> dict:
     from clap.evaluation.pipeline.tasks import EvalOptions, TaskOutput, run_tasks
 
     def now() -> dict:
-        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-        return {key: round(int(status[field].split()[0]) / 1024, 1) for key, field in (("rss_mb", "VmRSS"),
-                                                                                       ("peak_mb", "VmHWM"))}
+        return {"rss_mb": round(status_mb("VmRSS"), 1), "peak_mb": round(peak_rss_mb(), 1)}
 
     rows = {"imports": now()}
     options = EvalOptions(shots=[1, 4], cache=cache, progress=False)
@@ -153,10 +156,14 @@ def growth(sizes: list[int], seconds: list[float]) -> list[float]:
             for (n1, t1), (n2, t2) in zip(zip(sizes, seconds), zip(sizes[1:], seconds[1:])) if t1 > 0 and t2 > 0]
 
 
+def world_at(images: int, out: Path) -> tuple[int, Path, Path]:
+    """Images per class and type for about `images` in all, and the render's and its feature cache's folders."""
+    return max(2, round(images / (8 * 32))), out / f"world_{images}", out / f"cache_{images}"
+
+
 def scale(images: int, size: int, out: Path, adapters: list[str]) -> dict:
     """Every stage at one size."""
-    per_class = max(2, round(images / (8 * 32)))
-    root, cache = out / f"world_{images}", out / f"cache_{images}"
+    per_class, root, cache = world_at(images, out)
     stages = {"render": in_process("render", root=str(root), per_class=per_class, size=size)}
     stages["encode"] = in_process("encode", root=str(root), cache=str(cache))
     stages["evaluate"] = in_process("evaluate", root=str(root), cache=str(cache), adapters=adapters)
@@ -174,8 +181,7 @@ def scale(images: int, size: int, out: Path, adapters: list[str]) -> dict:
 
 def memory_at(images: int, size: int, out: Path, adapters: list[str]) -> dict:
     """`memory_stages` at one size, in a fresh process (the render and its cache made first where missing)."""
-    per_class = max(2, round(images / (8 * 32)))
-    root, cache = out / f"world_{images}", out / f"cache_{images}"
+    per_class, root, cache = world_at(images, out)
     if not root.is_dir():
         in_process("render", root=str(root), per_class=per_class, size=size)
     in_process("encode", root=str(root), cache=str(cache))  # reads a complete cache back at once

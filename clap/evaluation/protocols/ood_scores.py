@@ -20,6 +20,7 @@ fine at the highest scores, where AP is decided), so their cost does not grow wi
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -104,8 +105,13 @@ class RankedScores:
                                      (len(values), len(which)))
 
         self._id, self._ood = onehot(bins[:n_id]), onehot(bins[n_id:])
-        merge = merged_bins(counts[::-1].astype(float), RESAMPLE_BINS).T.tocsr()
-        self._merged = (merge @ self._id).tocsr(), (merge @ self._ood).tocsr()
+        self._counts = counts[::-1].astype(float)  # images per distinct score, from the highest down
+
+    @cached_property
+    def _merged(self) -> tuple:
+        """The one-hots merged into at most `RESAMPLE_BINS` bins: built when a resample first asks."""
+        merge = merged_bins(self._counts, RESAMPLE_BINS).T.tocsr()
+        return (merge @ self._id).tocsr(), (merge @ self._ood).tocsr()
 
     def metrics(self, id_weights: np.ndarray, ood_weights: np.ndarray, tpr: float = 0.95, merged: bool = False
                 ) -> dict[str, np.ndarray]:
