@@ -190,8 +190,9 @@ def test_the_readme_walkthrough_runs(tmp_path, monkeypatch):
     assert all(m["alpha"] is not None for name, m in report["models"].items() if name != "CLIP")
 
 
-PROTOCOL_CALLS = {"run_zeroshot", "run_fewshot", "run_adversarial", "run_probe", "tsne_figures", "run_alpha", "run_ood",
-                  "run_openness", "differences", "Resamples", "seed_summary", "ood_sets", "openness_groups"}
+PROTOCOL_CALLS = {"run_zeroshot", "run_fewshot", "run_adversarial", "run_probe", "tsne_figures", "run_alpha",
+                  "ood_records", "run_openness", "differences", "Resamples", "seed_summary", "ood_sets",
+                  "openness_groups", "statistics"}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "clap" / "cli").glob("*.py")), ids=lambda p: p.name)

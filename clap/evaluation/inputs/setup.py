@@ -1,7 +1,7 @@
 """The setup every evaluation protocol shares: dataset index, backbone, models and their frozen features.
 
 `build_setup` loads everything once; the protocols (`zeroshot.run_zeroshot`, `fewshot.run_fewshot`,
-`attack_eval.run_adversarial`, `disentangle.run_probe`, `tsne.run_tsne`, `alpha.run_alpha`, `ood.run_ood`,
+`attack_eval.run_adversarial`, `disentangle.run_probe`, `tsne.run_tsne`, `alpha.run_alpha`, `ood.ood_records`,
 `openness.run_openness`) each take it and return their rows; `clap.evaluation.pipeline.tasks` holds the task table.
 """
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
-from clap.evaluation.pipeline.task_output import TaskOutput
+from clap.evaluation.pipeline.task_output import RecordedTask, TaskOutput, TaskRecords
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
                           Kind, check_fields, option)
 
@@ -148,24 +148,38 @@ def noise_info() -> dict:
             "seed": NOISE_SEED}
 
 
-def zeroshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.statistics.stats import with_treatment
-    from clap.evaluation.protocols.zeroshot import run_zeroshot
+def zeroshot_records(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskRecords:
+    from clap.evaluation.protocols.zeroshot import zero_shot_records
 
-    rows, measure = run_zeroshot(setup, noise_form=options.noise_form, pc_templates=options.templates)
-    results = {"zeroshot": rows, "zeroshot_noise": {"form": options.noise_form, **noise_info()},
-               "prompt_templates": prompt_templates(options)}
-    measures = {"zeroshot": measure}
+    records = {"zeroshot": zero_shot_records(setup, noise_form=options.noise_form, pc_templates=options.templates)}
     if repe is not None:
-        results["zeroshot_repe"], enhanced = run_zeroshot(setup, repe, options.noise_form, options.templates)
+        records["zeroshot_repe"] = zero_shot_records(setup, repe, options.noise_form, options.templates)
+    return TaskRecords(records, {"zeroshot_noise": {"form": options.noise_form, **noise_info()},
+                                 "prompt_templates": prompt_templates(options)})
+
+
+def zeroshot_output(records: TaskRecords, options: EvalOptions) -> TaskOutput:
+    from clap.evaluation.statistics.stats import with_treatment
+    from clap.evaluation.protocols.zeroshot import zero_shot_results
+
+    rows, measure = zero_shot_results(records.records["zeroshot"])
+    results, measures = {"zeroshot": rows, **records.entries}, {"zeroshot": measure}
+    if "zeroshot_repe" in records.records:
+        results["zeroshot_repe"], enhanced = zero_shot_results(records.records["zeroshot_repe"])
         measures["zeroshot_repe"] = with_treatment(measure, enhanced)
     return TaskOutput(results, measures)
 
 
-def fewshot_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.protocols.fewshot import run_fewshot
+def fewshot_records(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskRecords:
+    from clap.evaluation.protocols.fewshot import few_shot_records
 
-    rows, measure = run_fewshot(setup, options.shots, options.seeds, options.protocol)
+    return TaskRecords({"fewshot": few_shot_records(setup, options.shots, options.seeds, options.protocol)})
+
+
+def fewshot_output(records: TaskRecords, options: EvalOptions) -> TaskOutput:
+    from clap.evaluation.protocols.fewshot import few_shot_results
+
+    rows, measure = few_shot_results(records.records["fewshot"])
     return TaskOutput({"fewshot": rows}, {"fewshot": measure})
 
 
@@ -208,31 +222,36 @@ def alpha_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> Tas
     return TaskOutput({"alpha": {**sweep, "plot": name}}, figures={name: lambda f: plot_alpha(sweep, chosen, f / name)})
 
 
-def ood_task(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskOutput:
-    from clap.evaluation.protocols.ood import CLIPN_TEMPLATES, OODOptions, clipn_temperature, named_in_training, run_ood
+def ood_records(setup: EvalSetup, options: EvalOptions, repe: dict | None) -> TaskRecords:
+    from clap.evaluation.protocols import ood
     from clap.evaluation.pipeline.openworld import merge_groups, ood_sets
-    from clap.evaluation.output.plots import plot_ood
     from clap.evaluation.protocols.zeroshot import ENSEMBLE_TEMPLATES
 
     id_sets, oods, id_classes = ood_sets(setup, options)
     pc = pc_templates(options)
-    clipn = {"authors": CLIPN_TEMPLATES, "ensemble": ENSEMBLE_TEMPLATES, "single": pc}
-    settings = OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
-                          tuple(options.templates) if options.templates else None,
-                          tuple(options.ood_prompts) if options.ood_prompts else None,
-                          tuple(clipn[options.clipn_templates]))
-    results, measures, scores = run_ood(setup, id_sets, oods, id_classes, settings, repe)
-    name = "ood_scores.png"
-    results["ood_plot"] = name
+    clipn = {"authors": ood.CLIPN_TEMPLATES, "ensemble": ENSEMBLE_TEMPLATES, "single": pc}
+    settings = ood.OODOptions(merge_groups(options, id_classes), options.mcm_temperature,
+                              tuple(options.templates) if options.templates else None,
+                              tuple(options.ood_prompts) if options.ood_prompts else None,
+                              tuple(clipn[options.clipn_templates]))
     held_out = [options.ood] if options.ood else [c for c in setup.dataset.classes if c not in id_classes]
-    results["ood_split"] = {"id_classes": id_classes, "ood": held_out, "ood_prompts": settings.ood_prompts,
-                            "named_in_training": named_in_training(setup, held_out),
-                            "templates": {"MCM/MaxLogit/Energy": pc,
-                                          "MaxLogitEnsemble, VL4AD": list(ENSEMBLE_TEMPLATES),
-                                          "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
-                            "clipn_templates": options.clipn_templates,
-                            "clipn_temperature": {name: clipn_temperature(setup.backbone, adapter)
-                                                  for name, adapter in setup.negation.items()}}
+    split = {"id_classes": id_classes, "ood": held_out, "ood_prompts": settings.ood_prompts,
+             "named_in_training": ood.named_in_training(setup, held_out),
+             "templates": {"MCM/MaxLogit/Energy": pc, "MaxLogitEnsemble, VL4AD": list(ENSEMBLE_TEMPLATES),
+                           "CLIPN (yes and no features summed)": list(settings.clipn_templates)},
+             "clipn_templates": options.clipn_templates,
+             "clipn_temperature": {name: ood.clipn_temperature(setup.backbone, adapter)
+                                   for name, adapter in setup.negation.items()}}
+    return TaskRecords(ood.ood_records(setup, id_sets, oods, id_classes, settings, repe), {"ood_split": split})
+
+
+def ood_output(records: TaskRecords, options: EvalOptions) -> TaskOutput:
+    from clap.evaluation.protocols.ood import ood_results
+    from clap.evaluation.output.plots import plot_ood
+
+    results, measures = ood_results(records.records, shared=bool(options.ood))
+    name, scores = "ood_scores.png", records.records["ood"]
+    results |= {"ood_plot": name, **records.entries}
     return TaskOutput(results, measures, {name: lambda folder: plot_ood(scores, folder / name)})
 
 
@@ -264,9 +283,14 @@ def anomaly_task(setup, options: EvalOptions, repe: dict | None) -> TaskOutput:
 
 # The task table; `CLOSED_SET` is what `all` runs, in this order; the open-world tasks are asked for by name.
 # `SCENE_TASKS` run on a scene folder with label maps (`clap.evaluation.pipeline.scene_setup.SceneSetup`), alone.
+# `RECORDED` tasks are computed from per-image records, so they run in shards of domains that merge exactly.
+RECORDED = {task.name: task for task in (RecordedTask("zeroshot", zeroshot_records, zeroshot_output),
+                                         RecordedTask("fewshot", fewshot_records, fewshot_output),
+                                         RecordedTask("ood", ood_records, ood_output))}
 TASKS: dict[str, Callable[..., TaskOutput]] = {
-    "zeroshot": zeroshot_task, "fewshot": fewshot_task, "adversarial": adversarial_task, "probe": probe_task,
-    "tsne": tsne_task, "alpha": alpha_task, "ood": ood_task, "openness": openness_task, "anomaly": anomaly_task}
+    "zeroshot": RECORDED["zeroshot"], "fewshot": RECORDED["fewshot"], "adversarial": adversarial_task,
+    "probe": probe_task, "tsne": tsne_task, "alpha": alpha_task, "ood": RECORDED["ood"], "openness": openness_task,
+    "anomaly": anomaly_task}
 SCENE_TASKS = ("anomaly",)
 CLOSED_SET = ("zeroshot", "fewshot", "adversarial", "probe", "tsne", "alpha")
 
@@ -320,6 +344,7 @@ def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> T
         merged.measures.update(output.measures)
         merged.figures.update(output.figures)
         merged.run.update(output.run)
+        merged.records.update(output.records)
         merged.levels = output.levels or merged.levels
         seconds[task] = round(time.monotonic() - start, 1)
     merged.rows["task_seconds"] = seconds

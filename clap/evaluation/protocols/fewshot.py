@@ -80,29 +80,34 @@ def few_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
     return per_domain(records, "images", domain_statistics)
 
 
-def evaluate_few_shot(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS,
-                      seeds: Sequence[int] = (0, 1, 2), scoring: str = "held-out") -> tuple[dict, dict]:
-    """({domain|mean: {"<k>": {"mean": acc, "std": acc}}} (mean and std, ddof 1, over probe seeds), the records
-    {domain: {"<k>-shot": hits [seeds, N], NaN where unscored}} behind the means)."""
-    rows: dict[str, dict[str, dict[str, float]]] = {}
+def few_shot_hits(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS, seeds: Sequence[int] = (0, 1, 2),
+                  scoring: str = "held-out") -> dict[str, dict[str, np.ndarray]]:
+    """The records {domain: {"<k>-shot": hits [seeds, N], NaN where unscored}} behind the few-shot rows."""
     records = {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        hits = {}
+        records[domain] = hits = {}
         for k in shots:
             hits[f"{k}-shot"] = np.full((len(seeds), len(data.labels)), np.nan)
             for i, s in enumerate(seeds):
                 test, ok = few_shot_correct(feats, data.labels, k, s, domain, scoring)
                 hits[f"{k}-shot"][i, test] = ok
-        records[domain] = hits
+    return records
+
+
+def few_shot_rows(records: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, dict[str, float]]]:
+    """{domain|mean: {"<k>": {"mean": acc, "std": acc}}} (mean and std, ddof 1, over probe seeds) from the records
+    (the same shot counts in every domain)."""
+    keys, rows = list(next(iter(records.values()))), {}
+    for domain, hits in records.items():
         means = domain_statistics(hits, f"images:{domain}", OBSERVED)
         with np.errstate(invalid="ignore"):
-            rows[domain] = {str(k): {"mean": float(means[f"{k}-shot"][0]),
-                                     "std": sample_std(np.nanmean(hits[f"{k}-shot"], axis=1))} for k in shots}
+            rows[domain] = {k.removesuffix("-shot"): {"mean": float(means[k][0]),
+                                                      "std": sample_std(np.nanmean(hits[k], axis=1))} for k in keys}
     mean = few_shot_statistic(records)(OBSERVED)
-    rows["mean"] = {str(k): {"mean": float(mean[f"{k}-shot"][0]),
-                             "std": float(np.mean([rows[d][str(k)]["std"] for d in raw_by_domain]))} for k in shots}
-    return rows, records
+    rows["mean"] = {k.removesuffix("-shot"): {"mean": float(mean[k][0]), "std": float(np.mean(
+        [rows[d][k.removesuffix("-shot")]["std"] for d in records]))} for k in keys}
+    return rows
 
 
 def usable_shots(raw_by_domain: dict, shots: Sequence[int], scoring: str) -> list[int]:
@@ -128,14 +133,35 @@ def few_shot_scoring(protocol: str) -> str:
     return "whole-domain" if protocol == "paper" else "held-out"
 
 
-def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel"
-                ) -> tuple[dict, TaskMeasure]:
-    """Few-shot rows per model and the task's statistics for intervals (shot counts a class cannot supply
-    are skipped, said once)."""
+def few_shot_records(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel"
+                     ) -> dict[str, dict]:
+    """{model: `few_shot_hits`} of every model (shot counts a class cannot supply are skipped, said once)."""
     scoring = few_shot_scoring(protocol)
     shots = usable_shots(setup.raw, shots, scoring)
-    results = per_model(setup.models, lambda model: evaluate_few_shot(model, setup.raw, shots, seeds, scoring))
-    images = sum(len(data.labels) for data in setup.raw.values())
-    return ({name: rows for name, (rows, _) in results.items()},
-            TaskMeasure({name: few_shot_statistic(records) for name, (_, records) in results.items()}, images,
-                        {"shot draws": len(seeds)}))
+    return per_model(setup.models, lambda model: few_shot_hits(model, setup.raw, shots, seeds, scoring))
+
+
+def few_shot_results(records: dict[str, dict]) -> tuple[dict, TaskMeasure]:
+    """Few-shot rows per model and the task's statistics for intervals, from {model: records} (the shot counts
+    every domain has)."""
+    kept = {name: common_shots(r) for name, r in records.items()}
+    first = next(iter(kept.values()))
+    images = sum(images_of(hits) for hits in first.values())
+    draws = len(next(iter(next(iter(first.values())).values())))
+    return ({name: few_shot_rows(r) for name, r in kept.items()},
+            TaskMeasure({name: few_shot_statistic(r) for name, r in kept.items()}, images, {"shot draws": draws}))
+
+
+def common_shots(records: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """The records of the shot counts every domain has (evaluated in shards, a domain may have kept more)."""
+    keys = [k for k in next(iter(records.values())) if all(k in hits for hits in records.values())]
+    dropped = sorted({k for hits in records.values() for k in hits} - set(keys))
+    if dropped:
+        logger.warning("few-shot: leaving out %s: not every domain could supply them", ", ".join(dropped))
+    return {d: {k: hits[k] for k in keys} for d, hits in records.items()}
+
+
+def run_fewshot(setup: EvalSetup, shots: Sequence[int], seeds: Sequence[int], protocol: str = "pixel"
+                ) -> tuple[dict, TaskMeasure]:
+    """Few-shot rows per model and the task's statistics for intervals (see `few_shot_records`)."""
+    return few_shot_results(few_shot_records(setup, shots, seeds, protocol))

@@ -162,18 +162,23 @@ def _nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
     return out
 
 
-def evaluate_ood(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> tuple[dict, Scores]:
-    """({domain|mean: {score: metrics}}, {domain: {score: {"id": scores, "ood": scores}}}) for one scorer
-    (raw features -> {score: array}). `ood_sets` maps each domain to its OOD features, or holds one entry used
-    for every domain."""
-    rows, raw_scores = {}, {}
+def ood_scores_of(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> Scores:
+    """{domain: {score: {"id": scores, "ood": scores}}} for one scorer (raw features -> {score: array}). `ood_sets`
+    maps each domain to its OOD features, or holds one entry used for every domain."""
+    out = {}
     shared = next(iter(ood_sets.values())) if len(ood_sets) == 1 else None
     for domain, id_raw in id_sets.items():
         ids, oods = scorer(id_raw), scorer(ood_sets.get(domain, shared))
-        raw_scores[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in ids}
-        rows[domain] = {s: ood_scores.detection_metrics(ids[s], oods[s]) for s in ids}
-    rows["mean"] = _nested(as_row(ood_statistic(raw_scores, shared is not None)(OBSERVED)))
-    return rows, raw_scores
+        out[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in ids}
+    return out
+
+
+def ood_rows(scores: Scores, shared: bool) -> dict:
+    """{domain|mean: {score: metrics}} of one model's scores."""
+    rows = {domain: {s: ood_scores.detection_metrics(p["id"], p["ood"]) for s, p in by_score.items()}
+            for domain, by_score in scores.items()}
+    rows["mean"] = _nested(as_row(ood_statistic(scores, shared)(OBSERVED)))
+    return rows
 
 
 def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
@@ -193,37 +198,40 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
     return id_sets, ood_sets, id_classes
 
 
-def run_ood(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
-            repe: dict | None = None) -> tuple[dict, dict[str, TaskMeasure], dict[str, Scores]]:
-    """OOD rows of every model of an `EvalSetup`, CLIPN's CTW and ATD (and its same-logit baselines) for each
-    negation adapter (and, given `repe`, {model: `Repe`}, the models' rows with REPE); the task's statistics for
-    intervals ("ood": CLIPN's rules compared with CLIP's MCM and with its own baselines; "ood_repe": REPE's effect
-    inside each model); and every model's per-domain
-    scores of the plain run, for the plots."""
-    results, per_domain = {"ood": {}}, {}
+def ood_records(setup, id_sets: dict, ood_sets: dict, id_classes: Sequence[str], options: OODOptions = OODOptions(),
+                repe: dict | None = None) -> dict[str, dict[str, Scores]]:
+    """{"ood": {model: scores}} of every model of an `EvalSetup` and of CLIPN (CTW, ATD and its same-logit baselines)
+    for each negation adapter; given `repe` ({model: `Repe`}), also {"ood_repe": {model: scores}} with REPE."""
     scorers = {name: Scorer(model, id_classes, options) for name, model in setup.models.items()}
     scorers |= {name: CLIPNScorer(setup.backbone, adapter, id_classes, options.clipn_templates,
                                   mcm_temperature=options.mcm_temperature)
                 for name, adapter in setup.negation.items()}
-    for name, scorer in scorers.items():
-        results["ood"][name], per_domain[name] = evaluate_ood(scorer, id_sets, ood_sets)
-    enhanced = {}
+    out = {"ood": {name: ood_scores_of(scorer, id_sets, ood_sets) for name, scorer in scorers.items()}}
     if repe is not None:
-        results["ood_repe"] = {}
-        for name, model in setup.models.items():
-            results["ood_repe"][name], enhanced[name] = evaluate_ood(Scorer(model, id_classes, options, repe[name]),
-                                                                     id_sets, ood_sets)
-    shared = len(ood_sets) == 1
-    images = sum(len(x) for x in id_sets.values()) + sum(len(x) for x in ood_sets.values())
+        out["ood_repe"] = {name: ood_scores_of(Scorer(model, id_classes, options, repe[name]), id_sets, ood_sets)
+                           for name, model in setup.models.items()}
+    return out
+
+
+def ood_results(records: dict[str, dict[str, Scores]], shared: bool) -> tuple[dict, dict[str, TaskMeasure]]:
+    """The OOD rows ("ood", and "ood_repe" with REPE) and the task's statistics for intervals ("ood": CLIPN's rules
+    compared with CLIP's MCM and with its own baselines; "ood_repe": REPE's effect inside each model) from
+    `ood_records`; `shared`: one OOD set scored against every domain (its images counted and drawn once)."""
+    plain = records["ood"]
+    first = next(iter(plain.values()))
+    parts = [next(iter(by_score.values())) for by_score in first.values()]
+    images = sum(len(p["id"]) for p in parts) + (len(parts[0]["ood"]) if shared else sum(len(p["ood"]) for p in parts))
     metrics = ood_scores.METRICS
     against = {f"{rule} {m}": f"MCM {m}" for rule in CLIPN_RULES for m in metrics}
     within = tuple((f"{rule} {m}", f"{base} {m}") for rule in CLIPN_RULES for base in CLIPN_BASELINES for m in metrics)
-    measures = {"ood": TaskMeasure({name: ood_statistic(scores, shared) for name, scores in per_domain.items()},
+    results = {key: {name: ood_rows(scores, shared) for name, scores in by_model.items()}
+               for key, by_model in records.items()}
+    measures = {"ood": TaskMeasure({name: ood_statistic(scores, shared) for name, scores in plain.items()},
                                    images, against=against, within=within)}
-    if enhanced:
-        treated = TaskMeasure({name: ood_statistic(scores, shared) for name, scores in enhanced.items()}, images)
+    if "ood_repe" in records:
+        treated = TaskMeasure({name: ood_statistic(s, shared) for name, s in records["ood_repe"].items()}, images)
         measures["ood_repe"] = with_treatment(measures["ood"], treated)
-    return results, measures, per_domain
+    return results, measures
 
 
 def named_in_training(setup, held_out: Sequence[str]) -> dict[str, list[str]]:

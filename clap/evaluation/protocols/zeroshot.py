@@ -240,40 +240,64 @@ def zero_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
     return per_domain(records, "images", domain_statistics)
 
 
-def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
-                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True,
-                       pc_templates: Sequence[str] | None = None) -> tuple[dict, dict]:
-    """({domain|mean: accuracies of C, PC, CP, NC, the ensembles and the robustness statistics (and R's noise
-    floor, with `floor`)}, the records {domain: per-image hits per form} that `zero_shot_statistic` turns into
-    the mean row)."""
-    weights = classifiers(model, classnames, forms, repe, noise_form, pc_templates)
-    rows, records = {}, {}
+def zero_shot_hits(model, raw_by_domain: dict, classnames: Sequence[str], repe=None, forms: Sequence[str] = ALL_FORMS,
+                   noise_form: str = "shared", pc_templates: Sequence[str] | None = None) -> dict:
+    """The records {domain: {form: per-image hits}} (NC: [draws, N]) behind the zero-shot rows."""
+    weights, records = classifiers(model, classnames, forms, repe, noise_form, pc_templates), {}
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
-        records[domain] = hits = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
+        records[domain] = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
+    return records
+
+
+def zero_shot_rows(records: dict[str, dict[str, np.ndarray]], floor: bool = True) -> dict:
+    """{domain|mean: accuracies of the records' forms and the robustness statistics (and R's noise floor, with
+    `floor`, and the spread of NC's draws)} from the records {domain: per-image hits per form}."""
+    rows = {}
+    for domain, hits in records.items():
         rows[domain] = as_row(domain_statistics(hits, f"images:{domain}", OBSERVED))
         if floor and set(PROMPT_FORMS) <= set(hits):
             rows[domain]["R_null"] = range_null(np.stack([hits[f] for f in PROMPT_FORMS], axis=1).astype(float))
         if "NC" in hits:
             rows[domain]["NC_draw_std"] = float(np.std(hits["NC"].mean(axis=1), ddof=1))
     rows["mean"] = as_row(zero_shot_statistic(records)(OBSERVED))
+    forms = next(iter(records.values()))
     if floor and set(PROMPT_FORMS) <= set(forms):
-        rows["mean"]["R_null"] = float(np.mean([rows[d]["R_null"] for d in raw_by_domain]))
+        rows["mean"]["R_null"] = float(np.mean([rows[d]["R_null"] for d in records]))
     if "NC" in forms:
         rows["mean"]["NC_draw_std"] = float(np.std(np.mean([h["NC"].mean(axis=1) for h in records.values()],
                                                            axis=0), ddof=1))
-    return rows, records
+    return rows
+
+
+def evaluate_zero_shot(model, raw_by_domain: dict, classnames: Sequence[str], repe=None,
+                       forms: Sequence[str] = ALL_FORMS, noise_form: str = "shared", floor: bool = True,
+                       pc_templates: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """(`zero_shot_rows`, the records {domain: per-image hits per form} that `zero_shot_statistic` turns into the
+    mean row)."""
+    records = zero_shot_hits(model, raw_by_domain, classnames, repe, forms, noise_form, pc_templates)
+    return zero_shot_rows(records, floor), records
+
+
+def zero_shot_records(setup: EvalSetup, repe: dict | None = None, noise_form: str = "shared",
+                      pc_templates: Sequence[str] | None = None) -> dict[str, dict]:
+    """{model: records} of every model (with `repe`, {model: `Repe`}, the class features REPE-enhanced;
+    `pc_templates` replace PC's template)."""
+    return {name: zero_shot_hits(m, setup.raw, setup.dataset.classes, repe[name] if repe is not None else None,
+                                 noise_form=noise_form, pc_templates=pc_templates)
+            for name, m in setup.models.items()}
+
+
+def zero_shot_results(records: dict[str, dict]) -> tuple[dict, TaskMeasure]:
+    """Zero-shot rows per model and the task's statistics for intervals, from {model: records}."""
+    rows = {name: zero_shot_rows(by_domain) for name, by_domain in records.items()}
+    first = next(iter(records.values()))
+    images = sum(images_of(hits) for hits in first.values())
+    return rows, TaskMeasure({name: zero_shot_statistic(r) for name, r in records.items()}, images,
+                             {"noise_draws": NOISE_DRAWS})
 
 
 def run_zeroshot(setup: EvalSetup, repe: dict | None = None, noise_form: str = "shared",
                  pc_templates: Sequence[str] | None = None) -> tuple[dict, TaskMeasure]:
-    """Zero-shot rows per model and the task's statistics for intervals (with `repe`, {model: `Repe`}, the
-    class features are REPE-enhanced; `pc_templates` replace PC's template)."""
-    out, statistics = {}, {}
-    for name, m in setup.models.items():
-        enhancer = repe[name] if repe is not None else None
-        out[name], records = evaluate_zero_shot(m, setup.raw, setup.dataset.classes, enhancer, noise_form=noise_form,
-                                                pc_templates=pc_templates)
-        statistics[name] = zero_shot_statistic(records)
-    images = sum(len(data.labels) for data in setup.raw.values())
-    return out, TaskMeasure(statistics, images, {"noise_draws": NOISE_DRAWS})
+    """Zero-shot rows per model and the task's statistics for intervals (see `zero_shot_records`)."""
+    return zero_shot_results(zero_shot_records(setup, repe, noise_form, pc_templates))
