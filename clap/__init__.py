@@ -21,6 +21,7 @@ _EXPORTS = {
     "evaluate": "clap.evaluation.pipeline.evaluate",
     "Report": "clap.evaluation.pipeline.evaluate",
     "EvalOptions": "clap.evaluation.pipeline.tasks",
+    "merge_shards": "clap.evaluation.pipeline.shards",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

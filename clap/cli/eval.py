@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         args.on_interrupt = "no report was written; rerun the same command"
     options = eval_options(args)
     out = writable_folder(args.out, outside=args.dataset)
+    if options.shard is not None:  # every shard in a folder of its own under --out
+        from clap.evaluation.inputs.shard import Shard
+
+        out = out / Shard.parse(options.shard).name
     claim_report(out, args.task, args.overwrite)
     with folder_lock(out, "a report"):
         return _evaluate(args, options, out)
@@ -94,4 +98,8 @@ def _evaluate(args: argparse.Namespace, options: EvalOptions, out: Path) -> int:
     if skipped:
         print(f"{skipped} unreadable images were skipped (listed per domain in the JSON report)")
     print(f"report: {json_path} and {md_path}")
+    if options.shard is not None:
+        shard = report.run["shard"]
+        print(f"shard {shard['index']}/{shard['count']}: its records are in {out / shard['records']}; once every shard "
+              f"has run: clap report merge {out.parent / 'shard-*-of-*' / json_path.name} --out {out.parent}")
     return 0

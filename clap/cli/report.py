@@ -12,10 +12,14 @@ from clap.options import NAME, PATH
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="work with evaluation reports", description=__doc__.splitlines()[0])
     rsub = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
-    m = rsub.add_parser("merge", help="merge report JSONs into one table: a row per (report, model)")
-    m.add_argument("reports", nargs="+", type=PATH, help="report JSON files (e.g. eval_report/*.json)")
+    m = rsub.add_parser("merge", help="merge report JSONs into one table: a row per (report, model); or the shards "
+                        "of one evaluation into its report")
+    m.add_argument("reports", nargs="+", type=PATH, help="report JSON files (e.g. eval_report/*.json), or every "
+                   "shard's (e.g. eval_report/shard-*/zeroshot.json)")
     m.add_argument("--out", required=True, type=PATH,
-                   help="path without suffix: writes OUT.csv and OUT.md (a folder: merged.csv, merged.md in it)")
+                   help="path without suffix: writes OUT.csv and OUT.md (a folder: merged.csv, merged.md in it); "
+                        "shards: the folder of the merged report")
+    m.add_argument("--overwrite", action="store_true", help="shards: replace a merged report of the same task")
     m.set_defaults(run=run)
     c = rsub.add_parser("claims", help="the paper's claims against one report (reproduces / does not / cannot tell)")
     c.add_argument("report", type=PATH,
@@ -26,9 +30,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clap.evaluation.output.merge import merge_reports, to_csv, to_markdown
+    from clap.evaluation.output.merge import is_shard_report, merge_reports, to_csv, to_markdown
     from clap.fileio import write_text_atomic
 
+    if any(is_shard_report(Path(p)) for p in args.reports):
+        return run_shards(args)
     columns, rows = merge_reports(args.reports)
     out = Path(args.out)
     if args.out.endswith(("/", "\\")) or out.is_dir():  # a folder: the table goes inside it
@@ -37,6 +43,17 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out.with_suffix(".csv"), to_csv(columns, rows))
     write_text_atomic(out.with_suffix(".md"), to_markdown(columns, rows))
     print(f"{len(rows)} rows x {len(columns)} columns: {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    return 0
+
+
+def run_shards(args: argparse.Namespace) -> int:
+    """The shards of one evaluation -> its report in --out, with the intervals of one run."""
+    from clap.evaluation.pipeline.shards import merge_shards
+
+    report = merge_shards(args.reports)
+    json_path, md_path = report.save(args.out, overwrite=args.overwrite)
+    print(report.markdown())
+    print(f"{len(args.reports)} shards merged: {json_path} and {md_path}")
     return 0
 
 

@@ -19,6 +19,7 @@ from clap.backbones.base import Backbone
 from clap.data.domains import DomainDataset, scan_domain_dataset
 from clap.errors import ClapError
 from clap.evaluation.inputs.features import DomainFeatures, domain_features
+from clap.evaluation.inputs.shard import Shard
 from clap.evaluation.statistics.stats import member_name
 from clap.model import CLAPModel, check_compatible
 from clap.options import ALPHA
@@ -73,12 +74,14 @@ class EvalSetup:
     adapter_files: dict[str, dict] = dataclasses.field(default_factory=dict)
     negation: dict[str, Disentangler] = dataclasses.field(default_factory=dict)
     """CLIPN-route adapters: they score OOD images (CTW, ATD) and are no model of the other protocols."""
+    all_domains: list[str] | None = None  # a shard's: the whole dataset's domains, in order
 
     def describe(self) -> dict:
+        shard = {} if self.all_domains is None else {"all_domains": self.all_domains}
         return {"dataset": {"root": str(self.dataset.root), "domains": self.dataset.domains,
                             "classes": self.dataset.classes,
                             "images": {d: len(f.paths) for d, f in self.raw.items()},
-                            "skipped": {d: len(f.skipped) for d, f in self.raw.items()}},
+                            "skipped": {d: len(f.skipped) for d, f in self.raw.items()}, **shard},
                 **describe_models(self.backbone, self.models, self.adapter_files, self.negation)}
 
 
@@ -122,13 +125,15 @@ def check_not_validated_on(root: Path, adapter: Disentangler, spec: AdapterSpec)
 def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
                 backbone_options: Mapping | Backbone | None = None,
                 cache_dir: str | None = None, device: str = "auto", ignore_classes: bool = False,
-                progress: bool = True, test: bool = True, precision: str = "auto", unknown: Sequence[str] = ()
-                ) -> EvalSetup:
-    """Load everything once: dataset index, backbone (a `Backbone`, used where it is, or `load_backbone` keywords
-    on `device` with its encoders' `precision`), adapters, raw image features. An adapter must have been trained
-    for the dataset's classes but the `unknown`.
+                progress: bool = True, test: bool = True, precision: str = "auto", unknown: Sequence[str] = (),
+                shard: Shard | None = None) -> EvalSetup:
+    """Load everything once: dataset index (a `shard`'s domains only), backbone (a `Backbone`, used where it is, or
+    `load_backbone` keywords on `device` with its encoders' `precision`), adapters, raw image features. An adapter
+    must have been trained for the dataset's classes but the `unknown`.
     With `test` (the dataset is a test set) an adapter at the alpha it chose on this very dataset is refused."""
-    dataset = scan_domain_dataset(dataset_root)
+    dataset = whole = scan_domain_dataset(dataset_root)
+    if shard is not None:
+        dataset = shard.of(whole)
     backbone = load_backbone_for(backbone_options, device, precision)
 
     def check(adapter: Disentangler, spec: AdapterSpec) -> None:
@@ -139,7 +144,8 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
 
     models, files, negation = load_models(backbone, adapters, check)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
-    return EvalSetup(dataset, backbone, models, raw, files, negation=negation)
+    return EvalSetup(dataset, backbone, models, raw, files, negation=negation,
+                     all_domains=None if shard is None else whole.domains)
 
 
 def load_backbone_for(backbone: Mapping | Backbone | None, device: str, precision: str) -> Backbone:

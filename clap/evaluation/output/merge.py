@@ -48,6 +48,11 @@ def read_report(path: Path) -> dict:
     return doc
 
 
+def is_shard_report(path: Path) -> bool:
+    """Whether a report JSON is a shard's (`clap eval --shard`): merged into a report, not a table."""
+    return isinstance(read_report(path).get("shard"), dict)
+
+
 def _nested_dicts(part: dict) -> bool:
     """Statistics are {task or pair: {model or task: {...}}}: objects two levels down."""
     return all(isinstance(v, dict) and all(isinstance(w, dict) for w in v.values()) for v in part.values())

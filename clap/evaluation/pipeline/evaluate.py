@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from clap.errors import ClapError
-from clap.evaluation.pipeline.task_output import Figure
+from clap.evaluation.inputs.shard import Shard
+from clap.evaluation.pipeline.task_output import Figure, TaskOutput, TaskRecords
 from clap.evaluation.pipeline.tasks import (CLOSED_SET, SCENE_TASKS, EvalOptions, check_task_options, check_tasks,
                                            run_tasks)
 
 if TYPE_CHECKING:
     from clap.backbones.base import Backbone
+    from clap.evaluation.inputs.setup import EvalSetup
 
+LOCAL_OPTIONS = ("shard", "device", "progress", "cache")  # may differ between the shards of one evaluation
 BOOTSTRAP_LEVELS = ("training seeds of a seed group, with replacement", "images within each domain (within each class "
                     "for openness; a shared OOD set once), the same for every model", "noise draws of ZS(NC)",
                     "few-shot shot draws within each domain, the same for every model")
@@ -40,6 +43,7 @@ class Report:
     statistics: dict
     figures: dict[str, Figure] = field(default_factory=dict, repr=False)
     created: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
+    records: dict[str, TaskRecords] | None = field(default=None, repr=False)  # a shard's: saved beside its JSON
 
     def to_dict(self) -> dict:
         from clap.evaluation.output.report import report_document
@@ -49,11 +53,15 @@ class Report:
     def markdown(self) -> str:
         from clap.evaluation.output.report import markdown
 
-        return markdown(self.results, self.statistics)
+        shard = self.run.get("shard")
+        note = "" if shard is None else (f"Shard {shard['index']} of {shard['count']}: its domains alone, without "
+                                         "intervals; `clap report merge` of every shard gives the whole report.\n\n")
+        return note + markdown(self.results, self.statistics)
 
     def save(self, folder: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
-        """Draw the figures into `folder` and write <task>.json and <task>.md there; an earlier report of the same
-        task is replaced only with `overwrite`. Returns the JSON and Markdown paths."""
+        """Draw the figures into `folder` and write <task>.json and <task>.md there (a shard's also its records:
+        <task>.records.safetensors); an earlier report of the same task is replaced only with `overwrite`. Returns the
+        JSON and Markdown paths."""
         from clap.evaluation.output.report import claim_report, write_report
         from clap.fileio import folder_lock, writable_folder
 
@@ -64,6 +72,10 @@ class Report:
             folder.mkdir(parents=True, exist_ok=True)
             for draw in self.figures.values():
                 draw(folder)
+            if self.records is not None:
+                from clap.evaluation.pipeline.records import records_name, save_records
+
+                save_records(folder / records_name(self.task), self.records)
             return write_report(folder, self.to_dict(), self.markdown())
 
 
@@ -126,26 +138,42 @@ def evaluate(dataset: str | Path, backbone: Backbone | Mapping | None = None,
     (default: the embedded tiny CLIP on `device`). `adapters`: see `adapter_specs` (e.g. {"CLAP": adapter},
     {"CLAP": ["run0", "run1"]} for seeds, {"CLAP": ("run0", 0.3)}, or ["CLAP=run0@auto"]). The options are
     `EvalOptions` fields (or `options`); a single value stands for a list of one (`shots=1`), `templates` takes
-    one template, a list or a file. `name` names the report (default: the task, or "all"). Bad input raises
-    `ClapError` (one line)."""
+    one template, a list or a file. `name` names the report (default: the task, or "all"). With `shard` ("I/N"),
+    only the shard's domains are evaluated and the report, without intervals, carries the records that
+    `merge_shards` joins. Bad input raises `ClapError` (one line)."""
     from clap.evaluation.inputs.setup import build_setup
 
     options = _options(options, overrides)
     task_names = _task_names(tasks)
     check_task_options(task_names, options)
+    shard = Shard.parse(options.shard) if options.shard is not None else None
     if set(task_names) & set(SCENE_TASKS):
         from clap.evaluation.pipeline.scene_setup import build_scene_setup
 
         setup = build_scene_setup(dataset, adapter_specs(adapters), backbone, options)
     else:
-        setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache, options.device,
-                            options.ignore_classes, progress=options.progress, precision=options.precision,
-                            unknown=unknown_classes(task_names, options))
+        setup = build_setup(dataset, adapter_specs(adapters), backbone, options.cache,
+                            shard.device(options.device) if shard else options.device, options.ignore_classes,
+                            progress=options.progress, precision=options.precision,
+                            unknown=unknown_classes(task_names, options), shard=shard)
     output = run_tasks(setup, task_names, options)
     name = name or (tasks if isinstance(tasks, str) else "+".join(task_names))
+    if shard is not None:
+        return shard_report(name, setup, options, output, shard, run_info(options) | output.run)
     stats = statistics([*setup.models, *setup.negation], options.n_boot, options.seed, output.rows, output.measures,
                        output.levels or BOOTSTRAP_LEVELS)
     return Report(name, setup.describe(), run_info(options) | output.run, output.rows, stats, output.figures)
+
+
+def shard_report(name: str, setup: EvalSetup, options: EvalOptions, output: TaskOutput, shard: Shard,
+                 run: dict) -> Report:
+    """A shard's report: its domains' rows (no intervals: those come at the merge) and the records behind them."""
+    from clap.evaluation.pipeline.records import records_name
+
+    info = {"index": shard.index, "count": shard.count, "tasks": list(output.records), "records": records_name(name),
+            "options": {k: v for k, v in vars(options).items() if k not in LOCAL_OPTIONS}}
+    return Report(name, setup.describe(), run | {"shard": info}, output.rows, {}, output.figures,
+                  records=output.records)
 
 
 def unknown_classes(tasks: Sequence[str], options: EvalOptions) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, EPS_SWEEP, N_BOOT, NOISE_FORMS,
                            OPENNESS_ORDERS, PROTOCOLS, REPE_K, REPE_WEIGHT)
 from clap.errors import ClapError
+from clap.evaluation.inputs.shard import SHARD
 from clap.evaluation.pipeline.task_output import RecordedTask, TaskOutput, TaskRecords
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
                           Kind, check_fields, option)
@@ -101,6 +102,9 @@ class EvalOptions:
     precision: str = option("auto", PRECISION, "the frozen encoders: fp32, bf16 or fp16 autocast (fp16: CUDA only); "
                             "auto = fp16 on CUDA, fp32 on the CPU; attacks and probes always run in fp32")
     ignore_classes: bool = option(False, None, "allow adapters trained for other classes")
+    shard: str | None = option(None, SHARD, "evaluate only shard I/N of the dataset's domains (zeroshot, fewshot, "
+                               "ood) and save its per-image records; 'torchrun': the rank's shard, on its GPU; "
+                               "`clap report merge` of all N gives exactly one run's report", metavar="I/N")
     decoder: Sequence[str] | None = option(None, PATH, "trained mask decoders (clap train --config "
                                            "experiments/configs/world_vl4ad.yaml): each adds VL4AD's decoder scores to "
                                            "the model whose features it was trained on (the frozen model's: CLIP; "
@@ -324,7 +328,11 @@ TASK_OPTIONS = {"autoattack": ("adversarial",), "decoder": SCENE_TASKS, "dense_s
 
 
 def check_task_options(tasks: Sequence[str], options: EvalOptions) -> None:
-    """One line for an option none of the tasks would read (e.g. `autoattack` on zeroshot, `cache` on anomaly)."""
+    """One line for an option none of the tasks would read (e.g. `autoattack` on zeroshot, `cache` on anomaly), or
+    for a shard of a task that does not merge from records."""
+    whole = [t for t in tasks if t not in RECORDED]
+    if options.shard is not None and whole:
+        raise ClapError(f"`shard` splits {', '.join(RECORDED)} only; evaluate {', '.join(whole)} in a run of its own")
     defaults = EvalOptions()
     for name, readers in TASK_OPTIONS.items():
         if not set(tasks) & set(readers) and getattr(options, name) != getattr(defaults, name):
