@@ -108,6 +108,9 @@ def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     alone or with others."""
     values = np.asarray(values, dtype=float)
     seen = ~np.isnan(values)
+    if seen.all():  # every image counts: the denominators are the weights' sums (counts: the same exact sums)
+        sums = weights.sum(axis=1)
+        return (weights @ values.T) / (sums if values.ndim == 1 else sums[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ np.where(seen, values, 0.0).T) / (weights @ seen.T)
 
