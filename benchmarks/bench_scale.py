@@ -16,7 +16,9 @@ pixels a side); its peak RSS should not follow the pixel count (16x per scene). 
 a few steps (their quality is not what is measured). `--memory-stages` instead runs evaluate's parts one after the
 other in one process (setup, each task, the statistics) and records the resident memory after each, its peak, and
 what numpy holds and what the process keeps after `malloc_trim(0)` once the tasks are done (saved as
-<name>_memory.json).
+<name>_memory.json). `--shards 3` (the default) also evaluates each size in 3 shards of its domains (`clap.evaluate(...,
+shard="i/3")`, one process after another) and merges them (`clap.merge_shards`, in a process of its own): each
+one's time and peak RSS, and whether the merged report equals the one run's, rows and intervals.
 """
 
 from __future__ import annotations
@@ -83,13 +85,32 @@ def encode(root: str, cache: str) -> dict:
     return {"images": sum(len(f.labels) for f in features.values()), "dim": backbone.embed_dim}
 
 
-def evaluate(root: str, cache: str, adapters: list[str]) -> dict:
-    """zeroshot, fewshot and ood of CLIP and the CLAP seed group from the cached features: the report's times."""
+def evaluate(root: str, cache: str, adapters: list[str], save: str | None = None, shard: str | None = None) -> dict:
+    """zeroshot, fewshot and ood of CLIP and the CLAP seed group from the cached features (a `shard` of the domains
+    only, given one): the report's times; the report saved into `save`, given one."""
     import clap
 
     report = clap.evaluate(root, adapters={"CLAP": adapters}, tasks=("zeroshot", "fewshot", "ood"), shots=[1, 4],
-                           cache=cache, progress=False)
-    return {"task_seconds": report.results["task_seconds"], "statistics": report.statistics["bootstrap"]["seconds"]}
+                           cache=cache, progress=False, shard=shard)
+    if save:
+        report.save(save, overwrite=True)
+    return {"task_seconds": report.results["task_seconds"],
+            "statistics": report.statistics["bootstrap"]["seconds"] if report.statistics else 0.0}
+
+
+def merge(shards: list[str], whole: str) -> dict:
+    """`clap.merge_shards` of the shards' reports: the statistics' time, and whether rows and intervals equal those of
+    the report of one run (`whole`) exactly."""
+    import clap
+
+    report = clap.merge_shards(shards)
+    one = json.loads(Path(whole).read_text(encoding="utf-8"))
+    merged = json.loads(json.dumps(report.to_dict()))
+    for doc in (one, merged):
+        doc["results"].pop("task_seconds")
+        doc["statistics"]["bootstrap"].pop("seconds")
+    return {"statistics": report.statistics["bootstrap"]["seconds"],
+            "identical": one["results"] == merged["results"] and one["statistics"] == merged["statistics"]}
 
 
 def memory_stages(root: str, cache: str, adapters: list[str]) -> dict:
@@ -161,12 +182,14 @@ def world_at(images: int, out: Path) -> tuple[int, Path, Path]:
     return max(2, round(images / (8 * 32))), out / f"world_{images}", out / f"cache_{images}"
 
 
-def scale(images: int, size: int, out: Path, adapters: list[str]) -> dict:
-    """Every stage at one size."""
+def scale(images: int, size: int, out: Path, adapters: list[str], shards: int) -> dict:
+    """Every stage at one size (and the evaluation in `shards` shards, merged)."""
     per_class, root, cache = world_at(images, out)
     stages = {"render": in_process("render", root=str(root), per_class=per_class, size=size)}
     stages["encode"] = in_process("encode", root=str(root), cache=str(cache))
-    stages["evaluate"] = in_process("evaluate", root=str(root), cache=str(cache), adapters=adapters)
+    whole = out / f"report_{images}"
+    stages["evaluate"] = in_process("evaluate", root=str(root), cache=str(cache), adapters=adapters, save=str(whole))
+    sharded = sharded_at(root, cache, adapters, shards, whole) if shards > 1 else None
     n = stages["encode"]["result"]["images"]
     report = stages["evaluate"]["result"]
     protocols, statistics = sum(report["task_seconds"].values()), report["statistics"]
@@ -176,7 +199,21 @@ def scale(images: int, size: int, out: Path, adapters: list[str]) -> dict:
     return {"images": n, "image_size": size, "seconds": {k: round(v, 2) for k, v in times.items()},
             "statistics_share_of_evaluate": round(statistics / stages["evaluate"]["seconds"], 3),
             "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in stages.items()},
-            "features_mb": round(features_mb, 1), "task_seconds": report["task_seconds"]}
+            "features_mb": round(features_mb, 1), "task_seconds": report["task_seconds"], "shards": sharded}
+
+
+def sharded_at(root: Path, cache: Path, adapters: list[str], count: int, whole: Path) -> dict:
+    """The evaluation in `count` shards, one process after another, then their merge: each one's time and peak RSS,
+    and whether the merge equals the report of one run."""
+    folder = whole.parent / f"{whole.name}_shards"
+    runs = [in_process("evaluate", root=str(root), cache=str(cache), adapters=adapters, shard=f"{i}/{count}",
+                       save=str(folder / f"shard-{i}-of-{count}")) for i in range(1, count + 1)]
+    merged = in_process("merge", shards=[str(folder / f"shard-{i}-of-{count}" / "zeroshot+fewshot+ood.json")
+                                         for i in range(1, count + 1)], whole=str(whole / "zeroshot+fewshot+ood.json"))
+    return {"count": count, "shard_seconds": [round(r["seconds"], 1) for r in runs],
+            "shard_peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in runs],
+            "merge_seconds": round(merged["seconds"], 1), "merge_statistics_seconds": merged["result"]["statistics"],
+            "merge_peak_rss_mb": round(merged["peak_rss_mb"], 1), "identical_to_one_run": merged["result"]["identical"]}
 
 
 def memory_at(images: int, size: int, out: Path, adapters: list[str]) -> dict:
@@ -214,6 +251,8 @@ def main() -> None:
     parser.add_argument("--no-anomaly", action="store_true", help="skip the anomaly pair")
     parser.add_argument("--name", default="scale", help="results file name under benchmarks/results/")
     parser.add_argument("--memory-stages", action="store_true", help="only evaluate's memory, part by part")
+    parser.add_argument("--shards", type=int, default=3, help="also evaluate each size in this many shards and merge "
+                        "them (1: no shards)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +261,7 @@ def main() -> None:
     if args.memory_stages:
         save_result(f"{args.name}_memory", {str(n): memory_at(n, args.image_size, out, adapters) for n in args.images})
         return
-    rows = [scale(n, args.image_size, out, adapters) for n in sorted(args.images)]
+    rows = [scale(n, args.image_size, out, adapters, args.shards) for n in sorted(args.images)]
     sizes = [r["images"] for r in rows]
     exponents = {stage: growth(sizes, [r["seconds"][stage] for r in rows]) for stage in rows[0]["seconds"]}
     result = {"sizes": rows, "growth_exponents": exponents,
