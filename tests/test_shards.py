@@ -83,6 +83,18 @@ def test_shards_of_a_shared_ood_folder_with_repe_merge_exactly(world, adapters, 
     assert _comparable(_merged(world, 2, tmp_path, **kwargs).to_dict()) == _comparable(one.to_dict())
 
 
+def test_shards_of_other_adapters_or_with_one_missing_do_not_merge(world, adapters, tmp_path):
+    kwargs = dict(tasks="zeroshot", n_boot=100, progress=False)
+    first = clap.evaluate(world, adapters={"CLAP": adapters["CLAP"][0]}, shard="1/2", **kwargs).save(tmp_path / "a")[0]
+    other = clap.evaluate(world, adapters={"CLAP": (adapters["CLAP"][0], 0.3)}, shard="2/2", **kwargs)
+    with pytest.raises(ClapError, match="their adapters differ"):
+        clap.merge_shards([first, other.save(tmp_path / "b")[0]])
+    same = clap.evaluate(world, adapters={"CLAP": adapters["CLAP"][0]}, shard="2/2", **kwargs).save(tmp_path / "c")[0]
+    (tmp_path / "a" / "zeroshot.records.safetensors").unlink()
+    with pytest.raises(ClapError, match="cannot read the shard records"):
+        clap.merge_shards([first, same])
+
+
 def test_the_cli_merges_shards_into_the_report_of_one_run(world, tmp_path, capsys):
     args = ["--dataset", str(world), "--n-boot", "100", "--no-progress"]
     for i in (1, 2):

@@ -40,13 +40,12 @@ def check_shards(docs: list[tuple[Path, dict]]) -> dict:
             raise ClapError(f"{path} is not a shard's report (`clap eval ... --shard I/N` writes them); merge shards "
                             "alone, or reports without shards alone")
     (first_path, first), *rest = docs
-    same = ("task", "dataset.root", "dataset.classes", "dataset.all_domains", "backbone.family", "backbone.model",
-            "backbone.pretrained", "backbone.precision", "models", "seed", "protocol", "shard.count", "shard.tasks",
-            "shard.options")
     for path, doc in rest:
-        for key in same:
+        for key in SAME:
             if _at(doc, key) != _at(first, key):
                 raise ClapError(f"{path} and {first_path} are shards of different evaluations: their {key} differ")
+        if _models(doc) != _models(first):
+            raise ClapError(f"{path} and {first_path} are shards of different evaluations: their adapters differ")
     count, indices = first["shard"]["count"], sorted(doc["shard"]["index"] for _, doc in docs)
     if indices != list(range(1, count + 1)):
         missing = sorted(set(range(1, count + 1)) - set(indices))
@@ -54,6 +53,17 @@ def check_shards(docs: list[tuple[Path, dict]]) -> dict:
         problem = f"shard {missing[0]}/{count} is missing" if missing else f"shard {twice[0]}/{count} is given twice"
         raise ClapError(f"{problem}; give the report of each of the {count} shards once")
     return first
+
+
+SAME = ("task", "dataset.classes", "dataset.all_domains", "backbone.family", "backbone.model", "backbone.pretrained",
+        "backbone.checksum", "backbone.precision", "seed", "protocol", "shard.count", "shard.tasks", "shard.options")
+"""What the shards of one evaluation share (where the dataset and the adapters lie may differ between machines)."""
+IDENTITY = ("alpha", "route", "adapter_dims", "training_seed", "prompt_tokens", "adapter_sha256")
+
+
+def _models(doc: dict) -> dict:
+    """Each model's identity: its weights' checksum and how it is applied, not where its files lie."""
+    return {name: {k: info.get(k) for k in IDENTITY} for name, info in doc["models"].items()}
 
 
 def _at(doc: dict, dotted: str):
