@@ -5,7 +5,8 @@ the anomaly task at two resolutions.
     python -m benchmarks.bench_scale --memory-stages --images 250000   # where evaluate's memory goes
 
 Per size: the world's domains layout (8 image types x 32 classes) rendered with that many images in all, then each
-stage in a fresh process of its own (wall time and its peak RSS): `render`; `encode` (the tiny CLIP's image
+stage in a fresh process of its own, with the `clap` command's allocator settings (`clap.runtime.keep_freed_memory`;
+wall time and its peak RSS): `render`; `encode` (the tiny CLIP's image
 features into a feature cache); `evaluate` (`clap.evaluate` of zeroshot, fewshot (1 and 4 shots) and ood with CLIP
 and a CLAP adapter given as 3 training seeds, reading the cache), split by the report into the protocols' own
 time (`task_seconds`), the intervals' (`bootstrap.seconds`) and the rest (loading, setup, the report). The growth
@@ -36,6 +37,8 @@ from benchmarks.common import save_result
 WORKER = """
 import json, sys, time
 from benchmarks import bench_scale
+from clap.runtime import keep_freed_memory
+keep_freed_memory()  # as the `clap` command does
 start = time.perf_counter()
 result = getattr(bench_scale, sys.argv[1])(**json.loads(sys.argv[2]))
 print("BENCH " + json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": bench_scale.peak_rss_mb(),
