@@ -18,10 +18,16 @@ from clap.evaluation.pipeline.evaluate import BOOTSTRAP_LEVELS, Report, statisti
 from clap.evaluation.pipeline.records import load_records
 from clap.evaluation.pipeline.task_output import TaskRecords
 
+SAME = ("task", "dataset.classes", "dataset.all_domains", "backbone.family", "backbone.model", "backbone.pretrained",
+        "backbone.checksum", "backbone.precision", "seed", "protocol", "shard.count", "shard.tasks", "shard.options")
+"""What the shards of one evaluation share (where the dataset and the adapters lie may differ between machines)."""
+IDENTITY = ("alpha", "route", "adapter_dims", "training_seed", "prompt_tokens", "adapter_sha256")
+
+
 def merge_shards(paths: Sequence[str | Path]) -> Report:
     """The report of one run over every domain from the reports of its N shards (each beside its records file):
-    rows from the joined records, intervals drawn as one run draws them. Shards must be of one evaluation (task,
-    dataset, backbone, models and options alike; where they ran may differ) and all present, each once."""
+    rows from the joined records, intervals drawn as one run draws them. Shards must be of one evaluation (`SAME`,
+    and adapters of the same checksums and alphas) and all present, each once."""
     from clap.evaluation.output.merge import read_report
 
     docs = [(Path(p), read_report(Path(p))) for p in paths]
@@ -53,12 +59,6 @@ def check_shards(docs: list[tuple[Path, dict]]) -> dict:
         problem = f"shard {missing[0]}/{count} is missing" if missing else f"shard {twice[0]}/{count} is given twice"
         raise ClapError(f"{problem}; give the report of each of the {count} shards once")
     return first
-
-
-SAME = ("task", "dataset.classes", "dataset.all_domains", "backbone.family", "backbone.model", "backbone.pretrained",
-        "backbone.checksum", "backbone.precision", "seed", "protocol", "shard.count", "shard.tasks", "shard.options")
-"""What the shards of one evaluation share (where the dataset and the adapters lie may differ between machines)."""
-IDENTITY = ("alpha", "route", "adapter_dims", "training_seed", "prompt_tokens", "adapter_sha256")
 
 
 def _models(doc: dict) -> dict:
