@@ -16,7 +16,7 @@ from typing import Sequence
 from clap.errors import ClapError
 from clap.evaluation.pipeline.evaluate import BOOTSTRAP_LEVELS, Report, statistics
 from clap.evaluation.pipeline.records import load_records
-from clap.evaluation.pipeline.task_output import TaskRecords
+from clap.evaluation.pipeline.task_output import TaskOutput, TaskRecords
 
 SAME = ("task", "dataset.classes", "dataset.all_domains", "backbone.family", "backbone.model", "backbone.pretrained",
         "backbone.checksum", "backbone.precision", "seed", "protocol", "shard.count", "shard.tasks", "shard.options")
@@ -91,15 +91,13 @@ def merged_report(first: dict, shards: list[dict], records: dict[str, TaskRecord
     from clap.evaluation.pipeline.tasks import RECORDED, EvalOptions
 
     options = EvalOptions(**first["shard"]["options"], progress=False)
-    rows, measures, figures = {}, {}, {}
+    output = TaskOutput({})
     for task, found in records.items():
-        output = RECORDED[task].build(found, options)
-        rows |= output.rows
-        measures |= output.measures
-        figures |= output.figures
-    rows["task_seconds"] = {task: round(sum(doc["results"]["task_seconds"][task] for doc in shards), 1)
-                            for task in records}
-    stats = statistics(list(first["models"]), options.n_boot, options.seed, rows, measures, BOOTSTRAP_LEVELS)
+        output.add(RECORDED[task].build(found, options))
+    output.rows["task_seconds"] = {task: round(sum(doc["results"]["task_seconds"][task] for doc in shards), 1)
+                                   for task in records}
+    stats = statistics(list(first["models"]), options.n_boot, options.seed, output.rows, output.measures,
+                       output.levels or BOOTSTRAP_LEVELS)
     domains = first["dataset"]["all_domains"]
     dataset = {**first["dataset"], "domains": domains, "images": _joined(shards, "images", domains),
                "skipped": _joined(shards, "skipped", domains)}
@@ -108,7 +106,7 @@ def merged_report(first: dict, shards: list[dict], records: dict[str, TaskRecord
     run = {key: first[key] for key in ("seed", "protocol", "device_option")}
     run["merged_shards"] = [{"index": doc["shard"]["index"], "domains": doc["dataset"]["domains"],
                              "device": doc["backbone"]["device"]} for doc in shards]
-    return Report(first["task"], setup, run, rows, stats, figures)
+    return Report(first["task"], setup, run, output.rows, stats, output.figures)
 
 
 def _joined(shards: list[dict], key: str, domains: list[str]) -> dict:

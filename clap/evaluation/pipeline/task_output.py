@@ -22,6 +22,16 @@ class TaskOutput:
     levels: tuple[str, ...] | None = None
     records: dict[str, TaskRecords] = field(default_factory=dict)  # {task: what a `RecordedTask` built it from}
 
+    def add(self, other: TaskOutput) -> None:
+        """Take in another task's output (its entries, measures, figures, top-level entries, records; its levels
+        where it has its own)."""
+        self.rows.update(other.rows)
+        self.measures.update(other.measures)
+        self.figures.update(other.figures)
+        self.run.update(other.run)
+        self.records.update(other.records)
+        self.levels = other.levels or self.levels
+
 
 @dataclass
 class TaskRecords:

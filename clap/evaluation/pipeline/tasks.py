@@ -348,12 +348,7 @@ def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> T
     for task in tasks:
         start = time.monotonic()
         output = TASKS[task](setup, options, repe)
-        merged.rows.update(output.rows)
-        merged.measures.update(output.measures)
-        merged.figures.update(output.figures)
-        merged.run.update(output.run)
-        merged.records.update(output.records)
-        merged.levels = output.levels or merged.levels
+        merged.add(output)
         seconds[task] = round(time.monotonic() - start, 1)
     merged.rows["task_seconds"] = seconds
     return merged

@@ -173,11 +173,11 @@ def ood_scores_of(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, 
     return out
 
 
-def ood_rows(scores: Scores, shared: bool) -> dict:
-    """{domain|mean: {score: metrics}} of one model's scores."""
+def ood_rows(scores: Scores, statistic) -> dict:
+    """{domain|mean: {score: metrics}} of one model's scores (`statistic`: their `ood_statistic`, for the mean)."""
     rows = {domain: {s: ood_scores.detection_metrics(p["id"], p["ood"]) for s, p in by_score.items()}
             for domain, by_score in scores.items()}
-    rows["mean"] = _nested(as_row(ood_statistic(scores, shared)(OBSERVED)))
+    rows["mean"] = _nested(as_row(statistic(OBSERVED)))
     return rows
 
 
@@ -224,13 +224,13 @@ def ood_results(records: dict[str, dict[str, Scores]], shared: bool) -> tuple[di
     metrics = ood_scores.METRICS
     against = {f"{rule} {m}": f"MCM {m}" for rule in CLIPN_RULES for m in metrics}
     within = tuple((f"{rule} {m}", f"{base} {m}") for rule in CLIPN_RULES for base in CLIPN_BASELINES for m in metrics)
-    results = {key: {name: ood_rows(scores, shared) for name, scores in by_model.items()}
+    statistics = {key: {name: ood_statistic(scores, shared) for name, scores in by_model.items()}
+                  for key, by_model in records.items()}  # each model's scores ranked once, for rows and intervals
+    results = {key: {name: ood_rows(scores, statistics[key][name]) for name, scores in by_model.items()}
                for key, by_model in records.items()}
-    measures = {"ood": TaskMeasure({name: ood_statistic(scores, shared) for name, scores in plain.items()},
-                                   images, against=against, within=within)}
+    measures = {"ood": TaskMeasure(statistics["ood"], images, against=against, within=within)}
     if "ood_repe" in records:
-        treated = TaskMeasure({name: ood_statistic(s, shared) for name, s in records["ood_repe"].items()}, images)
-        measures["ood_repe"] = with_treatment(measures["ood"], treated)
+        measures["ood_repe"] = with_treatment(measures["ood"], TaskMeasure(statistics["ood_repe"], images))
     return results, measures
 
 
