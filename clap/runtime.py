@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 
 logger = logging.getLogger(__name__)
@@ -33,3 +34,8 @@ def keep_freed_memory() -> bool:
         done = False
     logger.debug("glibc allocator thresholds %s", "raised" if done else "left as they are")
     return done
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

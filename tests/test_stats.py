@@ -196,3 +196,49 @@ def test_weighted_means_of_hit_series_in_one_product_equal_each_alone():
     together = weighted_mean(weights, hits)
     assert together.shape == (50, 32)
     assert np.array_equal(together, np.stack([weighted_mean(weights, row) for row in hits], axis=1))
+
+
+def test_resample_counts_are_a_multinomial_draw_within_each_class():
+    """A resample draws as many images as there are, uniformly with replacement within each class: each count has
+    mean 1 and variance 1 - 1/m in a class of m images, and two images of a class covary by -1/m (the multinomial
+    the bootstrap calls for); counts are exact float32, image-major so sparse products read them in place."""
+    labels = np.repeat(np.arange(3), [4, 10, 40])
+    w = Resamples(40000, seed=1).weights("classes:d", len(labels), labels)
+    m = np.bincount(labels)[labels]
+    assert w.dtype == np.float32 and np.all(w == np.rint(w))
+    assert next(Resamples(50, seed=1).chunks()).weights("images:d", 9).flags.f_contiguous
+    for c in range(3):
+        assert np.all(w[:, labels == c].sum(axis=1) == (labels == c).sum())
+    assert np.allclose(w.mean(axis=0), 1, atol=0.03)
+    assert np.allclose(w.var(axis=0), 1 - 1 / m, atol=0.04)
+    assert np.cov(w[:, 0], w[:, 1])[0, 1] == pytest.approx(-1 / 4, abs=0.02)
+    assert abs(np.cov(w[:, 0], w[:, 4])[0, 1]) < 0.02  # other classes: independent
+
+
+def test_float32_counts_give_the_float64_means_bit_for_bit():
+    """Hits (0/1, NaN where unscored) and differences of hits meet float32 counts in float32, where every sum is an
+    exact integer: the same means as in float64. Values that are not integers meet them in float64."""
+    from clap.evaluation.statistics.resample import Series
+
+    rng = np.random.default_rng(4)
+    weights = next(Resamples(60, seed=2).chunks()).weights("images:d", 3000)
+    hits = rng.integers(-1, 2, (6, 3000)).astype(float)
+    hits[rng.random(hits.shape) < 0.05] = np.nan
+    margins = rng.normal(size=(3, 3000))
+    for values in (hits, hits[0], margins):
+        assert np.array_equal(weighted_mean(weights, values), weighted_mean(weights.astype(np.float64), values))
+    assert Series(hits)._stacked.dtype == np.float32 and Series(margins)._stacked.dtype == np.float64
+    seen = ~np.isnan(hits[0])
+    assert weighted_mean(np.ones((1, 3000)), hits[0])[0] == np.mean(hits[0][seen])
+
+
+def test_statistics_on_threads_equal_one_thread():
+    """The (task, model) statistics of a chunk run on several threads and give what one thread gives, bit for bit
+    (each stratum's weights come from its own keyed generator, whichever thread draws them first)."""
+    rng = np.random.default_rng(5)
+    records = {m: {d: _forms(rng, 300, {"C": 0.6, "PC": 0.7, "CP": 0.5}) for d in "ab"} for m in ("CLIP", "A", "B")}
+    tasks = {"zeroshot": stats.TaskMeasure({m: zero_shot_statistic(r) for m, r in records.items()}, 600)}
+    one, four = (stats.measured_all(tasks, Resamples(230, seed=1), workers=w) for w in (1, 4))
+    for m in records:
+        for k, drawn in one["zeroshot"][m].items():
+            assert np.array_equal(drawn.draws, four["zeroshot"][m][k].draws)

@@ -24,11 +24,6 @@ from clap.errors import ClapError
 Run = tuple[str, dict]  # a name and its `clap.train_adapter` keywords
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def train_runs(runs: Sequence[Run], jobs: int, progress: bool = True,
                work: Callable[[Run], tuple[str, float]] | None = None) -> dict[str, float]:
     """Train every run, `jobs` at a time, in the order given (put the longest first); {name: seconds}.

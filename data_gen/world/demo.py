@@ -23,7 +23,8 @@ from pathlib import Path
 from clap.data_gen.world.styles import IMAGE_TYPES
 from clap.evaluation.pipeline.tasks import EPSILON
 from clap.options import PATH, SEED, Choice, Count, check_fields, option
-from clap.training.parallel import Run, available_cores, train_runs
+from clap.runtime import available_cores
+from clap.training.parallel import Run, train_runs
 
 
 QUICK, FULL = "quick", "full"

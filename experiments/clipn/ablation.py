@@ -25,7 +25,8 @@ from clap.data_gen.world.render import WorldSpec
 from clap.evaluation.pipeline.evaluate import evaluate
 from clap.fileio import write_text_atomic
 from clap.prompts.classes import world_open_set
-from clap.training.parallel import Run, available_cores, train_runs
+from clap.runtime import available_cores
+from clap.training.parallel import Run, train_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"copy": {"no_encoder": "copy"},  # the authors' architecture (16 prompts, lr 3e-4)

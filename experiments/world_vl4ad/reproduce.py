@@ -34,7 +34,8 @@ from clap.evaluation.output.report import differences_table
 from clap.evaluation.statistics.stats import sample_std
 from clap.fileio import write_text_atomic
 from clap.prompts.classes import world_open_set
-from clap.training.parallel import available_cores, train_runs
+from clap.runtime import available_cores
+from clap.training.parallel import train_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"

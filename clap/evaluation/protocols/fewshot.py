@@ -17,7 +17,7 @@ import torch
 from clap.data.fewshot import pick_per_class
 from clap.errors import ClapError
 from clap.evaluation.protocols.probe import fit_probe
-from clap.evaluation.statistics.resample import OBSERVED, Sample, images_of, per_domain, weighted_mean
+from clap.evaluation.statistics.resample import OBSERVED, Sample, Series, images_of, per_domain
 from clap.evaluation.statistics.stats import TaskMeasure, sample_std
 from clap.model import per_model
 
@@ -58,7 +58,7 @@ def few_shot_accuracy(features: torch.Tensor, labels: torch.Tensor, shots: int, 
     return float(hits.mean()) if len(hits) else float("nan")
 
 
-def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
+def domain_statistics(hits: dict[str, "np.ndarray | Series"], key: str, sample: Sample) -> dict[str, np.ndarray]:
     """{"<k>-shot": [rows]}: a domain's accuracy for k shots, the mean over probe seeds (shot draws) of each
     draw's accuracy on the images it scored (`hits` [seeds, N], NaN where a draw did not score the image), on a
     sample: images drawn within the domain and, as a level of its own, the domain's shot draws with replacement
@@ -67,17 +67,19 @@ def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> 
     return {k: drawn_mean(sample, key, weights, h) for k, h in hits.items()}
 
 
-def drawn_mean(sample: Sample, key: str, weights: np.ndarray, hits: np.ndarray) -> np.ndarray:
+def drawn_mean(sample: Sample, key: str, weights: np.ndarray, hits: "np.ndarray | Series") -> np.ndarray:
     """[rows] the mean over a sample of shot draws (level "shot-draws:<key>", the same picks for every model) of
     each draw's accuracy under the image `weights` (`hits` [draws, N], NaN where a draw did not score an image)."""
-    per_draw = weighted_mean(weights, hits).T  # [draws, rows]
-    picks = sample.picks(f"shot-draws:{key}", len(hits))  # [rows, draws]
+    hits = Series.of(hits)
+    per_draw = hits.means(weights).T  # [draws, rows]
+    picks = sample.picks(f"shot-draws:{key}", hits.rows)  # [rows, draws]
     return per_draw[picks, np.arange(len(picks))[:, None]].mean(axis=1)
 
 
 def few_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
     """The few-shot table's mean row as a function of a sample ({domain: per-image hits per shot count})."""
-    return per_domain(records, "images", domain_statistics)
+    return per_domain({d: {k: Series(h) for k, h in hits.items()} for d, hits in records.items()}, "images",
+                      domain_statistics)
 
 
 def few_shot_hits(model, raw_by_domain: dict, shots: Sequence[int] = DEFAULT_SHOTS, seeds: Sequence[int] = (0, 1, 2),

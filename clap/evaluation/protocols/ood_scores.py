@@ -109,16 +109,23 @@ class RankedScores:
 
     @cached_property
     def _merged(self) -> tuple:
-        """The one-hots merged into at most `RESAMPLE_BINS` bins: built when a resample first asks."""
+        """The one-hots merged into at most `RESAMPLE_BINS` bins, built when a resample first asks; float32, so that
+        a resample's float32 counts meet them in float32 (sums of counts: exact integers)."""
         merge = merged_bins(self._counts, RESAMPLE_BINS).T.tocsr()
-        return (merge @ self._id).tocsr(), (merge @ self._ood).tocsr()
+        return tuple((merge @ onehot).astype(np.float32).tocsr() for onehot in (self._id, self._ood))
 
     def metrics(self, id_weights: np.ndarray, ood_weights: np.ndarray, tpr: float = 0.95, merged: bool = False
                 ) -> dict[str, np.ndarray]:
         """{metric: [rows]} for rows of image weights (`id_weights` [rows, N_id], `ood_weights` [rows, N_ood]); on the
         merged bins with `merged` (a bootstrap resample's)."""
         on_id, on_ood = self._merged if merged else (self._id, self._ood)
-        return binned_metrics(np.asarray(on_id @ id_weights.T).T, np.asarray(on_ood @ ood_weights.T).T, tpr)
+        return binned_metrics(_binned(on_id, id_weights), _binned(on_ood, ood_weights), tpr)
+
+
+def _binned(onehot, weights: np.ndarray) -> np.ndarray:
+    """[rows, bins] the weighted counts per bin, float64: the sparse [bins, images] one-hot times the weights'
+    transpose (resample weights are image-major, so their transpose is read in place), laid out row by row."""
+    return np.ascontiguousarray(np.asarray(onehot @ weights.T).T, dtype=np.float64)
 
 
 def merged_bins(pooled: np.ndarray, groups: int):
@@ -147,22 +154,22 @@ def binned_metrics(pos: np.ndarray, neg: np.ndarray, tpr: float = 0.95) -> dict[
     """AUROC, FPR95, AUPR-In and AUPR-Out from positive and negative counts per score bin ([rows, bins], bins
     ordered from the highest score to the lowest; scores within a bin tie)."""
     tp, fp = pos.cumsum(axis=1), neg.cumsum(axis=1)
-    p, n = tp[:, -1:], fp[:, -1:]
+    p, n = tp[:, -1], fp[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        auroc = (pos * (n - fp + 0.5 * neg)).sum(axis=1) / (p * n)[:, 0]
-        first = np.argmax(tp / p >= tpr, axis=1)
-        fpr95 = np.take_along_axis(fp, first[:, None], axis=1)[:, 0] / n[:, 0]
-        aupr_in = _average_precision(tp, fp)
-        aupr_out = _average_precision((n - fp)[:, ::-1] + neg[:, ::-1], (p - tp)[:, ::-1] + pos[:, ::-1])
+        below = n[:, None] - fp  # negatives scored under each bin
+        auroc = (pos * (below + 0.5 * neg)).sum(axis=1) / (p * n)
+        first = np.argmax(tp / p[:, None] >= tpr, axis=1)
+        fpr95 = np.take_along_axis(fp, first[:, None], axis=1)[:, 0] / n
+        aupr_in = _average_precision(pos, tp, fp) / p
+        aupr_out = _average_precision(neg, below + neg, (p[:, None] - tp) + pos) / n  # thresholds from the bottom
     return {"AUROC": auroc, "FPR95": fpr95, "AUPR_in": aupr_in, "AUPR_out": aupr_out}
 
 
-def _average_precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Sum over thresholds (descending) of recall gained times precision, per row of cumulative counts."""
-    recall = tp / tp[:, -1:]
-    gained = np.diff(np.c_[np.zeros(len(tp)), recall], axis=1)
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
-    return (gained * precision).sum(axis=1)
+def _average_precision(gained: np.ndarray, hits: np.ndarray, misses: np.ndarray) -> np.ndarray:
+    """Per row, the sum over thresholds of the positives each adds (`gained`) times the precision there (`hits`
+    and `misses`: positives and negatives at or past it); divided by the positives, the average precision."""
+    total = hits + misses
+    return (gained * np.divide(hits, total, out=np.zeros_like(hits), where=total > 0)).sum(axis=1)
 
 
 def detection_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:

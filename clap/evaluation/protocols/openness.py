@@ -123,7 +123,7 @@ class Protocol:
 
     def measures(self, contributions: np.ndarray, image_weights: np.ndarray) -> dict[str, np.ndarray]:
         """Acc-C, Acc-E, Acc-S, full, drops and curves for each row of `image_weights` [B, N] (ones: as observed)."""
-        v = image_weights @ contributions.T
+        v = image_weights.astype(np.float64, copy=False) @ contributions.T  # counts (float32) exactly, BLAS's float64
         e, s = v[:, 2:2 + self.steps], v[:, 2 + self.steps:]
         return {"Acc-C": v[:, 0], "Acc-E": e.mean(axis=1), "Acc-S": s[:, 1:].mean(axis=1), "full": v[:, 1],
                 "E_drop": e[:, 0] - e[:, -1], "S_drop": s[:, 0] - s[:, -1], "E_curve": e, "S_curve": s}

@@ -29,7 +29,8 @@ import torch
 from torch.nn import functional as F
 
 from clap.defaults import NOISE_DRAWS, NOISE_FORMS, NOISE_STD, NOISE_TOKENS
-from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, images_of, per_domain, weighted_mean
+from clap.evaluation.statistics.resample import (OBSERVED, Sample, Series, as_row, images_of, per_domain,
+                                                weighted_mean)
 from clap.errors import ClapError
 from clap.evaluation.statistics.stats import TaskMeasure
 from clap.model import check_templates, template_problem
@@ -205,39 +206,66 @@ def range_null(hits: np.ndarray, draws: int = NULL_DRAWS, seed: int = NULL_SEED)
     return float(np.mean([np.ptp(rng.permuted(hits, axis=1).mean(axis=0)) for _ in range(draws)]))
 
 
-def domain_statistics(hits: dict[str, np.ndarray], key: str, sample: Sample) -> dict[str, np.ndarray]:
+class FormHits:
+    """A domain's per-image hits per form (NC: [draws, N]) stacked once, with gap2's per-image differences, into one
+    `Series`: every sample's accuracies come from one product."""
+
+    def __init__(self, hits: dict[str, np.ndarray]) -> None:
+        self.noise = {form: h.ndim == 2 for form, h in hits.items()}
+        self.gaps = set(PROMPT_FORMS) <= set(hits)
+        series = [np.atleast_2d(h) for h in hits.values()] + ([gap_series([hits[f] for f in PROMPT_FORMS])]
+                                                             if self.gaps else [])
+        self.splits = np.cumsum([len(s) for s in series])[:-1]
+        self.series = Series(np.concatenate(series))
+        self.images = self.series.shape[-1]
+
+
+def domain_statistics(hits: "dict[str, np.ndarray] | FormHits", key: str, sample: Sample) -> dict[str, np.ndarray]:
     """A domain's accuracy per form and R, delta, Delta(NC) on a sample of its images (and of the noise
     draws): {statistic: [rows]}."""
-    weights, accs = sample.weights(key, images_of(hits)), {}
-    for form, h in hits.items():
-        if h.ndim == 2:  # NC: accuracy per noise draw, averaged over the drawn draws
-            per_draw = weighted_mean(weights, h)  # [rows, draws]
-            accs[form] = np.take_along_axis(per_draw, sample.picks("noise", len(h)), axis=1).mean(axis=1)
-        else:
-            accs[form] = weighted_mean(weights, h)
-    if not set(PROMPT_FORMS) <= set(accs):
+    forms = hits if isinstance(hits, FormHits) else FormHits(hits)
+    weights = sample.weights(key, forms.images)
+    means = np.split(forms.series.means(weights), forms.splits, axis=1)
+    accs = {form: noise_accuracy(m, sample) if noisy else m[:, 0] for (form, noisy), m in zip(forms.noise.items(),
+                                                                                              means)}
+    if not forms.gaps:
         return accs
-    return accs | robustness(accs) | {"gap2": squared_gap([hits[f] for f in PROMPT_FORMS], weights)}
+    return accs | robustness(accs) | {"gap2": gap_of(means[-1], weights.sum(axis=1))}
 
 
-def squared_gap(hits: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """[rows] the mean over pairs of forms of their squared accuracy gap, noise-corrected: per pair the
-    unbiased estimate of (acc_f - acc_g)^2 from per-image differences x (mean(x)^2 minus the estimated
-    variance of that mean, var(x) / n with ddof 1). Unlike R it reads 0 on average when the forms agree."""
-    n = weights.sum(axis=1)
-    gaps = []
+def noise_accuracy(per_draw: np.ndarray, sample: Sample) -> np.ndarray:
+    """[rows] a noise form's accuracy: its accuracies per noise draw [rows, draws] averaged over the drawn draws."""
+    return np.take_along_axis(per_draw, sample.picks("noise", per_draw.shape[1]), axis=1).mean(axis=1)
+
+
+def gap_series(hits: Sequence[np.ndarray]) -> np.ndarray:
+    """[2 x pairs, N]: for each pair of forms, the per-image difference of their hits x and its square."""
+    rows = []
     for i, f in enumerate(hits):
         for g in hits[i + 1:]:
             x = np.asarray(f, dtype=float) - np.asarray(g, dtype=float)
-            m1, m2 = weighted_mean(weights, x), weighted_mean(weights, x * x)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                gaps.append(m1 ** 2 - (m2 - m1 ** 2) / (n - 1))
-    return np.mean(gaps, axis=0)
+            rows += [x, x * x]
+    return np.stack(rows)
+
+
+def gap_of(means: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """[rows] gap2 from the weighted means [rows, 2 x pairs] of `gap_series` on samples of n images: per pair the
+    unbiased estimate of (acc_f - acc_g)^2 from the differences x (mean(x)^2 minus the estimated variance of that
+    mean, var(x) / n with ddof 1), averaged over pairs."""
+    m1, m2 = means[:, 0::2], means[:, 1::2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.mean(m1 ** 2 - (m2 - m1 ** 2) / (n[:, None] - 1), axis=1)
+
+
+def squared_gap(hits: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """[rows] the mean over pairs of forms of their squared accuracy gap, noise-corrected (`gap_of`). Unlike R it
+    reads 0 on average when the forms agree."""
+    return gap_of(weighted_mean(weights, gap_series(hits)), weights.sum(axis=1))
 
 
 def zero_shot_statistic(records: dict[str, dict[str, np.ndarray]]):
     """The zero-shot table's mean row as a function of a sample ({domain: per-image hits per form})."""
-    return per_domain(records, "images", domain_statistics)
+    return per_domain({d: FormHits(hits) for d, hits in records.items()}, "images", domain_statistics)
 
 
 def zero_shot_hits(model, raw_by_domain: dict, classnames: Sequence[str], repe=None, forms: Sequence[str] = ALL_FORMS,

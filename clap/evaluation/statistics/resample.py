@@ -6,16 +6,21 @@ stratum (how often each image is drawn) and picks per level (which noise draws, 
 `n_boot` resamples: images drawn with replacement within a stratum (a domain's images; within each
 class of it where a protocol needs class sizes kept), entries of a level drawn with replacement.
 
+A resample's image weights are counts: as many images drawn uniformly with replacement as the stratum (or each
+class of it) holds, counted with one bincount (the multinomial the bootstrap calls for), kept as float32 (exact
+integers below 2^24 images) in an image-major layout that sparse products read in place.
+
 Memory stays bounded: the resamples are drawn and evaluated a chunk of `CHUNK_ROWS` at a time
 (`Resamples.chunks`), and chunk i of a stratum comes from a generator keyed by (seed, stratum, i), so the
 same (seed, stratum, image, resample) gets the same weight wherever and whenever it is computed: every
 model sees the same resamples (differences are paired), a stratum shared by several domains (one OOD set)
 is drawn once per chunk and reused by each of them, and no more than one chunk's weights are ever held
-(CHUNK_ROWS x images x 8 bytes, not n_boot x images).
+(CHUNK_ROWS x images x 4 bytes, not n_boot x images).
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
@@ -30,7 +35,8 @@ class Sample(Protocol):
     rows: int
 
     def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
-        """[rows, n] how often each of a stratum's n images is drawn (within each class, given `classes`)."""
+        """[rows, n] how often each of a stratum's n images is drawn (within each class, given `classes`): counts, as
+        float32 from `Resamples` (cast them to float64 before a product with float64 values, or use `Series`)."""
 
     def picks(self, key: str, n: int) -> np.ndarray:
         """[rows, n] indices into a level of n entries, drawn with replacement."""
@@ -80,42 +86,92 @@ class ResampleChunk:
     def __init__(self, seed: int, index: int, rows: int) -> None:
         self.seed, self.index, self.rows = seed, index, rows
         self._weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._drawing = threading.Lock()  # statistics of several models may ask for a stratum at once
 
     def _rng(self, kind: str, key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode()), self.index])
 
     def weights(self, key: str, n: int, classes: np.ndarray | None = None) -> np.ndarray:
         labels = np.zeros(n, dtype=int) if classes is None else np.asarray(classes)
-        if key in self._weights:
-            known, w = self._weights[key]
-            if not np.array_equal(known, labels):
-                raise ValueError(f"stratum '{key}' was drawn for other images")
-            return w
-        rng, w = self._rng("images", key), np.zeros((self.rows, len(labels)))
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
-            w[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=self.rows)
-        self._weights[key] = (labels, w)
+        with self._drawing:
+            if key not in self._weights:
+                self._weights[key] = (labels, counts_of(self._draws(key, labels), len(labels)))
+        known, w = self._weights[key]
+        if not np.array_equal(known, labels):
+            raise ValueError(f"stratum '{key}' was drawn for other images")
         return w
+
+    def _draws(self, key: str, labels: np.ndarray) -> np.ndarray:
+        """[rows, n] the images each resample draws: as many draws as images, uniformly with replacement within
+        each class (the whole stratum when it has one class)."""
+        rng, classes = self._rng("images", key), np.unique(labels)
+        if len(classes) == 1:
+            return rng.integers(0, len(labels), (self.rows, len(labels)))
+        drawn = np.empty((self.rows, len(labels)), dtype=np.int64)
+        for c in classes:
+            members = np.flatnonzero(labels == c)
+            drawn[:, members] = members[rng.integers(0, len(members), (self.rows, len(members)))]
+        return drawn
 
     def picks(self, key: str, n: int) -> np.ndarray:
         return self._rng("level", key).integers(0, n, (self.rows, n))
 
 
-def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """[rows] weighted means of per-image values [n], or [rows, k] of k such series [k, n] in one product (NaN values
-    left out, per row). Weights are counts, so on 0/1 values (hits) every sum is exact and a series gets the same mean
-    alone or with others."""
-    values = np.asarray(values, dtype=float)
-    seen = ~np.isnan(values)
-    if seen.all():  # every image counts: the denominators are the weights' sums (counts: the same exact sums)
-        sums = weights.sum(axis=1)
-        return (weights @ values.T) / (sums if values.ndim == 1 else sums[:, None])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ np.where(seen, values, 0.0).T) / (weights @ seen.T)
+EXACT_FLOAT32 = 2**24  # integers up to here are exact in float32
 
 
-def images_of(hits: Mapping[str, np.ndarray]) -> int:
+def counts_of(drawn: np.ndarray, n: int) -> np.ndarray:
+    """[rows, n] how often each of n images is among a row's n draws (`drawn` [rows, n] image indices): one bincount,
+    laid out image-major (a Fortran-ordered array) so that products with a sparse [bins, n] matrix read it without a
+    copy. float32 below `EXACT_FLOAT32` images, where every count and every sum of counts (at most n) is an exact
+    integer, so products with float32 counts or hits are exact at half the memory; float64 above."""
+    rows = len(drawn)
+    flat = (drawn * rows + np.arange(rows)[:, None]).ravel()
+    dtype = np.float32 if n < EXACT_FLOAT32 else np.float64
+    return np.bincount(flat, minlength=n * rows).reshape(n, rows).astype(dtype).T
+
+
+class Series:
+    """Per-image values [n], or k series of them [k, n] (NaN where an image has no value), prepared once for weighted
+    means under many samples (`means`): stacked with their denominators (ones, or the seen mask where values are
+    missing), and kept in float32 where every weighted sum of float32 counts stays an exact integer (integral values,
+    |values| x n below `EXACT_FLOAT32`), so that each product reads the weights once, at half the memory."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=float)
+        self.shape, series = values.shape, np.atleast_2d(values)
+        self.rows, seen = len(series), ~np.isnan(series)
+        stacked = (np.vstack([series, np.ones(series.shape[1])]) if seen.all()
+                   else np.vstack([np.where(seen, series, 0.0), seen]))
+        exact = np.abs(stacked).max(initial=0) * stacked.shape[1] < EXACT_FLOAT32 and np.array_equal(
+            stacked, np.rint(stacked))
+        self._stacked = stacked.astype(np.float32) if exact else stacked
+
+    @classmethod
+    def of(cls, values: "np.ndarray | Series") -> "Series":
+        return values if isinstance(values, Series) else cls(values)
+
+    def means(self, weights: np.ndarray) -> np.ndarray:
+        """[rows] the weighted means of a single series, [rows, k] of k, under `weights` [rows, n]: numerators and
+        denominators from one product. Counts meet integral values exactly, so a series gets the same mean alone
+        or with others, in float32 or float64."""
+        if weights.dtype != self._stacked.dtype:  # float64 values or weights: both in float64 (exact casts)
+            weights, stacked = weights.astype(np.float64, copy=False), self._stacked.astype(np.float64, copy=False)
+        else:
+            stacked = self._stacked
+        sums = np.asarray(weights @ stacked.T, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums[:, :self.rows] / sums[:, self.rows:]
+        return means[:, 0] if len(self.shape) == 1 else means
+
+
+def weighted_mean(weights: np.ndarray, values: "np.ndarray | Series") -> np.ndarray:
+    """[rows] weighted means of per-image values [n], or [rows, k] of k such series [k, n], NaN values left out
+    per row (`Series.means`; prepare a `Series` once where the same values meet many samples)."""
+    return Series.of(values).means(weights)
+
+
+def images_of(hits: Mapping[str, "np.ndarray | Series"]) -> int:
     """How many images per-image results hold ([N], or [draws or seeds, N])."""
     return next(iter(hits.values())).shape[-1]
 

@@ -17,14 +17,18 @@ measure the number the table prints.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import norm as normal
 from scipy.stats import t as student_t
+from threadpoolctl import threadpool_limits
 
 from clap.evaluation.statistics.resample import OBSERVED, Resamples, Sample
+from clap.runtime import available_cores
 
 SEED_MEMBER = re.compile(r"^(?P<name>.+)#(?P<k>\d+)$")
 LEVEL = 0.95
@@ -101,21 +105,33 @@ def compared_entries(models: Sequence[str], baseline: str | None) -> dict[str, l
     return entries
 
 
-def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples) -> dict[str, dict[str, dict[str, Draws]]]:
+def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples, workers: int | None = None
+                 ) -> dict[str, dict[str, dict[str, Draws]]]:
     """{task: {model: {metric: Draws}}}: every model's statistics on the data (the table's values) and on every
     resample, evaluated a chunk of resamples at a time for every model and task together (the chunk's weights are
-    drawn once and dropped after it)."""
+    drawn once and dropped after it). Within a chunk the (task, model) statistics run on `workers` threads (default:
+    the cores this process may use; numpy and scipy release the GIL in their array loops): each stratum's weights
+    come from its own keyed generator, so the values do not depend on which thread draws them first. Each thread
+    keeps to one BLAS thread; with one worker everything runs in this thread."""
     points = {task: {m: stat(OBSERVED) for m, stat in measure.statistics.items()} for task, measure in tasks.items()}
+    jobs = [(task, m) for task, measure in tasks.items() for m in measure.statistics]
+    stats = [tasks[task].statistics[m] for task, m in jobs]
     parts: dict = {task: {m: [] for m in measure.statistics} for task, measure in tasks.items()}
-    for chunk in resamples.chunks():
-        for task, measure in tasks.items():
-            for m, stat in measure.statistics.items():
-                parts[task][m].append(stat(chunk))
+    workers = max(1, min(len(jobs), workers or available_cores()))
+    with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, user_api="blas"):
+        run = pool.map if workers > 1 else map
+        for chunk in resamples.chunks():
+            for (task, m), value in zip(jobs, run(_on, stats, repeat(chunk))):
+                parts[task][m].append(value)
     return {task: {m: {k: Draws(float(np.asarray(v).reshape(-1)[0]),
                                 np.concatenate([np.atleast_1d(np.asarray(p[k], dtype=float)) for p in parts[task][m]]))
                        for k, v in point.items()}
                    for m, point in by_model.items()}
             for task, by_model in points.items()}
+
+
+def _on(statistic: Statistic, sample: Sample) -> dict[str, np.ndarray]:
+    return statistic(sample)
 
 
 def seed_scale(k: int, level: float = LEVEL) -> float:
