@@ -67,6 +67,13 @@ def test_max_logit_ensemble_with_one_prompt_is_the_plain_cosine():
     assert torch.allclose(two, plain.abs())  # the max over a prompt and its opposite
 
 
+def test_max_logit_ensemble_is_each_class_best_template_without_every_template_at_once():
+    feats = F.normalize(torch.randn(50, 8), dim=-1)
+    templates = F.normalize(torch.randn(5, 8, 4), dim=1)  # [T, D, C]
+    best = torch.stack([feats @ t for t in templates]).amax(dim=0)
+    assert torch.equal(zeroshot.class_scores(feats, templates), best)
+
+
 def test_class_merging_scores_a_group_as_one_class():
     owner, n = ood_scores.merged_owner(["a", "b", "c", "d"], [["b", "d"]])
     assert owner == [0, 1, 2, 1] and n == 3

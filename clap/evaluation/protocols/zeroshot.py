@@ -58,9 +58,15 @@ def encode_images(model, pixels: torch.Tensor, batch_size: int = 256) -> torch.T
 
 
 def class_scores(image_features: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
-    """[N, C] cosines to class weights [D, C]; for a max-logit ensemble [T, D, C], the best template's."""
-    cos = image_features @ class_weights.to(image_features.device)
-    return cos if class_weights.dim() == 2 else cos.amax(dim=0)
+    """[N, C] cosines to class weights [D, C]; for a max-logit ensemble [T, D, C], the best template's (a running
+    maximum: never the [T, N, C] cosines of every template at once)."""
+    class_weights = class_weights.to(image_features.device)
+    if class_weights.dim() == 2:
+        return image_features @ class_weights
+    best = image_features @ class_weights[0]
+    for template in class_weights[1:]:
+        torch.maximum(best, image_features @ template, out=best)
+    return best
 
 
 def correct(image_features: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
@@ -226,8 +232,8 @@ def domain_statistics(hits: "dict[str, np.ndarray] | FormHits", key: str, sample
     forms = hits if isinstance(hits, FormHits) else FormHits(hits)
     weights = sample.weights(key, forms.images)
     means = np.split(forms.series.means(weights), forms.splits, axis=1)
-    accs = {form: noise_accuracy(m, sample) if noisy else m[:, 0] for (form, noisy), m in zip(forms.noise.items(),
-                                                                                              means)}
+    accs = {form: noise_accuracy(m, sample) if noisy else m[:, 0]
+            for (form, noisy), m in zip(forms.noise.items(), means)}
     if not forms.gaps:
         return accs
     return accs | robustness(accs) | {"gap2": gap_of(means[-1], weights.sum(axis=1))}

@@ -134,8 +134,9 @@ def counts_of(drawn: np.ndarray, n: int) -> np.ndarray:
 class Series:
     """Per-image values [n], or k series of them [k, n] (NaN where an image has no value), prepared once for weighted
     means under many samples (`means`): stacked with their denominators (ones, or the seen mask where values are
-    missing), and kept in float32 where every weighted sum of float32 counts stays an exact integer (integral values,
-    |values| x n below `EXACT_FLOAT32`), so that each product reads the weights once, at half the memory."""
+    missing), and kept in float32 where every weighted sum of float32 counts (n draws) stays an exact integer
+    (integral values, |values| x n below `EXACT_FLOAT32`), so that each product reads the weights once, at half the
+    memory."""
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=float)
