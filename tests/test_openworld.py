@@ -74,6 +74,16 @@ def test_max_logit_ensemble_is_each_class_best_template_without_every_template_a
     assert torch.equal(zeroshot.class_scores(feats, templates), best)
 
 
+def test_ensemble_cosines_are_made_a_block_of_images_at_a_time(monkeypatch):
+    feats = F.normalize(torch.randn(23, 8), dim=-1)
+    prompts = F.normalize(torch.randn(6, 8), dim=-1)
+    owner = [0, 1, 2, 0, 1, 2]
+    whole = ood_scores.ensemble_cosines(feats, prompts, owner, 3)
+    monkeypatch.setattr(ood_scores, "ENSEMBLE_ROWS", 5)
+    assert torch.equal(ood_scores.ensemble_cosines(feats, prompts, owner, 3), whole)
+    assert torch.equal(whole, (feats @ prompts.T).reshape(23, 2, 3).amax(dim=1))
+
+
 def test_class_merging_scores_a_group_as_one_class():
     owner, n = ood_scores.merged_owner(["a", "b", "c", "d"], [["b", "d"]])
     assert owner == [0, 1, 2, 1] and n == 3

@@ -29,6 +29,7 @@ import torch
 CLIP_TEMPERATURE = 0.01
 METRICS = ("AUROC", "FPR95", "AUPR_in", "AUPR_out")
 MCM_TEMPERATURE = 1.0
+ENSEMBLE_ROWS = 4096  # images whose prompt cosines are held at once (4096 x P x 4 bytes)
 RESAMPLE_BINS = 4096  # a resample's metrics on merged bins: the value within 0.001 of the unmerged one
 
 
@@ -64,11 +65,15 @@ def energy(cosines: torch.Tensor, temperature: float = CLIP_TEMPERATURE) -> torc
 def ensemble_cosines(image_features: torch.Tensor, prompt_features: torch.Tensor,
                      owner: Sequence[int], n_classes: int) -> torch.Tensor:
     """Per class, the max cosine over its prompts. `prompt_features` [P, D] (normalised), `owner[p]` = class of
-    prompt p; returns [N, n_classes]."""
-    cos = image_features @ prompt_features.T
-    owner_t = torch.as_tensor(owner, dtype=torch.long, device=cos.device)
-    out = torch.full((len(cos), n_classes), -torch.inf, dtype=cos.dtype, device=cos.device)
-    return out.scatter_reduce(1, owner_t.expand(len(cos), -1), cos, reduce="amax")
+    prompt p; returns [N, n_classes]. The [N, P] cosines are made `ENSEMBLE_ROWS` images at a time."""
+    prompts = prompt_features.T.to(image_features.device)
+    owner_t = torch.as_tensor(owner, dtype=torch.long, device=image_features.device)
+    out = torch.full((len(image_features), n_classes), -torch.inf, dtype=image_features.dtype,
+                     device=image_features.device)
+    for start in range(0, len(image_features), ENSEMBLE_ROWS):
+        cos = image_features[start:start + ENSEMBLE_ROWS] @ prompts
+        out[start:start + ENSEMBLE_ROWS].scatter_reduce_(1, owner_t.expand(len(cos), -1), cos, reduce="amax")
+    return out
 
 
 def merged_owner(classes: Sequence[str], groups: Sequence[Sequence[str]] | None) -> tuple[list[int], int]:
