@@ -39,3 +39,10 @@ def keep_freed_memory() -> bool:
 def available_cores() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def compute_threads() -> int:
+    """Threads for clap's own parallel CPU work: `OMP_NUM_THREADS` where it is set to a number (as torch and the BLAS
+    libraries read it), else the cores this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, int(value)) if value.isdigit() else available_cores()

@@ -28,7 +28,7 @@ from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits
 
 from clap.evaluation.statistics.resample import OBSERVED, Resamples, Sample
-from clap.runtime import available_cores
+from clap.runtime import compute_threads
 
 SEED_MEMBER = re.compile(r"^(?P<name>.+)#(?P<k>\d+)$")
 LEVEL = 0.95
@@ -110,14 +110,14 @@ def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples, workers: i
     """{task: {model: {metric: Draws}}}: every model's statistics on the data (the table's values) and on every
     resample, evaluated a chunk of resamples at a time for every model and task together (the chunk's weights are
     drawn once and dropped after it). Within a chunk the (task, model) statistics run on `workers` threads (default:
-    the cores this process may use; numpy and scipy release the GIL in their array loops): each stratum's weights
-    come from its own keyed generator, so the values do not depend on which thread draws them first. Each thread
-    keeps to one BLAS thread; with one worker everything runs in this thread."""
+    `OMP_NUM_THREADS`, else the cores this process may use; numpy and scipy release the GIL in their array loops):
+    each stratum's weights come from its own keyed generator, so the values do not depend on which thread draws them
+    first. Each thread keeps to one BLAS thread; with one worker everything runs in this thread."""
     points = {task: {m: stat(OBSERVED) for m, stat in measure.statistics.items()} for task, measure in tasks.items()}
     jobs = [(task, m) for task, measure in tasks.items() for m in measure.statistics]
     stats = [tasks[task].statistics[m] for task, m in jobs]
     parts: dict = {task: {m: [] for m in measure.statistics} for task, measure in tasks.items()}
-    workers = max(1, min(len(jobs), workers or available_cores()))
+    workers = max(1, min(len(jobs), workers or compute_threads()))
     with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, user_api="blas"):
         run = pool.map if workers > 1 else map
         for chunk in resamples.chunks():
