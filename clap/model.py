@@ -15,6 +15,7 @@ from clap.backbones.base import Backbone, BackboneIdentity, NoisePosition
 from clap.defaults import NOISE_STD, NOISE_TOKENS
 from clap.errors import ClapError
 from clap.prompts.templates import format_template
+from clap.runtime import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def per_model(models: Mapping[str, "CLAPModel"], compute: Callable[["CLAPModel"]
             out[name] = copy.deepcopy(frozen)
             continue
         out[name] = compute(model)
+        release_freed_memory()  # its temporaries, before the next model's
         if model.is_frozen():
             frozen = out[name]
     return out

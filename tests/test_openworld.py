@@ -84,6 +84,23 @@ def test_ensemble_cosines_are_made_a_block_of_images_at_a_time(monkeypatch):
     assert torch.equal(whole, (feats @ prompts.T).reshape(23, 2, 3).amax(dim=1))
 
 
+def test_a_held_out_split_copies_no_features_and_scores_as_copies_would():
+    """Each domain's ID and held-out rows stay views of its raw features until scored, one domain at a time."""
+    from clap.evaluation.inputs.features import DomainFeatures
+    from clap.evaluation.protocols.ood import held_out_split, ood_scores_of
+
+    raw = {d: DomainFeatures(torch.randn(30, 8), torch.arange(30) % 3, []) for d in "ab"}
+    id_sets, ood_sets, id_classes = held_out_split(raw, ["x", "y", "z"], ["z"])
+    assert id_classes == ["x", "y"]
+    assert all(id_sets[d].features is raw[d].features and ood_sets[d].features is raw[d].features for d in raw)
+    scorer = lambda x: {"norm": x.norm(dim=1).numpy()}  # noqa: E731
+    scores = ood_scores_of(scorer, id_sets, ood_sets)
+    for d, data in raw.items():
+        held = data.labels == 2
+        np.testing.assert_array_equal(scores[d]["norm"]["id"], data.features[~held].norm(dim=1).numpy())
+        np.testing.assert_array_equal(scores[d]["norm"]["ood"], data.features[held].norm(dim=1).numpy())
+
+
 def test_class_merging_scores_a_group_as_one_class():
     owner, n = ood_scores.merged_owner(["a", "b", "c", "d"], [["b", "d"]])
     assert owner == [0, 1, 2, 1] and n == 3

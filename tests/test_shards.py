@@ -170,3 +170,14 @@ def test_a_shot_count_some_domain_lacks_is_left_out_of_the_merge(caplog):
         rows, measure = few_shot_results({"CLIP": hits})
     assert list(rows["CLIP"]["mean"]) == ["1"] and rows["CLIP"]["mean"]["1"]["mean"] == 0.5
     assert measure.images == 8 and "leaving out 8-shot" in caplog.text
+
+
+def test_a_whole_run_drops_its_records_once_built_and_a_shard_keeps_them(world):
+    """The per-image records a task is built from are kept only where a merge needs them (a shard)."""
+    from clap.evaluation.inputs.setup import build_setup
+    from clap.evaluation.pipeline.tasks import EvalOptions, run_tasks
+
+    setup = build_setup(world, progress=False)
+    assert run_tasks(setup, ["zeroshot"], EvalOptions(progress=False)).records == {}
+    kept = run_tasks(setup, ["zeroshot"], EvalOptions(progress=False, shard="1/1")).records
+    assert list(kept) == ["zeroshot"] and list(kept["zeroshot"].records["zeroshot"]["CLIP"]) == list(setup.raw)

@@ -11,6 +11,20 @@ from clap.evaluation.statistics.resample import OBSERVED, Resamples, weighted_me
 from clap.evaluation.protocols.zeroshot import squared_gap, zero_shot_statistic
 
 
+def test_tasks_evaluated_one_after_another_share_the_resamples_of_a_common_stratum():
+    """Tasks take their turns chunk by chunk (one task's weights held at a time); a stratum two tasks share gets the
+    same weights in both: each task's draws equal those it gets alone, and two tasks on the same records agree."""
+    rng = np.random.default_rng(6)
+    records = {m: {d: _forms(rng, 200, {"C": 0.6, "PC": 0.7, "CP": 0.5}) for d in "ab"} for m in ("CLIP", "A")}
+    measure = stats.TaskMeasure({m: zero_shot_statistic(r) for m, r in records.items()}, 400)
+    both = stats.measured_all({"first": measure, "second": measure}, Resamples(120, seed=3), workers=1)
+    alone = stats.measured_all({"second": measure}, Resamples(120, seed=3), workers=1)
+    for m in records:
+        for k, drawn in alone["second"][m].items():
+            assert np.array_equal(drawn.draws, both["first"][m][k].draws)
+            assert np.array_equal(drawn.draws, both["second"][m][k].draws)
+
+
 def _forms(rng, n: int, rates: dict[str, float]) -> dict[str, np.ndarray]:
     """Per-image hits with exactly the given rate for each form (shuffled)."""
     return {f: rng.permutation(np.arange(n) < round(r * n)).astype(float) for f, r in rates.items()}
@@ -217,17 +231,19 @@ def test_resample_counts_are_a_multinomial_draw_within_each_class():
 
 def test_float32_counts_give_the_float64_means_bit_for_bit():
     """Hits (0/1, NaN where unscored) and differences of hits meet float32 counts in float32, where every sum is an
-    exact integer: the same means as in float64. Values that are not integers meet them in float64."""
+    exact integer: the same means as in float64 (hits kept as int8, larger integers as float32). Values that are not
+    integers meet them in float64."""
     from clap.evaluation.statistics.resample import Series
 
     rng = np.random.default_rng(4)
     weights = next(Resamples(60, seed=2).chunks()).weights("images:d", 3000)
     hits = rng.integers(-1, 2, (6, 3000)).astype(float)
     hits[rng.random(hits.shape) < 0.05] = np.nan
-    margins = rng.normal(size=(3, 3000))
-    for values in (hits, hits[0], margins):
+    margins, counts = rng.normal(size=(3, 3000)), rng.integers(0, 1000, (2, 3000)).astype(float)
+    for values in (hits, hits[0], margins, counts):
         assert np.array_equal(weighted_mean(weights, values), weighted_mean(weights.astype(np.float64), values))
-    assert Series(hits)._stacked.dtype == np.float32 and Series(margins)._stacked.dtype == np.float64
+    stored = {Series(v)._stacked.dtype for v in (hits, counts, margins)}
+    assert stored == {np.dtype(np.int8), np.dtype(np.float32), np.dtype(np.float64)}  # a byte a hit
     seen = ~np.isnan(hits[0])
     assert weighted_mean(np.ones((1, 3000)), hits[0])[0] == np.mean(hits[0][seen])
 

@@ -23,6 +23,7 @@ from clap.evaluation.inputs.shard import Shard
 from clap.evaluation.statistics.stats import member_name
 from clap.model import CLAPModel, check_compatible
 from clap.options import ALPHA
+from clap.runtime import release_freed_memory
 
 BASELINE = "CLIP"
 
@@ -144,6 +145,7 @@ def build_setup(dataset_root: str | Path, adapters: Sequence[AdapterSpec] = (),
 
     models, files, negation = load_models(backbone, adapters, check)
     raw = domain_features(backbone, dataset, cache_dir, progress=progress)
+    release_freed_memory()  # the cache files read, the images decoded
     return EvalSetup(dataset, backbone, models, raw, files, negation=negation,
                      all_domains=None if shard is None else whole.domains)
 

@@ -47,7 +47,8 @@ class TaskRecords:
 class RecordedTask:
     """A task in two steps: `collect(setup, options, repe) -> TaskRecords` (the models on the images) and
     `build(records, options) -> TaskOutput` (rows, measures, figures). Domains evaluated apart (shards) merge into
-    exactly the output of one run: `build` of the records joined."""
+    exactly the output of one run: `build` of the records joined. A shard's output keeps its records (for
+    `merge_shards`); a whole run's drops them once built (its measures keep what the intervals need)."""
 
     name: str
     collect: Callable
@@ -56,5 +57,5 @@ class RecordedTask:
     def __call__(self, setup, options, repe) -> TaskOutput:
         records = self.collect(setup, options, repe)
         output = self.build(records, options)
-        output.records = {self.name: records}
+        output.records = {self.name: records} if options.shard is not None else {}
         return output

@@ -17,6 +17,7 @@ from clap.defaults import (ADVERSARIAL_RULES, ALPHA_SWEEP, CLIPN_TEMPLATE_SETS, 
 from clap.errors import ClapError
 from clap.evaluation.inputs.shard import SHARD
 from clap.evaluation.pipeline.task_output import RecordedTask, TaskOutput, TaskRecords
+from clap.runtime import release_freed_memory
 from clap.options import (ALPHA, NAME, PATH, POSITIVE, PRECISION, PROBABILITY, SCALE, SEED, Choice, Count, Device,
                           Kind, check_fields, option)
 
@@ -349,6 +350,7 @@ def run_tasks(setup: EvalSetup, tasks: Sequence[str], options: EvalOptions) -> T
         start = time.monotonic()
         output = TASKS[task](setup, options, repe)
         merged.add(output)
+        release_freed_memory()
         seconds[task] = round(time.monotonic() - start, 1)
     merged.rows["task_seconds"] = seconds
     return merged

@@ -27,6 +27,7 @@ from clap.evaluation.statistics.resample import OBSERVED, Sample, as_row, domain
 from clap.evaluation.statistics.stats import TaskMeasure, with_treatment
 from clap.evaluation.protocols.zeroshot import ENSEMBLE_TEMPLATES, classifiers, phrase_classifier
 from clap.prompts.templates import format_template
+from clap.runtime import release_freed_memory
 
 SHARED = "shared"  # the stratum of one OOD set scored against every domain
 
@@ -162,14 +163,30 @@ def _nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
     return out
 
 
-def ood_scores_of(scorer, id_sets: dict[str, torch.Tensor], ood_sets: dict[str, torch.Tensor]) -> Scores:
+@dataclass(frozen=True)
+class Rows:
+    """The rows of a domain's raw features that a mask picks (its ID or its held-out images), copied out only while
+    they are scored (`picked`): a split never holds a second copy of every domain's features."""
+
+    features: torch.Tensor
+    mask: torch.Tensor
+
+    def picked(self) -> torch.Tensor:
+        return self.features[self.mask]
+
+
+Features = torch.Tensor | Rows
+
+
+def ood_scores_of(scorer, id_sets: dict[str, Features], ood_sets: dict[str, Features]) -> Scores:
     """{domain: {score: {"id": scores, "ood": scores}}} for one scorer (raw features -> {score: array}). `ood_sets`
     maps each domain to its OOD features, or holds one entry used for every domain."""
     out = {}
     shared = next(iter(ood_sets.values())) if len(ood_sets) == 1 else None
     for domain, id_raw in id_sets.items():
-        ids, oods = scorer(id_raw), scorer(ood_sets.get(domain, shared))
+        ids, oods = (scorer(x.picked() if isinstance(x, Rows) else x) for x in (id_raw, ood_sets.get(domain, shared)))
         out[domain] = {s: {"id": ids[s], "ood": oods[s]} for s in ids}
+    release_freed_memory()
     return out
 
 
@@ -182,9 +199,9 @@ def ood_rows(scores: Scores, statistic) -> dict:
 
 
 def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
-                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-    """Per domain: raw features of the ID classes' images and of the held-out classes' images, and the ID
-    class names (the vocabulary the scores use)."""
+                   ) -> tuple[dict[str, Rows], dict[str, Rows], list[str]]:
+    """Per domain: the rows of the ID classes' images and of the held-out classes' images in its raw features, and
+    the ID class names (the vocabulary the scores use)."""
     held = [classes.index(c) for c in ood_classes]
     id_classes = [c for i, c in enumerate(classes) if i not in held]
     id_sets, ood_sets = {}, {}
@@ -192,7 +209,7 @@ def held_out_split(raw: dict, classes: Sequence[str], ood_classes: Sequence[str]
         is_ood = torch.isin(data.labels, torch.tensor(held))
         if is_ood.all() or not is_ood.any():
             continue
-        id_sets[domain], ood_sets[domain] = data.features[~is_ood], data.features[is_ood]
+        id_sets[domain], ood_sets[domain] = Rows(data.features, ~is_ood), Rows(data.features, is_ood)
     if not id_sets:
         raise ClapError("no domain holds images of both the ID classes and the held-out classes")
     return id_sets, ood_sets, id_classes

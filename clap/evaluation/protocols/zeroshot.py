@@ -34,6 +34,7 @@ from clap.evaluation.statistics.resample import (OBSERVED, Sample, Series, as_ro
 from clap.errors import ClapError
 from clap.evaluation.statistics.stats import TaskMeasure
 from clap.model import check_templates, template_problem
+from clap.runtime import release_freed_memory
 
 if TYPE_CHECKING:
     from clap.evaluation.inputs.setup import EvalSetup
@@ -281,6 +282,7 @@ def zero_shot_hits(model, raw_by_domain: dict, classnames: Sequence[str], repe=N
     for domain, data in raw_by_domain.items():
         feats = model.adapted(data.features)
         records[domain] = {form: form_hits(feats, form, w, data.labels) for form, w in weights.items()}
+    release_freed_memory()
     return records
 
 

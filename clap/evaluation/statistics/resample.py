@@ -118,6 +118,7 @@ class ResampleChunk:
 
 
 EXACT_FLOAT32 = 2**24  # integers up to here are exact in float32
+INT8_MAX = 127
 
 
 def counts_of(drawn: np.ndarray, n: int) -> np.ndarray:
@@ -134,9 +135,9 @@ def counts_of(drawn: np.ndarray, n: int) -> np.ndarray:
 class Series:
     """Per-image values [n], or k series of them [k, n] (NaN where an image has no value), prepared once for weighted
     means under many samples (`means`): stacked with their denominators (ones, or the seen mask where values are
-    missing), and kept in float32 where every weighted sum of float32 counts (n draws) stays an exact integer
+    missing). Sums are taken in float32 where every weighted sum of float32 counts (n draws) stays an exact integer
     (integral values, |values| x n below `EXACT_FLOAT32`), so that each product reads the weights once, at half the
-    memory."""
+    memory; small integers (hits, their differences) are kept as int8, a byte an image and series."""
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=float)
@@ -144,9 +145,9 @@ class Series:
         self.rows, seen = len(series), ~np.isnan(series)
         stacked = (np.vstack([series, np.ones(series.shape[1])]) if seen.all()
                    else np.vstack([np.where(seen, series, 0.0), seen]))
-        exact = np.abs(stacked).max(initial=0) * stacked.shape[1] < EXACT_FLOAT32 and np.array_equal(
-            stacked, np.rint(stacked))
-        self._stacked = stacked.astype(np.float32) if exact else stacked
+        integral, top = np.array_equal(stacked, np.rint(stacked)), np.abs(stacked).max(initial=0)
+        self._dtype = np.float32 if integral and top * stacked.shape[1] < EXACT_FLOAT32 else np.float64
+        self._stacked = stacked.astype(np.int8 if integral and top <= INT8_MAX else self._dtype)
 
     @classmethod
     def of(cls, values: "np.ndarray | Series") -> "Series":
@@ -156,11 +157,9 @@ class Series:
         """[rows] the weighted means of a single series, [rows, k] of k, under `weights` [rows, n]: numerators and
         denominators from one product. Counts meet integral values exactly, so a series gets the same mean alone
         or with others, in float32 or float64."""
-        if weights.dtype != self._stacked.dtype:  # float64 values or weights: both in float64 (exact casts)
-            weights, stacked = weights.astype(np.float64, copy=False), self._stacked.astype(np.float64, copy=False)
-        else:
-            stacked = self._stacked
-        sums = np.asarray(weights @ stacked.T, dtype=np.float64)
+        dtype = self._dtype if weights.dtype == self._dtype else np.float64  # float64 weights: float64 (exact casts)
+        stacked = self._stacked.astype(dtype, copy=False)
+        sums = np.asarray(weights.astype(dtype, copy=False) @ stacked.T, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = sums[:, :self.rows] / sums[:, self.rows:]
         return means[:, 0] if len(self.shape) == 1 else means

@@ -28,7 +28,7 @@ from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits
 
 from clap.evaluation.statistics.resample import OBSERVED, Resamples, Sample
-from clap.runtime import compute_threads
+from clap.runtime import compute_threads, release_freed_memory
 
 SEED_MEMBER = re.compile(r"^(?P<name>.+)#(?P<k>\d+)$")
 LEVEL = 0.95
@@ -108,21 +108,23 @@ def compared_entries(models: Sequence[str], baseline: str | None) -> dict[str, l
 def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples, workers: int | None = None
                  ) -> dict[str, dict[str, dict[str, Draws]]]:
     """{task: {model: {metric: Draws}}}: every model's statistics on the data (the table's values) and on every
-    resample, evaluated a chunk of resamples at a time for every model and task together (the chunk's weights are
-    drawn once and dropped after it). Within a chunk the (task, model) statistics run on `workers` threads (default:
-    `OMP_NUM_THREADS`, else the cores this process may use; numpy and scipy release the GIL in their array loops):
-    each stratum's weights come from its own keyed generator, so the values do not depend on which thread draws them
-    first. Each thread keeps to one BLAS thread; with one worker everything runs in this thread."""
+    resample, evaluated task by task, a chunk of resamples at a time for every model together (the chunk's weights of
+    the task's strata are drawn once and dropped after it: one task's at a time). Within a chunk the models'
+    statistics run on `workers` threads (default: `OMP_NUM_THREADS`, else the cores this process may use; numpy and
+    scipy release the GIL in their array loops): each stratum's weights come from its own keyed generator, so the
+    values do not depend on which thread, or which task, draws them first (a stratum two tasks share gets the same
+    weights in both: paired). Each thread keeps to one BLAS thread; with one worker everything runs in this
+    thread."""
     points = {task: {m: stat(OBSERVED) for m, stat in measure.statistics.items()} for task, measure in tasks.items()}
-    jobs = [(task, m) for task, measure in tasks.items() for m in measure.statistics]
-    stats = [tasks[task].statistics[m] for task, m in jobs]
     parts: dict = {task: {m: [] for m in measure.statistics} for task, measure in tasks.items()}
-    workers = max(1, min(len(jobs), workers or compute_threads()))
+    workers = max(1, min(max((len(m.statistics) for m in tasks.values()), default=1), workers or compute_threads()))
     with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, user_api="blas"):
         run = pool.map if workers > 1 else map
-        for chunk in resamples.chunks():
-            for (task, m), value in zip(jobs, run(_on, stats, repeat(chunk))):
-                parts[task][m].append(value)
+        for task, measure in tasks.items():
+            for chunk in resamples.chunks():
+                for m, value in zip(measure.statistics, run(_on, measure.statistics.values(), repeat(chunk))):
+                    parts[task][m].append(value)
+                release_freed_memory()  # the chunk's weights and temporaries
     return {task: {m: {k: Draws(float(np.asarray(v).reshape(-1)[0]),
                                 np.concatenate([np.atleast_1d(np.asarray(p[k], dtype=float)) for p in parts[task][m]]))
                        for k, v in point.items()}
