@@ -63,6 +63,8 @@ def test_training_scenes_without_anomalies_resume_and_refuse_another_render(tmp_
     (["--layout", "domains", "--scenes", "3"], "--scenes and --no-ood go with --layout scenes"),
     (["--layout", "scenes"], "needs --scenes N"),
     (["--layout", "scenes", "--scenes", "2", "--image-size", "40"], "scene size 40 is impossible"),
+    (["--layout", "scenes", "--scenes", "2", "--image-size", "2048"], "--image-size"),
+    (["--layout", "domains", "--image-size", "1024"], "image size 1024 is impossible"),
 ])
 def test_scene_misuse_is_one_line(tmp_path, capsys, argv, message):
     assert main(["world", "render", "--out", str(tmp_path / "x"), *argv]) == 2

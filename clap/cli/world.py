@@ -14,7 +14,8 @@ MAX_SCENES = 1_000_000
 
 def add_parser(sub) -> None:
     from clap.data_gen.world.export import LAYOUTS
-    from clap.data_gen.world.render import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+    from clap.data_gen.world.render import MIN_IMAGE_SIZE
+    from clap.data_gen.world.scenes import MAX_SCENE_SIZE
 
     p = sub.add_parser("world", help="the rendered content/style world", description=__doc__.splitlines()[0])
     wsub = p.add_subparsers(dest="world_command", metavar="ACTION", required=True)
@@ -33,8 +34,8 @@ def add_parser(sub) -> None:
                    help="the in-distribution classes only: the world's held-out OOD shapes neither drawn nor named "
                         "(training data for a route whose OOD test holds them out)")
     r.add_argument("--image-types", nargs="+", type=NAME, default=None, help="subset of image types (the domains)")
-    r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None,
-                   help="pixels (default 64; scenes 128)")
+    r.add_argument("--image-size", type=Count(MIN_IMAGE_SIZE, MAX_SCENE_SIZE), default=None,
+                   help="pixels a side (default 64, at most 512; scenes 128, at most 1024)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.set_defaults(run=run, on_interrupt="the images written so far are kept; rerun the same command to resume")
 
@@ -52,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
         if args.classes:
             raise ClapError("--open-set chooses the classes itself; drop --classes")
         overrides["classes"] = world_open_set()
-    try:
+    scenes = args.layout == "scenes" or args.scenes is not None or args.no_ood
+    try:  # a scene's size is its own (`_scenes`), not its objects' image size
         spec = WorldSpec(**{k: tuple(v) for k, v in overrides.items() if v},
-                         image_size=args.image_size or DEFAULT_IMAGE_SIZE)
+                         image_size=DEFAULT_IMAGE_SIZE if scenes else args.image_size or DEFAULT_IMAGE_SIZE)
     except ValueError as e:
         raise ClapError(str(e)) from None
-    if args.layout == "scenes" or args.scenes is not None or args.no_ood:
+    if scenes:
         return _scenes(args, spec)
     layouts = LAYOUTS if args.layout == "all" else (args.layout,)
     for layout in layouts:

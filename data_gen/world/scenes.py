@@ -25,14 +25,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from clap.data_gen.world.export import WORLD_FILE
-from clap.data_gen.world.render import MAX_IMAGE_SIZE, WorldSpec, image_rng
+from clap.data_gen.world.render import WorldSpec, image_rng
 from clap.data_gen.world.shapes import shape_mask
 from clap.data_gen.world.styles import ART_STYLES, COLOURS, IMAGE_TYPES, MULTICOLORED, Layout, colour_field
 from clap.errors import ClapError
 from clap.fileio import claim_output_folder, folder_lock, save_image_atomic, write_text_atomic
 
 SCENE_SIZE = 128
-MIN_SCENE_SIZE = 64
+MIN_SCENE_SIZE, MAX_SCENE_SIZE = 64, 1024  # road-anomaly benchmarks run at 1280 x 720 to 2048 x 1024
 OBJECTS = (3, 5)  # in-distribution objects per scene, inclusive
 RADIUS = (0.09, 0.14)  # object radius, as a share of the canvas
 OOD_SHARE = 0.5  # scenes holding one anomaly
@@ -132,8 +132,8 @@ def render_scenes(out: str | Path, scenes: int, seed: int, ood: bool = True, spe
 
     if scenes < 1:
         raise ClapError(f"scenes must be at least 1, got {scenes}")
-    if not MIN_SCENE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise ClapError(f"scene size {size} is impossible; use {MIN_SCENE_SIZE} to {MAX_IMAGE_SIZE} pixels")
+    if not MIN_SCENE_SIZE <= size <= MAX_SCENE_SIZE:
+        raise ClapError(f"scene size {size} is impossible; use {MIN_SCENE_SIZE} to {MAX_SCENE_SIZE} pixels")
     spec = spec or WorldSpec()
     held = list(ood_classes or [c for c in world_held_out() if c in spec.classes])
     id_classes = [c for c in spec.classes if c not in held]
