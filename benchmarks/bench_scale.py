@@ -12,8 +12,9 @@ and a CLAP adapter given as 3 training seeds, reading the cache), split by the r
 time (`task_seconds`), the intervals' (`bootstrap.seconds`) and the rest (loading, setup, the report). The growth
 exponent of a stage between two sizes is log(t2 / t1) / log(n2 / n1): 1 is linear. The features' own size
 (images x dim x 4 bytes x models) is printed beside the peak RSS. Anomaly: `clap.evaluate(tasks="anomaly")` on 50
-scenes of 512 x 512 pixels against 200 of 128 x 128 (two image types; the world renders scenes of at most 512
-pixels a side); its peak RSS should not follow the pixel count (16x per scene). The adapters are trained here for
+scenes of 1024 x 1024 pixels against 200 of 128 x 128 (two image types; the world's scenes are square, so the large
+ones hold twice the pixels of 1024 x 512); its peak RSS should not follow the pixel count (64x per scene, 16x in
+all). The adapters are trained here for
 a few steps (their quality is not what is measured). `--memory-stages` instead runs evaluate's parts one after the
 other in one process (setup, each task, the statistics) and records the resident memory after each, its peak, and
 what numpy holds and what the process keeps after `malloc_trim(0)` once the tasks are done (saved as
@@ -229,12 +230,12 @@ def memory_at(images: int, size: int, out: Path, adapters: list[str]) -> dict:
 
 
 def anomaly_pair(out: Path) -> dict:
-    """Peak RSS and time of the anomaly task: 50 scenes of 512 px against 200 of 128 px."""
+    """Peak RSS and time of the anomaly task: 50 scenes of 1024 px against 200 of 128 px."""
     from clap.data_gen.world.render import WorldSpec
     from clap.data_gen.world.scenes import render_scenes
 
     rows, spec = {}, WorldSpec(image_types=("photograph", "sketch"))  # two types: each gets anomalous scenes
-    for scenes, size in ((200, 128), (50, 512)):
+    for scenes, size in ((200, 128), (50, 1024)):
         root = out / f"scenes_{scenes}x{size}"
         if not root.is_dir():
             render_scenes(root, scenes, seed=0, spec=spec, size=size, progress=False)
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="the renders' image size (32 to 512)")
     parser.add_argument("--out", default="/tmp/bench_scale", help="working folder (renders, cache, adapters)")
     parser.add_argument("--no-anomaly", action="store_true", help="skip the anomaly pair")
+    parser.add_argument("--anomaly-only", action="store_true", help="only the anomaly pair (saved as <name>_anomaly)")
     parser.add_argument("--name", default="scale", help="results file name under benchmarks/results/")
     parser.add_argument("--memory-stages", action="store_true", help="only evaluate's memory, part by part")
     parser.add_argument("--shards", type=int, default=3, help="also evaluate each size in this many shards and merge "
@@ -260,6 +262,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if args.anomaly_only:
+        save_result(f"{args.name}_anomaly", anomaly_pair(out))
+        return
     adapters = train_adapters(out / "adapters")
     if args.memory_stages:
         save_result(f"{args.name}_memory", {str(n): memory_at(n, args.image_size, out, adapters) for n in args.images})
