@@ -4,7 +4,8 @@ the anomaly task at two resolutions.
     python -m benchmarks.bench_scale [--images 2500 25000 250000] [--image-size 64] [--out /tmp/bench_scale]
     python -m benchmarks.bench_scale --memory-stages --images 250000   # where evaluate's memory goes
 
-Per size: the world's domains layout (8 image types x 32 classes) rendered with that many images in all, then each
+Per size: the world's domains layout (8 image types x 32 classes) rendered afresh with that many images in all
+(a render and feature cache of an earlier run are deleted first: they would be resumed, not measured), then each
 stage in a fresh process of its own, with the `clap` command's allocator settings (`clap.runtime.keep_freed_memory`;
 wall time and its peak RSS): `render`; `encode` (the tiny CLIP's image
 features into a feature cache); `evaluate` (`clap.evaluate` of zeroshot, fewshot (1 and 4 shots) and ood with CLIP
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -189,6 +191,8 @@ def world_at(images: int, out: Path) -> tuple[int, Path, Path]:
 def scale(images: int, size: int, out: Path, adapters: list[str], shards: int) -> dict:
     """Every stage at one size (and the evaluation in `shards` shards, merged)."""
     per_class, root, cache = world_at(images, out)
+    for folder in (root, cache):  # a fresh render and encoding: a run before would resume, not render or encode
+        shutil.rmtree(folder, ignore_errors=True)
     stages = {"render": in_process("render", root=str(root), per_class=per_class, size=size)}
     stages["encode"] = in_process("encode", root=str(root), cache=str(cache))
     whole = out / f"report_{images}"

@@ -121,10 +121,10 @@ def measured_all(tasks: dict[str, TaskMeasure], resamples: Resamples, workers: i
     with ThreadPoolExecutor(workers) as pool, threadpool_limits(1 if workers > 1 else None, user_api="blas"):
         run = pool.map if workers > 1 else map
         for task, measure in tasks.items():
-            for chunk in resamples.chunks():
+            for chunk in resamples.chunks():  # each chunk's weights reuse the buffers the one before freed
                 for m, value in zip(measure.statistics, run(_on, measure.statistics.values(), repeat(chunk))):
                     parts[task][m].append(value)
-                release_freed_memory()  # the chunk's weights and temporaries
+            release_freed_memory()  # the task's weights and temporaries, before the next task's
     return {task: {m: {k: Draws(float(np.asarray(v).reshape(-1)[0]),
                                 np.concatenate([np.atleast_1d(np.asarray(p[k], dtype=float)) for p in parts[task][m]]))
                        for k, v in point.items()}
