@@ -141,3 +141,16 @@ def _groups(tmp_path) -> str:
     path = tmp_path / "groups.json"
     path.write_text(json.dumps({"odd": ["circle", "no such shape"]}))
     return str(path)
+
+
+def test_the_figure_keeps_scenes_at_display_size():
+    """A large scene's image, truth and heat map are kept for the figure at most SHOWN_SIDE pixels a side (every
+    k-th pixel), the same grid for each; small ones as they are."""
+    from clap.evaluation.protocols.anomaly import SHOWN_SIDE, for_display
+
+    image, truth = np.arange(1024 * 768 * 3).reshape(1024, 768, 3), np.arange(1024 * 768).reshape(1024, 768)
+    shown = for_display(image)
+    assert shown.shape == (256, 192, 3) and max(shown.shape[:2]) <= SHOWN_SIDE
+    assert np.array_equal(shown[..., 0] // 3, for_display(truth)) and shown[1, 1, 0] == image[4, 4, 0]
+    small = np.zeros((128, 128))
+    assert for_display(small) is small

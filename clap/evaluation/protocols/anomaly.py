@@ -37,6 +37,7 @@ from clap.evaluation.statistics.stats import TaskMeasure
 TASK = "anomaly"
 FIGURE = "anomaly_maps.png"
 SHOWN_SCENES = 4
+SHOWN_SIDE = 256  # the figure's scenes and maps are kept at most this many pixels a side
 HEAT_SCORE = "MaxLogit"
 
 
@@ -185,6 +186,13 @@ def scene_inputs(backbone, pixels: torch.Tensor, label: np.ndarray, scale: float
     return SceneInputs(dense[scale].flatten(1).T, tuple(dense[scale].shape[1:]), dense, label)
 
 
+def for_display(image: np.ndarray) -> np.ndarray:
+    """A scene's image or map as the figure shows it: every k-th pixel, at most `SHOWN_SIDE` a side (a copy: the
+    full-resolution one is not kept; 96 MB for 4 scenes of 1024 px and their maps)."""
+    step = -(-max(image.shape[:2]) // SHOWN_SIDE)
+    return np.ascontiguousarray(image[::step, ::step]) if step > 1 else image
+
+
 def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: float, scales: set[float],
                  progress: bool = True, shown: Sequence[int] = ()
                  ) -> tuple[dict[str, dict[str, dict[str, SceneScores]]], dict]:
@@ -203,10 +211,10 @@ def score_scenes(scenes: SceneSet, backbone, scorers: dict[str, list], scale: fl
                 collected[model].setdefault(domain, {}).setdefault(name, SceneScores()).add(
                     m, label, scenes.anomaly, scenes.void)
                 if i in shown and name in (heat, HEAT_SCORE) and (name == heat or i not in examples["maps"][model]):
-                    examples["maps"][model][i] = m
+                    examples["maps"][model][i] = for_display(m)
         if i in shown:
             truth = np.where(label == scenes.anomaly, 1.0, np.where(label == scenes.void, 0.5, 0.0))
-            examples["scenes"][i] = (pixels.permute(1, 2, 0).numpy(), truth)
+            examples["scenes"][i] = (for_display(pixels.permute(1, 2, 0).numpy()), for_display(truth))
     examples["heat"] = heat
     return collected, examples
 
