@@ -34,11 +34,10 @@ def keep_freed_memory() -> bool:
 
 def release_freed_memory() -> bool:
     """Give the memory glibc keeps after frees back to the system (`malloc_trim(0)`); False on other C libraries.
-    Evaluation calls it after each model's protocol, each task and each chunk of resamples: their freed buffers,
+    Evaluation calls it after each model's protocol, each task and each task's statistics: their freed buffers,
     kept under `keep_freed_memory`'s thresholds, were not all reused by the next unit (the zero-shot task on 250k
     images kept 100-250 MB more after each model: 1.77 GB peak, 1.37 GB with a release after each) and a
     release costs milliseconds."""
-    libc = _glibc()
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
